@@ -1,0 +1,56 @@
+#pragma once
+// Command-line settings: every setting is a flag `--name VALUE` (or `--name=VALUE`) and an
+// environment variable FEEDPIPE_NAME (upper case, '-' → '_'); the flag wins. `--help` prints
+// every setting with its default.
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace feedpipe {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Settings {
+ public:
+  Settings(std::string command, std::string summary);
+
+  // A setting that takes a value.
+  Settings& add(const std::string& name, const std::string& default_value, const std::string& help);
+  // A boolean switch: `--name` (or FEEDPIPE_NAME=1|true|yes) turns it on.
+  Settings& add_switch(const std::string& name, const std::string& help);
+  // Accept positional arguments, described in the usage line (e.g. "FILE|-").
+  Settings& positional(const std::string& usage);
+
+  // Reads the environment, then the arguments after the command name. Throws ConfigError with a
+  // message naming the bad flag. Returns false when --help was given (help() is then printed).
+  bool parse(int argc, char** argv);
+
+  std::string str(const std::string& name) const;
+  long integer(const std::string& name) const;  // throws ConfigError when not a number
+  double number(const std::string& name) const;
+  bool on(const std::string& name) const;
+  const std::vector<std::string>& args() const { return args_; }
+  std::string help() const;
+  static std::string env_name(const std::string& name);
+
+ private:
+  struct Entry {
+    std::string value, default_value, help;
+    bool is_switch = false;
+  };
+  const Entry& entry(const std::string& name) const;
+
+  std::string command_, summary_, positional_usage_;
+  std::vector<std::string> order_;
+  std::map<std::string, Entry> entries_;
+  std::vector<std::string> args_;
+};
+
+// Splits "host:port" (host may be [v6]); throws ConfigError.
+std::pair<std::string, int> parse_host_port(const std::string& value, const std::string& setting);
+
+}  // namespace feedpipe

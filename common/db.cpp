@@ -1,0 +1,162 @@
+#include "common/db.h"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace feedpipe {
+namespace {
+
+std::atomic<uint64_t> g_busy_retries{0};
+
+[[noreturn]] void throw_error(sqlite3* db, int rc, std::string_view what) {
+  throw DbError(rc, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+}
+
+void check(sqlite3* db, int rc, std::string_view what) {
+  if (rc != SQLITE_OK) throw_error(db, rc, what);
+}
+
+}  // namespace
+
+Statement& Statement::bind(int i, int64_t v) {
+  check(sqlite3_db_handle(stmt_), sqlite3_bind_int64(stmt_, i, v), "bind");
+  return *this;
+}
+Statement& Statement::bind(int i, double v) {
+  check(sqlite3_db_handle(stmt_), sqlite3_bind_double(stmt_, i, v), "bind");
+  return *this;
+}
+Statement& Statement::bind(int i, std::string_view v) {
+  check(sqlite3_db_handle(stmt_),
+        sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT), "bind");
+  return *this;
+}
+Statement& Statement::bind_null(int i) {
+  check(sqlite3_db_handle(stmt_), sqlite3_bind_null(stmt_, i), "bind");
+  return *this;
+}
+Statement& Statement::bind_text_or_null(int i, std::string_view v) {
+  return v.empty() ? bind_null(i) : bind(i, v);
+}
+
+bool Statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  sqlite3* db = sqlite3_db_handle(stmt_);
+  std::string sql = sqlite3_sql(stmt_) ? sqlite3_sql(stmt_) : "";
+  sqlite3_reset(stmt_);
+  throw_error(db, rc, "SQL failed (" + sql.substr(0, 80) + ")");
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+}
+
+std::string Statement::text(int col) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  return p ? std::string(p, sqlite3_column_bytes(stmt_, col)) : std::string();
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
+  int rc = sqlite3_open_v2(path.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = "cannot open database " + path + ": " +
+                      (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    sqlite3_close(db_);
+    throw DbError(rc, msg);
+  }
+  sqlite3_busy_timeout(db_, busy_timeout_ms);
+  // Switching to WAL needs a moment of exclusive access; retry while another process opens it.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      exec("PRAGMA journal_mode=WAL");
+      break;
+    } catch (const DbError& e) {
+      if (!e.busy() || attempt > 50) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  exec("PRAGMA synchronous=NORMAL");
+  exec("PRAGMA foreign_keys=ON");
+}
+
+Database::~Database() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+void Database::exec(std::string_view sql) {
+  std::string s(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    throw DbError(rc, "SQL failed: " + msg);
+  }
+}
+
+Statement Database::prepare(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    check(db_, sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr),
+          "prepare");
+    it = statements_.emplace(sql, stmt).first;
+  }
+  Statement s(it->second);
+  s.reset();
+  return s;
+}
+
+void Database::write(const std::function<void()>& body) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  for (int attempt = 0;; ++attempt) {
+    try {
+      exec("BEGIN IMMEDIATE");
+    } catch (const DbError& e) {
+      if (!e.busy()) throw;
+      ++g_busy_retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % (5 + 5 * std::min(attempt, 20))));
+      continue;
+    }
+    try {
+      body();
+      exec("COMMIT");
+      return;
+    } catch (const DbError& e) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      if (!e.busy()) throw;
+      ++g_busy_retries;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1 + rng() % (5 + 5 * std::min(attempt, 20))));
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+}
+
+void Database::read(const std::function<void()>& body) {
+  exec("BEGIN");
+  try {
+    body();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+uint64_t Database::busy_retries() { return g_busy_retries.load(); }
+
+}  // namespace feedpipe

@@ -1,0 +1,86 @@
+#pragma once
+// SQLite access: one Database per thread (connections are not shared), prepared statements
+// cached per connection, WAL mode, busy timeout, and write transactions that are retried as a
+// whole when another process holds the write lock, so SQLITE_BUSY never escapes to callers.
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace feedpipe {
+
+class DbError : public std::runtime_error {
+ public:
+  DbError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const { return code_; }
+  bool busy() const { return (code_ & 0xff) == SQLITE_BUSY || (code_ & 0xff) == SQLITE_LOCKED; }
+
+ private:
+  int code_;
+};
+
+// A prepared statement. Bind with 1-based indexes, step, read columns with 0-based indexes.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement& bind(int i, int64_t v);
+  Statement& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
+  Statement& bind(int i, double v);
+  Statement& bind(int i, std::string_view v);
+  Statement& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+  Statement& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+  Statement& bind_null(int i);
+  // Binds NULL for an empty string.
+  Statement& bind_text_or_null(int i, std::string_view v);
+  template <typename T>
+  Statement& bind(int i, const std::optional<T>& v) { return v ? bind(i, *v) : bind_null(i); }
+
+  bool step();  // true while a row is available
+  void run();   // steps to completion
+  int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string text(int col) const;
+  bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  void reset();
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class Database {
+ public:
+  // Opens (creating if needed) the file, sets WAL, synchronous=NORMAL, busy timeout, foreign keys.
+  explicit Database(const std::string& path, int busy_timeout_ms = 5000);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  void exec(std::string_view sql);
+  // A cached prepared statement, reset and with bindings cleared.
+  Statement prepare(const std::string& sql);
+  int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+  int changes() const { return sqlite3_changes(db_); }
+
+  // Runs `body` inside BEGIN IMMEDIATE … COMMIT. When the database is busy the whole body is
+  // rolled back and run again (with backoff) so a concurrent writer never fails a caller;
+  // any other exception rolls back and propagates.
+  void write(const std::function<void()>& body);
+  // Runs `body` in a read transaction (one consistent snapshot).
+  void read(const std::function<void()>& body);
+
+  const std::string& path() const { return path_; }
+  sqlite3* handle() { return db_; }
+  static uint64_t busy_retries();  // process-wide count of retried write transactions
+
+ private:
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+};
+
+}  // namespace feedpipe

@@ -1,0 +1,71 @@
+#include "common/http.h"
+
+#include <stdexcept>
+
+namespace feedpipe {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+std::unique_ptr<httplib::Server> make_server(const HttpServerSettings& settings) {
+  auto server = std::make_unique<httplib::Server>();
+  int threads = settings.threads;
+  server->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server->set_payload_max_length(settings.max_body_bytes);
+  server->set_keep_alive_max_count(static_cast<size_t>(settings.keep_alive_max_count));
+  server->set_read_timeout(settings.read_timeout_s, 0);
+  server->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    switch (res.status) {
+      case 404: send_error(res, 404, "not_found", "no such resource: " + req.path); break;
+      case 405: send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path); break;
+      case 413: send_error(res, 413, "body_too_large", "the request body exceeds the server's limit"); break;
+      case 400: send_error(res, 400, "bad_request", "the request could not be read"); break;
+      default: send_error(res, res.status, "error", "HTTP " + std::to_string(res.status)); break;
+    }
+  });
+  server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    send_error(res, 500, "internal", what);
+  });
+  return server;
+}
+
+void register_health_routes(httplib::Server& server, ReadinessCheck readiness) {
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  server.Get("/readyz", [readiness](const httplib::Request&, httplib::Response& res) {
+    std::string reason = readiness ? readiness() : "";
+    if (reason.empty())
+      send_json(res, 200, {{"status", "ready"}});
+    else
+      send_json(res, 503, {{"status", "not_ready"}, {"reason", reason}});
+  });
+}
+
+int bind_server(httplib::Server& server, const std::string& host, int port) {
+  if (port == 0) {
+    int bound = server.bind_to_any_port(host.c_str());
+    if (bound <= 0) throw std::runtime_error("cannot listen on " + host + ": no free port");
+    return bound;
+  }
+  if (!server.bind_to_port(host.c_str(), port))
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
+                             " (address in use or not available)");
+  return port;
+}
+
+}  // namespace feedpipe

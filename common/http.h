@@ -1,0 +1,36 @@
+#pragma once
+// HTTP helpers shared by every role that serves HTTP (cpp-httplib): JSON answers and errors in
+// DESIGN.md's shape {"error":{"code","message"}}, the health endpoints, and a server set up with
+// a deliberate thread pool.
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace feedpipe {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message);
+
+struct HttpServerSettings {
+  int threads = 256;                  // each open SSE stream holds one thread (cpp-httplib's model)
+  size_t max_body_bytes = 16u << 20;  // larger request bodies are refused with 413
+  int keep_alive_max_count = 1000;
+  int read_timeout_s = 30;
+};
+
+// A server with the thread pool and limits set, and an error handler that gives bodiless
+// error answers (404, 405, 413 …) the JSON error shape.
+std::unique_ptr<httplib::Server> make_server(const HttpServerSettings& settings);
+
+// An empty string means ready; otherwise the reason the process cannot do its work yet.
+using ReadinessCheck = std::function<std::string()>;
+// GET /healthz → 200 as soon as the server listens; GET /readyz → 200 or 503 with the reason.
+void register_health_routes(httplib::Server& server, ReadinessCheck readiness);
+
+// Binds host:port (port 0 = any free port); returns the bound port or throws std::runtime_error.
+int bind_server(httplib::Server& server, const std::string& host, int port);
+
+}  // namespace feedpipe

@@ -1,0 +1,280 @@
+#include "common/job_outcomes.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+
+namespace feedpipe {
+namespace {
+
+struct JobRow {
+  int64_t id;
+  std::string batch_id;
+  int64_t position;
+  std::string url;
+  std::optional<int64_t> feed_id;
+};
+
+std::string item_key(const ItemRecord& item) {
+  if (!item.guid.empty()) return item.guid;
+  if (!item.link.empty()) return "link:" + item.link;
+  // No identity in the feed: the content is the identity.
+  return "hash:" + std::to_string(std::hash<std::string>{}(item.title + '\n' + item.summary + '\n' +
+                                                           item.content + '\n' + item.published));
+}
+
+void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const std::string& now) {
+  bool success = o.status != JobStatus::failed;
+  if (!success) {
+    db.prepare(
+          "UPDATE feeds SET last_fetch_at = ?, last_http_status = ?, "
+          "consecutive_failures = consecutive_failures + 1, last_error = ? WHERE id = ?")
+        .bind(1, now)
+        .bind(2, static_cast<int64_t>(o.http_status))
+        .bind(3, o.error)
+        .bind(4, feed_id)
+        .run();
+    return;
+  }
+  const FeedFetch& f = *o.fetch;
+  bool ok = o.status == JobStatus::ok;
+  // A 200 replaces the validators; a 304 keeps the old ones unless the server sent new ones.
+  db.prepare(
+        "UPDATE feeds SET last_fetch_at = ?1, last_success_at = ?1, last_http_status = ?2, "
+        "consecutive_failures = 0, last_error = NULL, "
+        "final_url = COALESCE(?3, final_url), "
+        "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
+        "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "
+        "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END "
+        "WHERE id = ?6")
+      .bind(1, now)
+      .bind(2, static_cast<int64_t>(o.http_status))
+      .bind_text_or_null(3, f.final_url)
+      .bind_text_or_null(4, f.etag)
+      .bind_text_or_null(5, f.last_modified)
+      .bind(6, feed_id)
+      .bind(7, static_cast<int64_t>(ok))
+      .bind_text_or_null(8, f.title)
+      .bind_text_or_null(9, f.link)
+      .run();
+}
+
+// Returns the number of items first stored now.
+int64_t upsert_items(Database& db, int64_t feed_id, const std::vector<ItemRecord>& items,
+                     const std::string& now) {
+  int64_t added = 0;
+  // Oldest first, so that higher ids are newer items.
+  for (auto it = items.rbegin(); it != items.rend(); ++it) {
+    const ItemRecord& item = *it;
+    std::string key = item_key(item);
+    db.prepare(
+          "INSERT INTO items (feed_id, item_key, guid, link, title, author, published, updated, "
+          "summary, content, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (feed_id, item_key) DO NOTHING")
+        .bind(1, feed_id)
+        .bind(2, key)
+        .bind_text_or_null(3, item.guid)
+        .bind_text_or_null(4, item.link)
+        .bind_text_or_null(5, item.title)
+        .bind_text_or_null(6, item.author)
+        .bind_text_or_null(7, item.published)
+        .bind_text_or_null(8, item.updated)
+        .bind_text_or_null(9, item.summary)
+        .bind_text_or_null(10, item.content)
+        .bind(11, now)
+        .run();
+    if (db.changes() == 1) {
+      ++added;
+      continue;
+    }
+    db.prepare(
+          "UPDATE items SET link = ?3, title = ?4, author = ?5, published = ?6, updated = ?7, "
+          "summary = ?8, content = ?9 WHERE feed_id = ?1 AND item_key = ?2")
+        .bind(1, feed_id)
+        .bind(2, key)
+        .bind_text_or_null(3, item.link)
+        .bind_text_or_null(4, item.title)
+        .bind_text_or_null(5, item.author)
+        .bind_text_or_null(6, item.published)
+        .bind_text_or_null(7, item.updated)
+        .bind_text_or_null(8, item.summary)
+        .bind_text_or_null(9, item.content)
+        .run();
+  }
+  return added;
+}
+
+int64_t count_items(Database& db, int64_t feed_id) {
+  auto q = db.prepare("SELECT count(*) FROM items WHERE feed_id = ?");
+  q.bind(1, feed_id);
+  q.step();
+  return q.int64(0);
+}
+
+std::optional<JobRow> load_open_job(Database& db, int64_t job_id) {
+  auto q = db.prepare(
+      "SELECT batch_id, position, url, feed_id FROM jobs WHERE id = ? "
+      "AND status IN ('queued', 'running')");
+  q.bind(1, job_id);
+  if (!q.step()) return std::nullopt;
+  JobRow row{job_id, q.text(0), q.int64(1), q.text(2), std::nullopt};
+  if (!q.is_null(3)) row.feed_id = q.int64(3);
+  return row;
+}
+
+// Other open positions of the same feed in the same batch.
+std::vector<JobRow> open_siblings(Database& db, const JobRow& job) {
+  std::vector<JobRow> rows;
+  if (!job.feed_id) return rows;
+  auto q = db.prepare(
+      "SELECT id, position, url FROM jobs WHERE batch_id = ? AND feed_id = ? AND id != ? "
+      "AND status IN ('queued', 'running') ORDER BY position");
+  q.bind(1, job.batch_id).bind(2, *job.feed_id).bind(3, job.id);
+  while (q.step()) rows.push_back({q.int64(0), job.batch_id, q.int64(1), q.text(2), job.feed_id});
+  return rows;
+}
+
+struct Progress {
+  int64_t total, done, failed, seq;
+};
+
+// Counts the job as final in its batch and reserves the next seq.
+Progress advance_batch(Database& db, const std::string& batch_id, bool failed, const std::string& now) {
+  auto q = db.prepare(
+      "UPDATE batches SET done = done + 1, failed = failed + ?2, last_seq = last_seq + 1, "
+      "status = CASE WHEN done + 1 >= total THEN 'completed' ELSE 'running' END, "
+      "completed_at = CASE WHEN done + 1 >= total THEN ?3 ELSE completed_at END "
+      "WHERE id = ?1 RETURNING total, done, failed, last_seq");
+  q.bind(1, batch_id).bind(2, static_cast<int64_t>(failed)).bind(3, now);
+  if (!q.step()) throw DbError(SQLITE_NOTFOUND, "batch " + batch_id + " vanished");
+  Progress p{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
+  q.reset();
+  return p;
+}
+
+EventMessage insert_event(Database& db, const std::string& batch_id, int64_t seq,
+                          std::string type, std::optional<int64_t> job_id, nlohmann::json data,
+                          int64_t ts) {
+  data["seq"] = seq;
+  data["batch_id"] = batch_id;
+  data["ts"] = ts;
+  EventMessage ev{batch_id, seq, std::move(type), data.dump()};
+  db.prepare("INSERT INTO events (batch_id, seq, type, job_id, ts, data) VALUES (?, ?, ?, ?, ?, ?)")
+      .bind(1, batch_id)
+      .bind(2, seq)
+      .bind(3, ev.type)
+      .bind(4, job_id)
+      .bind(5, ts)
+      .bind(6, ev.data)
+      .run();
+  return ev;
+}
+
+nlohmann::json nullable(const std::optional<int64_t>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t items_new,
+                std::optional<int64_t> items_total, const std::string& now, int64_t ts,
+                std::vector<EventMessage>& events) {
+  bool failed = o.status == JobStatus::failed;
+  std::optional<int64_t> http_status;
+  if (o.http_status) http_status = o.http_status;
+  std::optional<int64_t> new_count;
+  if (!failed) new_count = items_new;
+  db.prepare(
+        "UPDATE jobs SET status = ?2, http_status = ?3, items_new = ?4, items_total = ?5, "
+        "duration_ms = ?6, error = ?7, finished_at = ?8 WHERE id = ?1")
+      .bind(1, job.id)
+      .bind(2, to_string(o.status))
+      .bind(3, http_status)
+      .bind(4, new_count)
+      .bind(5, items_total)
+      .bind(6, o.duration_ms)
+      .bind_text_or_null(7, o.error)
+      .bind(8, now)
+      .run();
+  Progress p = advance_batch(db, job.batch_id, failed, now);
+  nlohmann::json progress{{"total", p.total}, {"done", p.done}, {"failed", p.failed}};
+  nlohmann::json data{{"position", job.position},
+                      {"url", job.url},
+                      {"feed_id", nullable(job.feed_id)},
+                      {"status", to_string(o.status)},
+                      {"http_status", nullable(http_status)},
+                      {"items_new", nullable(new_count)},
+                      {"items_total", nullable(items_total)},
+                      {"duration_ms", o.duration_ms},
+                      {"error", o.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.error)},
+                      {"progress", progress}};
+  events.push_back(insert_event(db, job.batch_id, p.seq, failed ? "job.failed" : "job.completed",
+                                job.id, std::move(data), ts));
+  if (p.done >= p.total) {
+    auto q = db.prepare("UPDATE batches SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
+    q.bind(1, job.batch_id);
+    q.step();
+    int64_t seq = q.int64(0);
+    q.reset();
+    events.push_back(insert_event(db, job.batch_id, seq, "batch.completed", std::nullopt,
+                                  {{"status", "completed"}, {"progress", progress}}, ts));
+  }
+}
+
+}  // namespace
+
+std::vector<EventMessage> record_outcomes_in_transaction(Database& db,
+                                                         const std::vector<JobOutcome>& outcomes) {
+  std::vector<EventMessage> events;
+  const std::string now = now_rfc3339();
+  const int64_t ts = now_ms();
+  for (const JobOutcome& o : outcomes) {
+    auto job = load_open_job(db, o.job_id);
+    if (!job) continue;  // already final: a redelivery changes nothing
+    int64_t items_new = 0;
+    std::optional<int64_t> items_total;
+    if (job->feed_id && o.fetch) {
+      update_feed_state(db, *job->feed_id, o, now);
+      if (o.status == JobStatus::ok) items_new = upsert_items(db, *job->feed_id, o.fetch->items, now);
+    } else if (job->feed_id && o.status == JobStatus::failed) {
+      update_feed_state(db, *job->feed_id, o, now);
+    }
+    if (job->feed_id && o.status != JobStatus::failed) items_total = count_items(db, *job->feed_id);
+    finish_job(db, *job, o, items_new, items_total, now, ts, events);
+    for (const JobRow& sibling : open_siblings(db, *job))
+      finish_job(db, sibling, o, items_new, items_total, now, ts, events);
+  }
+  return events;
+}
+
+std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes) {
+  std::vector<EventMessage> events;
+  db.write([&] { events = record_outcomes_in_transaction(db, outcomes); });
+  return events;
+}
+
+void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids) {
+  if (job_ids.empty()) return;
+  const std::string now = now_rfc3339();
+  db.write([&] {
+    for (int64_t id : job_ids) {
+      db.prepare("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'")
+          .bind(1, now)
+          .bind(2, id)
+          .run();
+      if (db.changes() == 0) continue;
+      db.prepare(
+            "UPDATE batches SET status = 'running' WHERE status = 'queued' "
+            "AND id = (SELECT batch_id FROM jobs WHERE id = ?)")
+          .bind(1, id)
+          .run();
+    }
+  });
+}
+
+std::optional<JobStatus> job_status(Database& db, int64_t job_id) {
+  auto q = db.prepare("SELECT status FROM jobs WHERE id = ?");
+  q.bind(1, job_id);
+  if (!q.step()) return std::nullopt;
+  return job_status_from_string(q.text(0));
+}
+
+}  // namespace feedpipe

@@ -1,0 +1,50 @@
+#pragma once
+// Recording job outcomes: the one write that moves a job to its final state. For each outcome,
+// in one transaction: the feed's state, its items (upserted by feed and guid/link), the job row,
+// the batch counters, the job's event with the batch's next seq, and — with the batch's last
+// job — the batch.completed event. Idempotent: a job that is already final is left unchanged and
+// produces no event. Positions of the same feed in the same batch share the fetch: they all get
+// the outcome (and one event each) with the first of them.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/db.h"
+#include "common/model.h"
+
+namespace feedpipe {
+
+struct ItemRecord {
+  std::string guid, link, title, author, published, updated, summary, content;
+};
+
+// What one fetch learned about its feed.
+struct FeedFetch {
+  std::string final_url, etag, last_modified;
+  std::string title, link;          // status ok only
+  std::vector<ItemRecord> items;    // status ok only, in document order (newest first)
+};
+
+struct JobOutcome {
+  int64_t job_id = 0;
+  JobStatus status = JobStatus::failed;  // ok | not_modified | failed
+  long http_status = 0;
+  int64_t duration_ms = 0;
+  std::string error;
+  std::optional<FeedFetch> fetch;  // absent when nothing was fetched (invalid URL, refused address …)
+};
+
+// Writes the outcomes inside the caller's open write transaction; returns the events written.
+std::vector<EventMessage> record_outcomes_in_transaction(Database& db,
+                                                         const std::vector<JobOutcome>& outcomes);
+// Same, in a transaction of its own (retried when the database is busy).
+std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes);
+
+// Marks queued jobs as running (and their batches as running); already running or final
+// jobs are left alone.
+void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids);
+
+// The job's status, or nullopt when there is no such job.
+std::optional<JobStatus> job_status(Database& db, int64_t job_id);
+
+}  // namespace feedpipe

@@ -1,0 +1,137 @@
+#include "producer/batch_intake.h"
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "common/clock.h"
+#include "common/job_outcomes.h"
+#include "common/url.h"
+
+namespace feedpipe::producer {
+namespace {
+
+std::string fnv1a_hex(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::optional<std::string> existing_batch(Database& db, const std::string& key, std::string* hash) {
+  auto q = db.prepare("SELECT id, request_hash FROM batches WHERE idempotency_key = ?");
+  q.bind(1, key);
+  if (!q.step()) return std::nullopt;
+  *hash = q.text(1);
+  return q.text(0);
+}
+
+int64_t upsert_feed(Database& db, const std::string& url) {
+  db.prepare("INSERT INTO feeds (url) VALUES (?) ON CONFLICT (url) DO NOTHING").bind(1, url).run();
+  auto q = db.prepare("SELECT id FROM feeds WHERE url = ?");
+  q.bind(1, url);
+  q.step();
+  return q.int64(0);
+}
+
+}  // namespace
+
+std::string new_batch_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%012llx%08llx", static_cast<unsigned long long>(now_ms()),
+                static_cast<unsigned long long>(rng() & 0xffffffffull));
+  return buf;
+}
+
+std::variant<BatchRequest, Refusal> parse_batch_request(const std::string& body, size_t max_feeds) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded())
+    return Refusal{400, "malformed_json", "the request body is not valid JSON"};
+  if (!j.is_object())
+    return Refusal{400, "invalid_request", "the request body must be a JSON object like {\"feeds\":[\"https://…\"]}"};
+  auto it = j.find("feeds");
+  if (it == j.end())
+    return Refusal{400, "invalid_request", "the field \"feeds\" is missing"};
+  if (!it->is_array())
+    return Refusal{400, "invalid_request", "\"feeds\" must be an array of URL strings"};
+  if (it->empty()) return Refusal{422, "empty_batch", "\"feeds\" is empty: give at least one feed URL"};
+  if (it->size() > max_feeds)
+    return Refusal{413, "batch_too_large",
+                   "the batch has " + std::to_string(it->size()) + " feeds; the limit is " +
+                       std::to_string(max_feeds)};
+  BatchRequest request;
+  request.feeds.reserve(it->size());
+  for (size_t i = 0; i < it->size(); ++i) {
+    if (!(*it)[i].is_string())
+      return Refusal{400, "invalid_request", "feeds[" + std::to_string(i) + "] is not a string"};
+    request.feeds.push_back((*it)[i].get<std::string>());
+  }
+  return request;
+}
+
+std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
+                                                 const std::string& idempotency_key,
+                                                 const std::string& body) {
+  const std::string hash = idempotency_key.empty() ? "" : fnv1a_hex(body);
+  std::optional<Refusal> refusal;
+  CreatedBatch created;
+  db.write([&] {
+    created = CreatedBatch{};
+    refusal.reset();
+    if (!idempotency_key.empty()) {
+      std::string first_hash;
+      if (auto id = existing_batch(db, idempotency_key, &first_hash)) {
+        if (first_hash != hash)
+          refusal = Refusal{422, "idempotency_key_reused",
+                            "the Idempotency-Key was already used with a different request body"};
+        created.batch_id = *id;
+        created.replayed = true;
+        return;
+      }
+    }
+    created.batch_id = new_batch_id();
+    db.prepare(
+          "INSERT INTO batches (id, created_at, total, idempotency_key, request_hash) "
+          "VALUES (?, ?, ?, ?, ?)")
+        .bind(1, created.batch_id)
+        .bind(2, now_rfc3339())
+        .bind(3, static_cast<int64_t>(request.feeds.size()))
+        .bind_text_or_null(4, idempotency_key)
+        .bind_text_or_null(5, hash)
+        .run();
+    std::vector<JobOutcome> invalid;
+    for (size_t pos = 0; pos < request.feeds.size(); ++pos) {
+      const std::string& raw = request.feeds[pos];
+      std::string why;
+      auto url = normalize_feed_url(raw, &why);
+      std::optional<int64_t> feed_id;
+      if (url) feed_id = upsert_feed(db, *url);
+      db.prepare("INSERT INTO jobs (batch_id, position, url, feed_id) VALUES (?, ?, ?, ?)")
+          .bind(1, created.batch_id)
+          .bind(2, static_cast<int64_t>(pos))
+          .bind(3, raw)
+          .bind(4, feed_id)
+          .run();
+      int64_t job_id = db.last_insert_rowid();
+      if (url) {
+        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), *url, *feed_id});
+      } else {
+        JobOutcome o;
+        o.job_id = job_id;
+        o.status = JobStatus::failed;
+        o.error = "invalid feed URL: " + why;
+        invalid.push_back(std::move(o));
+      }
+    }
+    if (!invalid.empty()) created.events = record_outcomes_in_transaction(db, invalid);
+  });
+  if (refusal) return *refusal;
+  return created;
+}
+
+}  // namespace feedpipe::producer

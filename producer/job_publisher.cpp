@@ -1,0 +1,125 @@
+#include "producer/job_publisher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/db_pool.h"
+
+namespace feedpipe::producer {
+
+JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
+  kafka_ = std::make_unique<KafkaProducer>(
+      settings_.kafka, [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); });
+}
+
+JobPublisher::~JobPublisher() { stop(); }
+
+void JobPublisher::start() {
+  republish(settings_.republish_open_jobs_on_start);
+  thread_ = std::thread([this] { run(); });
+}
+
+void JobPublisher::stop() {
+  if (stop_.exchange(true)) return;
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  kafka_->flush(5000);
+  record_acknowledgements();
+}
+
+void JobPublisher::publish(const std::vector<JobMessage>& jobs) {
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& job : jobs) in_flight_.insert(job.job_id);
+  }
+  for (const auto& job : jobs) {
+    std::string error;
+    if (!kafka_->produce(kJobsTopic, job.url, to_json(job).dump(), static_cast<uint64_t>(job.job_id),
+                         &error)) {
+      spdlog::warn("job {} not queued for Kafka ({}); the outbox sweep will retry", job.job_id, error);
+      std::lock_guard lock(mu_);
+      in_flight_.erase(job.job_id);
+    }
+  }
+}
+
+void JobPublisher::publish_events(const std::vector<EventMessage>& events) {
+  for (const auto& ev : events) kafka_->produce(kEventsTopic, ev.batch_id, serialize(ev), 0);
+}
+
+void JobPublisher::on_delivery(uint64_t job_id, RdKafka::ErrorCode err) {
+  if (job_id == 0) return;  // an event, not a job
+  std::lock_guard lock(mu_);
+  in_flight_.erase(static_cast<int64_t>(job_id));
+  if (err == RdKafka::ERR_NO_ERROR) {
+    acked_.push_back(static_cast<int64_t>(job_id));
+    ++acknowledged_;
+    if (acked_.size() >= 1000) wake_.notify_one();
+  } else {
+    spdlog::warn("job {} not delivered to Kafka: {}; the outbox sweep will retry", job_id,
+                 RdKafka::err2str(err));
+  }
+}
+
+void JobPublisher::record_acknowledgements() {
+  std::vector<int64_t> ids;
+  {
+    std::lock_guard lock(mu_);
+    ids.swap(acked_);
+  }
+  if (ids.empty()) return;
+  Database& db = thread_db(settings_.db_path);
+  db.write([&] {
+    for (int64_t id : ids) db.prepare("UPDATE jobs SET published = 1 WHERE id = ?").bind(1, id).run();
+  });
+}
+
+void JobPublisher::republish(bool all_open) {
+  Database& db = thread_db(settings_.db_path);
+  std::vector<JobMessage> jobs;
+  {
+    std::lock_guard lock(mu_);
+    auto q = db.prepare(all_open
+        ? "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
+          "WHERE j.status IN ('queued', 'running') ORDER BY j.id"
+        : "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
+          "WHERE j.published = 0 AND j.status IN ('queued', 'running') ORDER BY j.id LIMIT 10000");
+    while (q.step()) {
+      int64_t id = q.int64(0);
+      if (in_flight_.count(id)) continue;
+      jobs.push_back({id, q.text(1), q.int64(2), q.text(3), q.int64(4)});
+    }
+  }
+  if (jobs.empty()) return;
+  spdlog::info("publishing {} job(s) again from the outbox", jobs.size());
+  publish(jobs);
+}
+
+void JobPublisher::run() {
+  auto next_sweep = std::chrono::steady_clock::now() + settings_.sweep_interval;
+  while (!stop_) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_.load() || acked_.size() >= 1000; });
+    }
+    try {
+      record_acknowledgements();
+      if (std::chrono::steady_clock::now() >= next_sweep) {
+        republish(false);
+        next_sweep = std::chrono::steady_clock::now() + settings_.sweep_interval;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("outbox: {}", e.what());
+    }
+  }
+}
+
+bool JobPublisher::broker_reachable() {
+  try {
+    partition_count(kafka_->handle(), std::string(kJobsTopic), 2000);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace feedpipe::producer

@@ -1,0 +1,62 @@
+#pragma once
+// The outbox: publishes job messages to feed.refresh.jobs and records in SQLite which ones Kafka
+// acknowledged. Jobs that were never acknowledged (broker down, process died) are published
+// again by a background sweep, so an accepted batch is never lost. Thread-safe.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "common/kafka.h"
+#include "common/model.h"
+
+namespace feedpipe::producer {
+
+struct PublisherSettings {
+  std::string db_path;
+  KafkaSettings kafka;
+  std::chrono::milliseconds sweep_interval{5000};  // how often unacknowledged jobs are looked for
+  // On start, publish every job that is not final, acknowledged or not (an embedded broker keeps
+  // messages in memory only, so after a restart they are gone).
+  bool republish_open_jobs_on_start = false;
+};
+
+class JobPublisher {
+ public:
+  explicit JobPublisher(PublisherSettings settings);
+  ~JobPublisher();
+
+  void start();  // the start-up republish, then the sweep thread
+  void stop();
+
+  // Queues the messages for Kafka; acknowledgements are recorded asynchronously.
+  void publish(const std::vector<JobMessage>& jobs);
+  // Publishes events that were written with a batch (failed jobs of unfetchable URLs).
+  void publish_events(const std::vector<EventMessage>& events);
+
+  bool broker_reachable();
+  uint64_t acknowledged() const { return acknowledged_; }
+
+ private:
+  void on_delivery(uint64_t job_id, RdKafka::ErrorCode err);
+  void run();
+  void record_acknowledgements();
+  void republish(bool all_open);
+
+  PublisherSettings settings_;
+  std::unique_ptr<KafkaProducer> kafka_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::vector<int64_t> acked_;                // acknowledged, not yet recorded
+  std::unordered_set<int64_t> in_flight_;     // produced, no delivery report yet
+  std::atomic<uint64_t> acknowledged_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace feedpipe::producer

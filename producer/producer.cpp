@@ -1,0 +1,160 @@
+#include "producer/producer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <limits>
+
+#include "common/db_pool.h"
+#include "common/http.h"
+#include "common/queries.h"
+#include "producer/batch_intake.h"
+
+namespace feedpipe::producer {
+namespace {
+
+nlohmann::json accepted_body(const std::string& batch_id) {
+  return {{"batch_id", batch_id},
+          {"status_url", "/v1/batches/" + batch_id},
+          {"events_url", "/v1/batches/" + batch_id + "/events"}};
+}
+
+std::string etag_of(const std::string& body) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : body) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+bool etag_matches(const std::string& if_none_match, const std::string& etag) {
+  if (if_none_match == "*") return true;
+  // A list of tags, each maybe weak (W/"…").
+  return if_none_match.find(etag) != std::string::npos;
+}
+
+// Reads an integer query parameter within [min, max]; false (and a 400) when it is not one.
+bool int_param(const httplib::Request& req, httplib::Response& res, const char* name, long min,
+               long max, long& value) {
+  if (!req.has_param(name)) return true;
+  const std::string v = req.get_param_value(name);
+  char* end = nullptr;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n < min || n > max) {
+    send_error(res, 400, "invalid_parameter",
+               std::string(name) + " must be an integer from " + std::to_string(min) + " to " +
+                   std::to_string(max));
+    return false;
+  }
+  value = n;
+  return true;
+}
+
+}  // namespace
+
+Producer::Producer(ProducerSettings settings)
+    : settings_(std::move(settings)),
+      publisher_(PublisherSettings{settings_.db_path, settings_.kafka, settings_.outbox_sweep_interval,
+                                   settings_.republish_open_jobs_on_start}) {}
+
+void Producer::start() { publisher_.start(); }
+void Producer::stop() { publisher_.stop(); }
+
+std::string Producer::readiness() {
+  try {
+    Database& db = thread_db(settings_.db_path);
+    db.write([&] { db.exec("CREATE TEMP TABLE IF NOT EXISTS readiness_probe (x)"); });
+  } catch (const std::exception& e) {
+    return std::string("database not writable: ") + e.what();
+  }
+  if (!publisher_.broker_reachable()) return "Kafka broker not reachable";
+  return "";
+}
+
+void Producer::register_routes(httplib::Server& server) {
+  server.Post("/v1/batches", [this](const auto& req, auto& res) { post_batch(req, res); });
+  server.Get("/v1/batches", [this](const auto& req, auto& res) { list_batches(req, res); });
+  server.Get(R"(/v1/batches/([^/]+))", [this](const auto& req, auto& res) { get_batch(req, res); });
+  server.Get(R"(/v1/feeds/(\d+))", [this](const auto& req, auto& res) { get_feed(req, res); });
+  server.Get(R"(/v1/feeds/(\d+)/items)", [this](const auto& req, auto& res) { get_feed_items(req, res); });
+  auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
+    send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+  };
+  for (const char* path : {"/v1/batches", R"(/v1/batches/([^/]+))"}) {
+    server.Put(path, not_allowed);
+    server.Delete(path, not_allowed);
+    server.Patch(path, not_allowed);
+  }
+  server.Post(R"(/v1/batches/([^/]+))", not_allowed);
+}
+
+void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
+  auto parsed = parse_batch_request(req.body, settings_.max_batch_feeds);
+  if (auto* refusal = std::get_if<Refusal>(&parsed)) {
+    send_error(res, refusal->status, refusal->code, refusal->message);
+    return;
+  }
+  const auto& request = std::get<BatchRequest>(parsed);
+  auto result = create_batch(thread_db(settings_.db_path), request,
+                             req.get_header_value("Idempotency-Key"), req.body);
+  if (auto* refusal = std::get_if<Refusal>(&result)) {
+    send_error(res, refusal->status, refusal->code, refusal->message);
+    return;
+  }
+  const auto& created = std::get<CreatedBatch>(result);
+  if (!created.replayed) {
+    publisher_.publish(created.jobs);
+    publisher_.publish_events(created.events);
+    spdlog::info("batch {} accepted: {} feed(s)", created.batch_id, request.feeds.size());
+  }
+  res.set_header("Location", "/v1/batches/" + created.batch_id);
+  send_json(res, 202, accepted_body(created.batch_id));
+}
+
+void Producer::get_batch(const httplib::Request& req, httplib::Response& res) {
+  const std::string batch_id = req.matches[1];
+  auto snapshot = batch_snapshot(thread_db(settings_.db_path), batch_id);
+  if (!snapshot) {
+    send_error(res, 404, "batch_not_found", "no batch with id " + batch_id);
+    return;
+  }
+  std::string body = snapshot->dump();
+  std::string etag = etag_of(body);
+  res.set_header("ETag", etag);
+  res.set_header("Cache-Control", "no-cache");
+  if (req.has_header("If-None-Match") && etag_matches(req.get_header_value("If-None-Match"), etag)) {
+    res.status = 304;
+    return;
+  }
+  res.status = 200;
+  res.set_content(body, "application/json");
+}
+
+void Producer::list_batches(const httplib::Request& req, httplib::Response& res) {
+  long limit = 50;
+  if (!int_param(req, res, "limit", 1, 500, limit)) return;
+  std::string before = req.has_param("before") ? req.get_param_value("before") : "";
+  send_json(res, 200, feedpipe::list_batches(thread_db(settings_.db_path), static_cast<int>(limit), before));
+}
+
+void Producer::get_feed(const httplib::Request& req, httplib::Response& res) {
+  int64_t feed_id = std::stoll(req.matches[1]);
+  auto state = feed_state(thread_db(settings_.db_path), feed_id);
+  if (!state) return send_error(res, 404, "feed_not_found", "no feed with id " + std::to_string(feed_id));
+  send_json(res, 200, *state);
+}
+
+void Producer::get_feed_items(const httplib::Request& req, httplib::Response& res) {
+  int64_t feed_id = std::stoll(req.matches[1]);
+  long limit = 50, after = 0;
+  if (!int_param(req, res, "limit", 1, 500, limit)) return;
+  if (!int_param(req, res, "after", 0, std::numeric_limits<long>::max(), after)) return;
+  auto items = feed_items(thread_db(settings_.db_path), feed_id, static_cast<int>(limit), after);
+  if (!items) return send_error(res, 404, "feed_not_found", "no feed with id " + std::to_string(feed_id));
+  send_json(res, 200, *items);
+}
+
+}  // namespace feedpipe::producer

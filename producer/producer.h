@@ -1,0 +1,45 @@
+#pragma once
+// The producer role: the batch API. It accepts batches (POST /v1/batches), writes them to SQLite
+// as the outbox, publishes one job message per feed, and answers the read endpoints for batches
+// and feeds. Request handlers run on the HTTP server's threads, each with its own SQLite
+// connection. Errors in a request are answered with DESIGN.md's JSON error; they never stop
+// the process.
+#include <httplib.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "producer/job_publisher.h"
+
+namespace feedpipe::producer {
+
+struct ProducerSettings {
+  std::string db_path;
+  KafkaSettings kafka;
+  size_t max_batch_feeds = 10000;
+  std::chrono::milliseconds outbox_sweep_interval{5000};
+  bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
+};
+
+class Producer {
+ public:
+  explicit Producer(ProducerSettings settings);
+  void start();
+  void stop();
+  void register_routes(httplib::Server& server);
+  // Empty when ready, else why not (database not writable, broker unreachable).
+  std::string readiness();
+
+ private:
+  void post_batch(const httplib::Request& req, httplib::Response& res);
+  void get_batch(const httplib::Request& req, httplib::Response& res);
+  void list_batches(const httplib::Request& req, httplib::Response& res);
+  void get_feed(const httplib::Request& req, httplib::Response& res);
+  void get_feed_items(const httplib::Request& req, httplib::Response& res);
+
+  ProducerSettings settings_;
+  JobPublisher publisher_;
+};
+
+}  // namespace feedpipe::producer
