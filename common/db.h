@@ -25,10 +25,19 @@ class DbError : public std::runtime_error {
   int code_;
 };
 
-// A prepared statement. Bind with 1-based indexes, step, read columns with 0-based indexes.
+// A prepared statement (owned by its Database's cache). Bind with 1-based indexes, step, read
+// columns with 0-based indexes. Reset when it goes out of scope: a statement left mid-row would
+// keep its connection's read snapshot open, and a later write transaction on that connection
+// would then fail with SQLITE_BUSY_SNAPSHOT forever.
 class Statement {
  public:
   explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement(Statement&& other) noexcept : stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() {
+    if (stmt_) sqlite3_reset(stmt_);
+  }
   Statement& bind(int i, int64_t v);
   Statement& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
   Statement& bind(int i, double v);

@@ -1,0 +1,120 @@
+#include "commands/role_settings.h"
+
+#include "common/logging.h"
+
+namespace feedpipe::commands {
+
+void add_common_settings(Settings& s) {
+  s.add("db", "./feedpipe.db", "SQLite database file (shared by every role of one host)")
+      .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
+      .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
+      .add("kafka-linger-ms", "5", "producer batching delay")
+      .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
+      .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
+      .add("log-level", "info", "trace, debug, info, warn or error")
+      .add("log-format", "text", "text or json");
+}
+
+void add_http_settings(Settings& s, const std::string& default_listen) {
+  s.add("http", default_listen, "HOST:PORT to serve HTTP on")
+      .add("http-threads", "256", "HTTP worker threads (each open SSE stream holds one)")
+      .add("http-max-body-bytes", std::to_string(16 << 20), "largest request body accepted");
+}
+
+void add_producer_settings(Settings& s) {
+  s.add("max-batch-feeds", "10000", "most feeds in one batch")
+      .add("outbox-sweep-ms", "5000", "how often jobs Kafka has not acknowledged are published again");
+}
+
+void add_consumer_settings(Settings& s) {
+  s.add("fetch-max-in-flight", "256", "concurrent fetches per consumer")
+      .add("fetch-connect-timeout-ms", "5000", "connect timeout")
+      .add("fetch-timeout-ms", "30000", "whole-transfer timeout of one attempt")
+      .add("fetch-low-speed-bytes", "1024", "abort a transfer slower than this many bytes/s …")
+      .add("fetch-low-speed-seconds", "10", "… for this many seconds")
+      .add("fetch-max-body-bytes", std::to_string(10 << 20), "largest feed body, decompressed")
+      .add("fetch-max-redirects", "5", "redirects followed")
+      .add("fetch-max-host-connections", "32", "connections per host")
+      .add("fetch-attempts", "3", "attempts for transient failures (connect errors, timeouts, 5xx, 429)")
+      .add("fetch-retry-delay-ms", "500", "base of the exponential retry backoff")
+      .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")
+      .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
+      .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
+      .add("consumer-max-backlog", "1024", "jobs a consumer holds before it pauses reading")
+      .add("write-group", "512", "job outcomes per SQLite transaction")
+      .add("drain-timeout-ms", "10000", "on shutdown, time to finish jobs in flight");
+}
+
+void add_broadcaster_settings(Settings& s) {
+  s.add("heartbeat-ms", "15000", "SSE ': ping' interval")
+      .add("sweep-ms", "1000", "how often watched batches are re-read from SQLite")
+      .add("sse-retry-ms", "3000", "SSE retry: hint");
+}
+
+bool parse_settings(Settings& s, int argc, char** argv) {
+  if (!s.parse(argc, argv)) return false;
+  setup_logging(s.str("log-level"), s.str("log-format"));
+  return true;
+}
+
+KafkaSettings kafka_settings(const Settings& s) {
+  KafkaSettings k;
+  k.brokers = s.str("brokers");
+  k.partitions = static_cast<int>(s.integer("kafka-partitions"));
+  k.linger_ms = static_cast<int>(s.integer("kafka-linger-ms"));
+  k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
+  k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
+  return k;
+}
+
+HttpServerSettings http_settings(const Settings& s) {
+  HttpServerSettings h;
+  h.threads = static_cast<int>(s.integer("http-threads"));
+  h.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
+  return h;
+}
+
+producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka) {
+  producer::ProducerSettings p;
+  p.db_path = s.str("db");
+  p.kafka = kafka;
+  p.max_batch_feeds = static_cast<size_t>(s.integer("max-batch-feeds"));
+  p.outbox_sweep_interval = std::chrono::milliseconds(s.integer("outbox-sweep-ms"));
+  return p;
+}
+
+consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka) {
+  consumer::ConsumerSettings c;
+  c.db_path = s.str("db");
+  c.kafka = kafka;
+  auto& f = c.fetch;
+  f.max_in_flight = static_cast<int>(s.integer("fetch-max-in-flight"));
+  f.connect_timeout_ms = s.integer("fetch-connect-timeout-ms");
+  f.transfer_timeout_ms = s.integer("fetch-timeout-ms");
+  f.low_speed_bytes_per_s = s.integer("fetch-low-speed-bytes");
+  f.low_speed_window_s = s.integer("fetch-low-speed-seconds");
+  f.max_body_bytes = static_cast<size_t>(s.integer("fetch-max-body-bytes"));
+  f.max_redirects = static_cast<int>(s.integer("fetch-max-redirects"));
+  f.max_host_connections = static_cast<int>(s.integer("fetch-max-host-connections"));
+  f.max_attempts = static_cast<int>(s.integer("fetch-attempts"));
+  f.retry_base_delay_ms = s.integer("fetch-retry-delay-ms");
+  f.job_deadline_ms = s.integer("job-deadline-ms");
+  f.user_agent = s.str("user-agent");
+  f.allow_private_networks = s.on("allow-private-networks");
+  c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
+  c.max_write_group = static_cast<size_t>(s.integer("write-group"));
+  c.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
+  return c;
+}
+
+BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka) {
+  BroadcasterSettings b;
+  b.db_path = s.str("db");
+  b.kafka = kafka;
+  b.heartbeat = std::chrono::milliseconds(s.integer("heartbeat-ms"));
+  b.sweep_interval = std::chrono::milliseconds(s.integer("sweep-ms"));
+  b.retry_ms = static_cast<int>(s.integer("sse-retry-ms"));
+  return b;
+}
+
+}  // namespace feedpipe::commands

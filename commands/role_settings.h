@@ -1,0 +1,28 @@
+#pragma once
+// The settings each command declares, grouped by the part they configure, and their conversion
+// into the roles' settings structs. Every setting is a flag and a FEEDPIPE_* variable.
+#include "broadcaster/broadcaster.h"
+#include "common/config.h"
+#include "common/http.h"
+#include "common/kafka.h"
+#include "consumer/worker/consumer.h"
+#include "producer/producer.h"
+
+namespace feedpipe::commands {
+
+void add_common_settings(Settings& s);       // --db, --brokers, logging, Kafka tuning
+void add_http_settings(Settings& s, const std::string& default_listen);
+void add_producer_settings(Settings& s);
+void add_consumer_settings(Settings& s);
+void add_broadcaster_settings(Settings& s);
+
+// Parses and sets up logging; false when --help was printed.
+bool parse_settings(Settings& s, int argc, char** argv);
+
+KafkaSettings kafka_settings(const Settings& s);
+HttpServerSettings http_settings(const Settings& s);
+producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka);
+consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
+BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
+
+}  // namespace feedpipe::commands

@@ -1,0 +1,181 @@
+// The long-running commands: standalone (every role in one process) and one command per role.
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "commands/commands.h"
+#include "commands/role_settings.h"
+#include "commands/signals.h"
+#include "common/migrations.h"
+#include "producer/web_routes.h"
+
+namespace feedpipe::commands {
+namespace {
+
+void migrate_database(const std::string& path) {
+  Database db(path);
+  apply_migrations(db);
+}
+
+// Serves `server` on the --http address until a shutdown signal; `before_stop` runs first
+// (it ends open streams, which would otherwise hold the server's threads).
+void serve_until_signal(httplib::Server& server, const Settings& s, const std::string& role,
+                        ShutdownSignal& signal, const std::function<void()>& before_stop) {
+  auto [host, port] = parse_host_port(s.str("http"), "http");
+  int bound = bind_server(server, host, port);
+  std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  spdlog::info("feedpipe {} listening on http://{}:{}", role, shown_host, bound);
+  signal.set_action([&] {
+    if (before_stop) before_stop();
+    server.stop();
+  });
+  server.listen_after_bind();
+  signal.set_action(nullptr);
+}
+
+std::string first_failure(const std::vector<std::string>& reasons) {
+  for (const auto& r : reasons)
+    if (!r.empty()) return r;
+  return "";
+}
+
+}  // namespace
+
+int standalone(int argc, char** argv) {
+  Settings s("standalone",
+             "Runs the whole pipeline in one process: the batch API, the web page, event streams,\n"
+             "consumer workers and (unless --brokers names a real cluster) an embedded Kafka broker.");
+  add_common_settings(s);
+  add_http_settings(s, "127.0.0.1:8080");
+  add_producer_settings(s);
+  add_consumer_settings(s);
+  add_broadcaster_settings(s);
+  s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
+        "consumer workers (group members) in this process");
+  if (!parse_settings(s, argc, argv)) return 0;
+  ShutdownSignal signal;
+
+  migrate_database(s.str("db"));
+  KafkaSettings kafka = kafka_settings(s);
+  std::unique_ptr<EmbeddedBroker> broker;
+  if (kafka.brokers.empty()) {
+    broker = std::make_unique<EmbeddedBroker>(kafka.partitions);
+    kafka.brokers = broker->bootstrap();
+    spdlog::info("embedded Kafka broker on {} (messages are kept in memory)", kafka.brokers);
+  } else {
+    ensure_topics(kafka);
+  }
+
+  auto producer_cfg = producer_settings(s, kafka);
+  // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
+  producer_cfg.republish_open_jobs_on_start = broker != nullptr;
+  producer::Producer producer(producer_cfg);
+  Broadcaster broadcaster(broadcaster_settings(s, kafka));
+  std::vector<std::unique_ptr<consumer::Consumer>> consumers;
+  for (long i = 0; i < s.integer("consumers"); ++i)
+    consumers.push_back(std::make_unique<consumer::Consumer>(consumer_settings(s, kafka)));
+
+  auto server = make_server(http_settings(s));
+  register_health_routes(*server, [&] {
+    std::vector<std::string> reasons{producer.readiness()};
+    if (!broadcaster.ready()) reasons.push_back("broadcaster has not joined the events topic yet");
+    for (auto& c : consumers) reasons.push_back(c->readiness());
+    return first_failure(reasons);
+  });
+  producer.register_routes(*server);
+  broadcaster.register_routes(*server);
+  producer::register_web_routes(*server);
+
+  broadcaster.start();
+  for (auto& c : consumers) c->start();
+  producer.start();
+  serve_until_signal(*server, s, "standalone", signal, [&] { broadcaster.stop(); });
+  producer.stop();
+  for (auto& c : consumers) c->stop();
+  broadcaster.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int producer(int argc, char** argv) {
+  Settings s("producer", "The batch API: accepts batches, publishes one job per feed, answers reads.");
+  add_common_settings(s);
+  add_http_settings(s, "127.0.0.1:8080");
+  add_producer_settings(s);
+  if (!parse_settings(s, argc, argv)) return 0;
+  ShutdownSignal signal;
+  migrate_database(s.str("db"));
+  KafkaSettings kafka = kafka_settings(s);
+  ensure_topics(kafka);
+  producer::Producer producer(producer_settings(s, kafka));
+  auto server = make_server(http_settings(s));
+  register_health_routes(*server, [&] { return producer.readiness(); });
+  producer.register_routes(*server);
+  producer::register_web_routes(*server);
+  producer.start();
+  serve_until_signal(*server, s, "producer", signal, nullptr);
+  producer.stop();
+  return 0;
+}
+
+int consumer(int argc, char** argv) {
+  Settings s("consumer", "A member of the consumer group feedpipe-consumers: fetches, parses, records.");
+  add_common_settings(s);
+  s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
+  add_consumer_settings(s);
+  if (!parse_settings(s, argc, argv)) return 0;
+  ShutdownSignal signal;
+  migrate_database(s.str("db"));
+  KafkaSettings kafka = kafka_settings(s);
+  ensure_topics(kafka);
+  consumer::Consumer worker(consumer_settings(s, kafka));
+  worker.start();
+  if (s.str("http").empty()) {
+    spdlog::info("feedpipe consumer running");
+    signal.wait();
+  } else {
+    HttpServerSettings h;
+    h.threads = 8;
+    auto server = make_server(h);
+    register_health_routes(*server, [&] { return worker.readiness(); });
+    server->Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      auto st = worker.stats();
+      res.set_content("# TYPE feedpipe_jobs_taken_total counter\nfeedpipe_jobs_taken_total " +
+                          std::to_string(st.jobs_taken) +
+                          "\n# TYPE feedpipe_jobs_recorded_total counter\nfeedpipe_jobs_recorded_total " +
+                          std::to_string(st.jobs_recorded) + "\n# TYPE feedpipe_fetches_total counter\nfeedpipe_fetches_total " +
+                          std::to_string(st.fetches) + "\n# TYPE feedpipe_sqlite_busy_retries_total counter\nfeedpipe_sqlite_busy_retries_total " +
+                          std::to_string(Database::busy_retries()) + "\n",
+                      "text/plain; version=0.0.4");
+    });
+      serve_until_signal(*server, s, "consumer", signal, nullptr);
+  }
+  worker.stop();
+  return 0;
+}
+
+int broadcaster(int argc, char** argv) {
+  Settings s("broadcaster", "Serves batch event streams (SSE) from Kafka and SQLite.");
+  add_common_settings(s);
+  add_http_settings(s, "127.0.0.1:8081");
+  add_broadcaster_settings(s);
+  if (!parse_settings(s, argc, argv)) return 0;
+  ShutdownSignal signal;
+  migrate_database(s.str("db"));
+  KafkaSettings kafka = kafka_settings(s);
+  ensure_topics(kafka);
+  Broadcaster broadcaster(broadcaster_settings(s, kafka));
+  auto server = make_server(http_settings(s));
+  register_health_routes(*server, [&] {
+    return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
+  });
+  broadcaster.register_routes(*server);
+  broadcaster.start();
+  serve_until_signal(*server, s, "broadcaster", signal, [&] { broadcaster.stop(); });
+  broadcaster.stop();
+  return 0;
+}
+
+}  // namespace feedpipe::commands

@@ -1,0 +1,279 @@
+#include "consumer/worker/consumer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+
+#include "common/db_pool.h"
+#include "common/job_outcomes.h"
+#include "common/model.h"
+#include "consumer/parser/parser.h"
+#include "consumer/worker/offset_tracker.h"
+#include "consumer/worker/outcome_writer.h"
+
+namespace feedpipe::consumer {
+namespace {
+
+std::string charset_of(const std::string& content_type) {
+  auto pos = content_type.find("charset=");
+  if (pos == std::string::npos) return "";
+  std::string cs = content_type.substr(pos + 8);
+  if (auto end = cs.find(';'); end != std::string::npos) cs.resize(end);
+  if (cs.size() >= 2 && cs.front() == '"' && cs.back() == '"') cs = cs.substr(1, cs.size() - 2);
+  return cs;
+}
+
+ItemRecord to_record(parser::Item&& item) {
+  return {std::move(item.guid),    std::move(item.link),    std::move(item.title),
+          std::move(item.author),  std::move(item.published), std::move(item.updated),
+          std::move(item.summary), std::move(item.content)};
+}
+
+// The outcome of one fetch (before it is given to each job that shares it).
+JobOutcome outcome_of(fetcher::FetchResult&& r) {
+  JobOutcome o;
+  o.http_status = r.http_status;
+  o.duration_ms = r.duration.count();
+  switch (r.status) {
+    case fetcher::FetchStatus::failed:
+      o.status = JobStatus::failed;
+      o.error = r.error;
+      break;
+    case fetcher::FetchStatus::not_modified:
+      o.status = JobStatus::not_modified;
+      o.fetch = FeedFetch{r.final_url, r.etag, r.last_modified, "", "", {}};
+      break;
+    case fetcher::FetchStatus::ok: {
+      parser::ParseOptions options;
+      options.base_url = r.final_url;
+      options.http_charset = charset_of(r.content_type);
+      auto parsed = parser::parse_feed(r.body, options);
+      if (!parsed) {
+        o.status = JobStatus::failed;
+        o.error = "parse error: " + parsed.error;
+        break;
+      }
+      o.status = JobStatus::ok;
+      FeedFetch f{r.final_url, r.etag, r.last_modified, std::move(parsed.feed->title),
+                  std::move(parsed.feed->link), {}};
+      f.items.reserve(parsed.feed->items.size());
+      for (auto& item : parsed.feed->items) f.items.push_back(to_record(std::move(item)));
+      o.fetch = std::move(f);
+      break;
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+class Consumer::Loop : public RdKafka::RebalanceCb {
+ public:
+  explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
+    events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, *events_, offsets_, settings_.max_write_group);
+    auto conf = make_conf(settings_.kafka);
+    set_conf(*conf, "group.id", settings_.group_id);
+    set_conf(*conf, "enable.auto.commit", "false");
+    set_conf(*conf, "enable.auto.offset.store", "false");
+    set_conf(*conf, "auto.offset.reset", "earliest");
+    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
+    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
+    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
+    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
+    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    std::string err;
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
+      throw KafkaError("rebalance_cb: " + err);
+    kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!kafka_) throw KafkaError("cannot create Kafka consumer: " + err);
+    auto rc = kafka_->subscribe({std::string(kJobsTopic)});
+    if (rc != RdKafka::ERR_NO_ERROR)
+      throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    std::vector<int32_t> ids;
+    for (auto* tp : partitions) ids.push_back(tp->partition());
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      for (int32_t p : ids) offsets_.assign(p);
+      auto e = cooperative ? consumer->incremental_assign(partitions) : nullptr;
+      if (!cooperative) consumer->assign(partitions);
+      if (e) {
+        spdlog::error("incremental assign failed: {}", e->str());
+        delete e;
+      }
+      spdlog::info("consumer assigned {} partition(s)", ids.size());
+      joined_ = true;
+    } else {
+      // Commit what is finished before the partitions move; jobs still in flight here are
+      // redelivered to the new owner, and recording them twice changes nothing.
+      commit(offsets_.revoke(ids), true);
+      auto e = cooperative ? consumer->incremental_unassign(partitions) : nullptr;
+      if (!cooperative) consumer->unassign();
+      if (e) {
+        spdlog::error("incremental unassign failed: {}", e->str());
+        delete e;
+      }
+      spdlog::info("consumer revoked {} partition(s)", ids.size());
+    }
+  }
+
+  void run() {
+    auto next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
+    while (!stopping_) {
+      try {
+        step();
+      } catch (const std::exception& e) {
+        spdlog::error("consumer loop: {}", e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (std::chrono::steady_clock::now() >= next_commit) {
+        commit(offsets_.to_commit(), false);
+        next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
+      }
+    }
+    drain();
+  }
+
+  void stop() { stopping_ = true; fetcher_.wakeup(); }
+  bool joined() const { return joined_; }
+  ConsumerStats stats() const { return {taken_, writer_ ? writer_->written() : 0, fetches_}; }
+
+ private:
+  struct Waiting {
+    JobMessage job;
+    int32_t partition;
+    int64_t offset;
+  };
+
+  void step() {
+    size_t backlog = offsets_.in_flight();
+    std::vector<int64_t> started;
+    if (backlog < settings_.max_backlog) {
+      // Wait for Kafka only when there is nothing to drive in curl.
+      int timeout = fetcher_.pending() == 0 ? 50 : 0;
+      for (size_t n = 0; backlog + n < settings_.max_backlog && n < 512; ++n) {
+        std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
+        if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
+        if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
+        if (msg->err() != RdKafka::ERR_NO_ERROR) {
+          spdlog::warn("kafka consume: {}", msg->errstr());
+          break;
+        }
+        take(*msg, started);
+      }
+    }
+    writer_->mark_running(std::move(started));
+    for (auto& result : fetcher_.poll(std::chrono::milliseconds(fetcher_.pending() ? 10 : 0)))
+      finish(std::move(result));
+  }
+
+  void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
+    int32_t partition = msg.partition();
+    int64_t offset = msg.offset();
+    offsets_.taken(partition, offset);
+    ++taken_;
+    JobMessage job;
+    try {
+      job = job_message_from_json(std::string_view(static_cast<const char*>(msg.payload()), msg.len()));
+    } catch (const std::exception& e) {
+      spdlog::warn("skipping message at {}[{}]@{}: {}", kJobsTopic, partition, offset, e.what());
+      offsets_.done(partition, offset);
+      return;
+    }
+    Database& db = thread_db(settings_.db_path);
+    auto status = job_status(db, job.job_id);
+    if (!status || is_final(*status)) {
+      // Already recorded (a redelivery), or a job this database does not know.
+      if (!status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
+      offsets_.done(partition, offset);
+      return;
+    }
+    started.push_back(job.job_id);
+    auto [it, first] = waiting_.try_emplace(job.feed_id);
+    it->second.push_back({std::move(job), partition, offset});
+    if (!first) return;  // the feed is already being fetched: share that fetch
+    fetcher::FetchRequest request;
+    request.tag = static_cast<uint64_t>(it->first);
+    request.url = it->second.front().job.url;
+    auto q = db.prepare("SELECT etag, last_modified FROM feeds WHERE id = ?");
+    q.bind(1, it->first);
+    if (q.step()) {
+      request.etag = q.text(0);
+      request.last_modified = q.text(1);
+    }
+    q.reset();
+    fetcher_.add(std::move(request));
+    ++fetches_;
+  }
+
+  void finish(fetcher::FetchResult&& result) {
+    auto node = waiting_.extract(static_cast<int64_t>(result.tag));
+    if (node.empty()) return;
+    JobOutcome outcome = outcome_of(std::move(result));
+    for (auto& w : node.mapped()) {
+      JobOutcome copy = outcome;
+      copy.job_id = w.job.job_id;
+      writer_->submit(std::move(copy), {w.job.job_id, w.partition, w.offset});
+    }
+  }
+
+  void commit(const std::vector<PartitionOffset>& offsets, bool sync) {
+    if (offsets.empty()) return;
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (const auto& po : offsets)
+      tps.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), po.partition, po.offset));
+    auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
+    if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
+      spdlog::warn("offset commit failed: {} (jobs will be redelivered and skipped)", RdKafka::err2str(rc));
+    RdKafka::TopicPartition::destroy(tps);
+  }
+
+  void drain() {
+    auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
+    while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
+      for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    if (fetcher_.pending() > 0)
+      spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
+    writer_->stop();
+    commit(offsets_.to_commit(), true);
+    kafka_->close();
+    events_->flush(5000);
+  }
+
+  ConsumerSettings settings_;
+  fetcher::Fetcher fetcher_;
+  OffsetTracker offsets_;
+  std::unique_ptr<KafkaProducer> events_;
+  std::unique_ptr<OutcomeWriter> writer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
+  std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> joined_{false};
+  std::atomic<uint64_t> taken_{0}, fetches_{0};
+};
+
+Consumer::Consumer(ConsumerSettings settings) : loop_(std::make_unique<Loop>(std::move(settings))) {}
+
+Consumer::~Consumer() { stop(); }
+
+void Consumer::start() {
+  thread_ = std::thread([this] { loop_->run(); });
+}
+
+void Consumer::stop() {
+  if (!thread_.joinable()) return;
+  loop_->stop();
+  thread_.join();
+}
+
+std::string Consumer::readiness() const {
+  return loop_->joined() ? "" : "consumer group not joined yet";
+}
+
+ConsumerStats Consumer::stats() const { return loop_->stats(); }
+
+}  // namespace feedpipe::consumer

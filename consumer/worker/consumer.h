@@ -1,0 +1,55 @@
+#pragma once
+// The consumer role: one member of the consumer group "feedpipe-consumers". It reads job
+// messages, fetches their feeds (many at once, one libcurl multi handle), parses them and hands
+// the outcomes to its writer thread, which records them in SQLite and publishes their events.
+// Offsets are committed only up to the lowest job still in flight, so a crash redelivers
+// unfinished jobs; recording is idempotent, so a redelivered job that is already final changes
+// nothing. Jobs of the same feed that are in flight together share one fetch.
+//
+// Threads: start() runs the fetch loop and the writer on threads of their own; ready(), stats
+// and stop() may be called from any thread.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/kafka.h"
+#include "consumer/fetcher/fetcher.h"
+
+namespace feedpipe::consumer {
+
+struct ConsumerSettings {
+  std::string db_path;
+  KafkaSettings kafka;
+  fetcher::FetchSettings fetch;
+  std::string group_id = "feedpipe-consumers";
+  size_t max_backlog = 1024;         // jobs taken but not yet recorded; beyond it, reading pauses
+  size_t max_write_group = 512;      // outcomes per SQLite transaction
+  std::chrono::milliseconds commit_interval{500};
+  std::chrono::milliseconds drain_timeout{10000};  // on stop: time to finish jobs in flight
+};
+
+struct ConsumerStats {
+  uint64_t jobs_taken = 0, jobs_recorded = 0, fetches = 0;
+};
+
+class Consumer {
+ public:
+  explicit Consumer(ConsumerSettings settings);
+  ~Consumer();
+  void start();
+  // Stops reading, finishes (or gives up after drain_timeout on) the jobs in flight, records
+  // them, commits offsets and leaves the group.
+  void stop();
+  // Empty when the group has been joined and partitions assigned; else the reason.
+  std::string readiness() const;
+  ConsumerStats stats() const;
+
+ private:
+  class Loop;
+  std::unique_ptr<Loop> loop_;
+  std::thread thread_;
+};
+
+}  // namespace feedpipe::consumer

@@ -1,0 +1,104 @@
+#include "consumer/worker/outcome_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "common/db_pool.h"
+
+namespace feedpipe::consumer {
+
+OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets,
+                             size_t max_group)
+    : db_path_(std::move(db_path)), events_(events), offsets_(offsets), max_group_(max_group) {
+  thread_ = std::thread([this] { run(); });
+}
+
+OutcomeWriter::~OutcomeWriter() { stop(); }
+
+void OutcomeWriter::submit(JobOutcome outcome, JobRef ref) {
+  {
+    std::lock_guard lock(mu_);
+    outcomes_.push_back(std::move(outcome));
+    refs_.push_back(ref);
+  }
+  wake_.notify_one();
+}
+
+void OutcomeWriter::mark_running(std::vector<int64_t> job_ids) {
+  if (job_ids.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    running_.insert(running_.end(), job_ids.begin(), job_ids.end());
+  }
+  wake_.notify_one();
+}
+
+void OutcomeWriter::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+size_t OutcomeWriter::backlog() const {
+  std::lock_guard lock(mu_);
+  return outcomes_.size();
+}
+
+void OutcomeWriter::run() {
+  for (;;) {
+    std::vector<JobOutcome> outcomes;
+    std::vector<JobRef> refs;
+    std::vector<int64_t> running;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [this] { return stop_ || !outcomes_.empty() || !running_.empty(); });
+      if (outcomes_.empty() && running_.empty() && stop_) return;
+      size_t n = std::min(outcomes_.size(), max_group_);
+      outcomes.assign(std::make_move_iterator(outcomes_.begin()), std::make_move_iterator(outcomes_.begin() + n));
+      outcomes_.erase(outcomes_.begin(), outcomes_.begin() + n);
+      refs.assign(refs_.begin(), refs_.begin() + n);
+      refs_.erase(refs_.begin(), refs_.begin() + n);
+      running.swap(running_);
+    }
+    write_group(outcomes, refs, running);
+  }
+}
+
+void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<JobRef>& refs,
+                                std::vector<int64_t>& running) {
+  Database& db = thread_db(db_path_);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (!running.empty()) mark_jobs_running(db, running);
+      running.clear();
+      std::vector<EventMessage> events;
+      if (!outcomes.empty()) events = record_outcomes(db, outcomes);
+      for (const auto& ev : events) {
+        std::string error;
+        if (!events_.produce(kEventsTopic, ev.batch_id, serialize(ev), 0, &error))
+          spdlog::warn("event {}#{} not published ({}); broadcasters read it from SQLite", ev.batch_id,
+                       ev.seq, error);
+      }
+      for (const auto& ref : refs) offsets_.done(ref.partition, ref.offset);
+      written_ += outcomes.size();
+      return;
+    } catch (const std::exception& e) {
+      // The offsets stay uncommitted, so the jobs are redelivered if this process goes away.
+      spdlog::error("cannot record {} job outcome(s) (attempt {}): {}", outcomes.size(), attempt, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 100 * attempt)));
+      bool stopping;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stop_;
+      }
+      if (stopping && attempt >= 3) return;
+    }
+  }
+}
+
+}  // namespace feedpipe::consumer

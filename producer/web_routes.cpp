@@ -1,0 +1,48 @@
+#include "producer/web_routes.h"
+
+#include <string>
+
+#include "common/embedded.h"
+#include "common/http.h"
+
+namespace feedpipe::producer {
+namespace {
+
+const EmbeddedFile* find_web_file(const std::string& name) {
+  for (const auto& f : feedpipe_embedded_web())
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string content_type_of(const std::string& name) {
+  auto ends_with = [&](const char* ext) {
+    std::string e(ext);
+    return name.size() >= e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0;
+  };
+  if (ends_with(".html")) return "text/html; charset=utf-8";
+  if (ends_with(".js")) return "text/javascript; charset=utf-8";
+  if (ends_with(".css")) return "text/css; charset=utf-8";
+  if (ends_with(".svg")) return "image/svg+xml";
+  return "application/octet-stream";
+}
+
+void serve(httplib::Response& res, const std::string& name) {
+  const EmbeddedFile* f = find_web_file(name);
+  if (!f) return send_error(res, 404, "not_found", "no such file: " + name);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(std::string(f->content), content_type_of(name));
+}
+
+}  // namespace
+
+void register_web_routes(httplib::Server& server) {
+  server.Get("/", [](const httplib::Request&, httplib::Response& res) { serve(res, "index.html"); });
+  server.Get(R"(/batches/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
+    serve(res, "batch.html");
+  });
+  server.Get(R"(/assets/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
+    serve(res, req.matches[1]);
+  });
+}
+
+}  // namespace feedpipe::producer
