@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages feedpipe needs to build, run and test, when any is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates curl python3
+  librdkafka-dev libcpp-httplib-dev libcurl4-openssl-dev libpugixml-dev libsqlite3-dev
+  libspdlog-dev nlohmann-json3-dev googletest libgtest-dev zlib1g-dev
+)
+# Tools the test suite uses beyond the build: compose file check, Kafka CLI, sanitizer runtimes.
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(docker-compose kcat sqlite3)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "installing: ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

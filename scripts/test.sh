@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: install what is missing, build, and run
+# unit and integration tests, then the same tests under AddressSanitizer/UndefinedBehaviorSanitizer,
+# the concurrent parts under ThreadSanitizer, and the compose file check.
+# Set FEEDPIPE_QUICK=1 to skip the sanitizer builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+step() { printf '\n== %s (%ds)\n' "$*" $(( $(date +%s) - started )); }
+
+step "dependencies"
+scripts/install-deps.sh --test
+
+step "build (warnings are errors)"
+BUILD_DIR=build scripts/build.sh -DFEEDPIPE_WERROR=ON
+
+step "tests"
+ctest --test-dir build --output-on-failure -j2 --timeout 300
+
+if [[ "${FEEDPIPE_QUICK:-0}" != "1" ]]; then
+  step "tests under ASan + UBSan"
+  BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DFEEDPIPE_WERROR=ON -DFEEDPIPE_SANITIZE=address,undefined
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" \
+    ctest --test-dir build-asan --output-on-failure -j2 --timeout 600
+
+  step "concurrency under TSan"
+  # The project's own concurrent parts: event hub, broadcaster, offsets, writer, consumer loop.
+  BUILD_DIR=build-tsan BUILD_TYPE=Debug BUILD_TARGET=unit_tests \
+    scripts/build.sh -DFEEDPIPE_WERROR=ON -DFEEDPIPE_SANITIZE=thread
+  TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+    timeout 900 build-tsan/tests/unit_tests --gtest_filter="$(cat tests/tsan_tests.txt | paste -sd:)"
+fi
+
+if [[ -f compose.yaml ]]; then
+  step "compose file"
+  docker-compose -f compose.yaml config -q
+fi
+
+step "all tests passed"

@@ -1,0 +1,215 @@
+// `feedpipe standalone` as a user runs it: a real process with its embedded broker, a local
+// feed server, real SSE clients.
+#include <gtest/gtest.h>
+
+#include "tests/support/harness.h"
+
+namespace feedpipe::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class StandaloneTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(); }
+
+  void start() {
+    port_ = free_port();
+    process_ = std::make_unique<Process>(
+        "standalone",
+        std::vector<std::string>{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
+                                 dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "2",
+                                 "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50"},
+        dir_.file("standalone.log"));
+    ASSERT_TRUE(wait_until([&] {
+      int status = 0;
+      get_json(port_, "/readyz", &status);
+      return status == 200;
+    }, 30s)) << process_->log();
+  }
+
+  std::vector<std::string> feed_urls(int first, int count) {
+    std::vector<std::string> urls;
+    for (int i = first; i < first + count; ++i) urls.push_back(feeds_.url(i));
+    return urls;
+  }
+
+  TempDir dir_;
+  FeedServer feeds_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
+TEST_F(StandaloneTest, BatchStreamsEveryJobOnceInOrderThenCompletes) {
+  std::string batch = submit_batch(port_, feed_urls(0, 200));
+  ASSERT_FALSE(batch.empty());
+  auto stream = read_sse(port_, "/v1/batches/" + batch + "/events", 60s);
+  EXPECT_EQ(stream.status, 200);
+  EXPECT_EQ(stream.retry, "3000");
+  expect_complete_stream(stream, 200);
+  for (size_t i = 0; i + 1 < stream.events.size(); ++i) {
+    EXPECT_EQ(stream.events[i].event, "job.completed") << stream.events[i].data.dump();
+    EXPECT_EQ(stream.events[i].data["status"], "ok");
+    EXPECT_EQ(stream.events[i].data["items_new"], 5);
+    EXPECT_EQ(stream.events[i].data["progress"]["done"], stream.events[i].id);
+  }
+  EXPECT_EQ(stream.events.back().data["progress"]["done"], 200);
+
+  // The snapshot agrees, carries an ETag, and answers If-None-Match with 304.
+  httplib::Client client("127.0.0.1", port_);
+  auto res = client.Get("/v1/batches/" + batch);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  auto snap = nlohmann::json::parse(res->body);
+  EXPECT_EQ(snap["status"], "completed");
+  EXPECT_EQ(snap["total"], 200);
+  EXPECT_EQ(snap["done"], 200);
+  EXPECT_EQ(snap["failed"], 0);
+  ASSERT_EQ(snap["jobs"].size(), 200u);
+  EXPECT_EQ(snap["jobs"][7]["position"], 7);
+  EXPECT_EQ(snap["jobs"][7]["url"], feeds_.url(7));
+  EXPECT_EQ(snap["jobs"][7]["items_total"], 5);
+  std::string etag = res->get_header_value("ETag");
+  ASSERT_FALSE(etag.empty());
+  auto not_modified = client.Get("/v1/batches/" + batch, {{"If-None-Match", etag}});
+  ASSERT_TRUE(not_modified);
+  EXPECT_EQ(not_modified->status, 304);
+
+  // A subscriber arriving after the end gets the whole history.
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + batch + "/events", 20s), 200);
+
+  // The same feeds again: every job is a conditional GET answered 304.
+  std::string again = submit_batch(port_, feed_urls(0, 200));
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + again + "/events", 60s), 200);
+  auto second = get_json(port_, "/v1/batches/" + again);
+  for (const auto& job : second["jobs"]) {
+    EXPECT_EQ(job["status"], "not_modified");
+    EXPECT_EQ(job["items_new"], 0);
+    EXPECT_EQ(job["items_total"], 5);
+  }
+
+  // Stored items are readable per feed, newest first.
+  auto items = get_json(port_, "/v1/feeds/" + std::to_string(snap["jobs"][7]["feed_id"].get<int>()) + "/items?limit=2");
+  ASSERT_EQ(items["items"].size(), 2u);
+  EXPECT_EQ(items["items"][0]["guid"], "feed-7-item-0");
+  EXPECT_FALSE(items["next_after"].is_null());
+}
+
+TEST_F(StandaloneTest, LastEventIdResumesWithoutGapOrRepeat) {
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(port_, feed_urls(1000, 60));
+  std::thread release([&] {
+    std::this_thread::sleep_for(300ms);
+    feeds_.hold_requests(false);
+  });
+  auto first = read_sse(port_, "/v1/batches/" + batch + "/events", 30s, {}, 20);
+  release.join();
+  ASSERT_EQ(first.events.size(), 20u);
+  int64_t last = first.events.back().id;
+  auto rest = read_sse(port_, "/v1/batches/" + batch + "/events", 30s,
+                       {{"Last-Event-ID", std::to_string(last)}});
+  ASSERT_FALSE(rest.events.empty());
+  EXPECT_EQ(rest.events.front().id, last + 1);
+  SseResult all;
+  all.events = first.events;
+  all.events.insert(all.events.end(), rest.events.begin(), rest.events.end());
+  all.closed_by_server = rest.closed_by_server;
+  expect_complete_stream(all, 60);
+
+  // The query-parameter form and the JSON page for polling clients.
+  auto tail = read_sse(port_, "/v1/batches/" + batch + "/events?last_event_id=59", 10s);
+  ASSERT_EQ(tail.events.size(), 2u);
+  EXPECT_EQ(tail.events[0].id, 60);
+  httplib::Client client("127.0.0.1", port_);
+  auto page = client.Get("/v1/batches/" + batch + "/events?after=55", {{"Accept", "application/json"}});
+  ASSERT_TRUE(page);
+  auto body = nlohmann::json::parse(page->body);
+  ASSERT_EQ(body["events"].size(), 6u);
+  EXPECT_EQ(body["events"][0]["id"], 56);
+  EXPECT_EQ(body["next_after"], 61);
+  EXPECT_EQ(body["done"], true);
+}
+
+TEST_F(StandaloneTest, BadUrlsFailTheirJobsButNotTheBatch) {
+  std::vector<std::string> feeds{feeds_.url(1), "not a url", "ftp://example.test/feed",
+                                 "http://127.0.0.1:" + std::to_string(feeds_.port()) + "/missing", feeds_.url(1)};
+  std::string batch = submit_batch(port_, feeds);
+  auto stream = read_sse(port_, "/v1/batches/" + batch + "/events", 30s);
+  expect_complete_stream(stream, feeds.size());
+  auto snap = get_json(port_, "/v1/batches/" + batch);
+  EXPECT_EQ(snap["status"], "completed");
+  EXPECT_EQ(snap["failed"], 3);
+  EXPECT_EQ(snap["jobs"][0]["status"], "ok");
+  EXPECT_EQ(snap["jobs"][4]["status"], "ok");  // the same feed twice: one fetch, two outcomes
+  EXPECT_EQ(feeds_.requests("/feed/1.xml"), 1);
+  EXPECT_EQ(snap["jobs"][1]["status"], "failed");
+  EXPECT_NE(snap["jobs"][1]["error"].get<std::string>().find("invalid feed URL"), std::string::npos);
+  EXPECT_NE(snap["jobs"][2]["error"].get<std::string>().find("scheme"), std::string::npos);
+  EXPECT_EQ(snap["jobs"][3]["status"], "failed");
+  EXPECT_EQ(snap["jobs"][3]["http_status"], 404);
+}
+
+TEST_F(StandaloneTest, RefusesMalformedRequestsWithJsonErrors) {
+  httplib::Client client("127.0.0.1", port_);
+  struct Case {
+    std::string body;
+    int status;
+    std::string code;
+  };
+  std::string too_many = R"({"feeds":[)";
+  for (int i = 0; i < 10001; ++i) too_many += (i ? ",\"http://x.test/" : "\"http://x.test/") + std::to_string(i) + "\"";
+  too_many += "]}";
+  for (const auto& c : std::vector<Case>{{"{", 400, "malformed_json"},
+                                         {"[1]", 400, "invalid_request"},
+                                         {R"({"feeds":"x"})", 400, "invalid_request"},
+                                         {R"({"feeds":[1]})", 400, "invalid_request"},
+                                         {R"({"other":[]})", 400, "invalid_request"},
+                                         {R"({"feeds":[]})", 422, "empty_batch"},
+                                         {too_many, 413, "batch_too_large"}}) {
+    auto res = client.Post("/v1/batches", c.body, "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, c.status) << c.body.substr(0, 40);
+    auto body = nlohmann::json::parse(res->body, nullptr, false);
+    EXPECT_EQ(body["error"]["code"], c.code) << res->body;
+    EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
+  }
+  int status = 0;
+  get_json(port_, "/v1/batches/doesnotexist", &status);
+  EXPECT_EQ(status, 404);
+  get_json(port_, "/v1/batches/doesnotexist/events", &status);
+  EXPECT_EQ(status, 404);
+  auto del = client.Delete("/v1/batches");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 405);
+  // Still serving.
+  get_json(port_, "/healthz", &status);
+  EXPECT_EQ(status, 200);
+}
+
+TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(port_, feed_urls(2000, 40));
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() > 0; }, 20s));
+  process_->kill(SIGKILL);
+  process_->wait_exit(10s);
+  feeds_.hold_requests(false);
+  start();
+  auto stream = read_sse(port_, "/v1/batches/" + batch + "/events", 60s);
+  expect_complete_stream(stream, 40);
+  EXPECT_EQ(get_json(port_, "/v1/batches/" + batch)["status"], "completed");
+}
+
+TEST_F(StandaloneTest, ServesThePages) {
+  httplib::Client client("127.0.0.1", port_);
+  auto index = client.Get("/");
+  ASSERT_TRUE(index);
+  EXPECT_EQ(index->status, 200);
+  EXPECT_NE(index->get_header_value("Content-Type").find("text/html"), std::string::npos);
+  auto page = client.Get("/batches/anything");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("data-testid"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace feedpipe::testing

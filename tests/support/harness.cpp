@@ -1,0 +1,274 @@
+#include "tests/support/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+namespace feedpipe::testing {
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "feedpipe-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string feedpipe_binary() {
+  if (const char* env = std::getenv("FEEDPIPE_TEST_BINARY")) return env;
+  return FEEDPIPE_BINARY;
+}
+
+int free_port() {
+  // A plain socket: httplib's would set SO_REUSEPORT and stay open, silently sharing the port.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("cannot find a free port");
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+Process::Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path)
+    : name_(name), log_path_(log_path), stdout_path_(log_path + ".stdout") {
+  std::vector<std::string> argv_s{feedpipe_binary()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    int out = open(stdout_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    dup2(err, 2);
+    setpgid(0, 0);
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+}
+
+Process::~Process() {
+  if (running()) {
+    kill(SIGTERM);
+    if (wait_exit(std::chrono::seconds(15)) == -1 && running()) {
+      kill(SIGKILL);
+      wait_exit(std::chrono::seconds(5));
+    }
+  }
+}
+
+std::string Process::first_line(std::chrono::milliseconds timeout) {
+  std::string line;
+  wait_until([&] {
+    std::ifstream in(stdout_path_);
+    if (std::getline(in, line) && in) return true;
+    line.clear();
+    return false;
+  }, timeout);
+  return line;
+}
+
+void Process::kill(int signal) {
+  if (pid_ > 0 && !exited_) ::kill(pid_, signal);
+}
+
+bool Process::running() {
+  if (exited_ || pid_ <= 0) return false;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exited_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+int Process::wait_exit(std::chrono::milliseconds timeout) {
+  if (!wait_until([&] { return !running(); }, timeout)) return -1;
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+}
+
+std::string Process::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+namespace {
+
+std::string rss_feed(int n) {
+  std::ostringstream out;
+  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>"
+      << "<title>Feed " << n << "</title><link>http://example.test/" << n << "/</link>";
+  for (int i = 0; i < 5; ++i)
+    out << "<item><title>Item " << i << " of feed " << n << "</title>"
+        << "<link>http://example.test/" << n << "/items/" << i << "</link>"
+        << "<guid>feed-" << n << "-item-" << i << "</guid>"
+        << "<pubDate>Mon, 0" << (i + 1) << " Jan 2024 10:00:00 GMT</pubDate>"
+        << "<description>Summary &amp; text " << i << "</description></item>";
+  out << "</channel></rss>";
+  return out.str();
+}
+
+}  // namespace
+
+FeedServer::FeedServer() {
+  server_.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  server_.Get(R"(/feed/(\d+)\.xml)", [this](const httplib::Request& req, httplib::Response& res) {
+    ++total_;
+    {
+      std::lock_guard lock(mu_);
+      ++counts_[req.path];
+    }
+    for (int i = 0; hold_ && i < 2000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const std::string etag = "\"v1-" + std::string(req.matches[1]) + "\"";
+    const std::string last_modified = "Mon, 01 Jan 2024 12:00:00 GMT";
+    if (req.get_header_value("If-None-Match") == etag ||
+        req.get_header_value("If-Modified-Since") == last_modified) {
+      res.status = 304;
+      return;
+    }
+    res.set_header("ETag", etag);
+    res.set_header("Last-Modified", last_modified);
+    res.set_content(rss_feed(std::stoi(req.matches[1])), "application/rss+xml");
+  });
+  port_ = server_.bind_to_any_port("127.0.0.1");
+  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  wait_until([this] { return server_.is_running(); }, std::chrono::seconds(5));
+}
+
+FeedServer::~FeedServer() {
+  hold_ = false;
+  server_.stop();
+  thread_.join();
+}
+
+std::string FeedServer::url(int n) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + "/feed/" + std::to_string(n) + ".xml";
+}
+
+int FeedServer::requests(const std::string& path) {
+  std::lock_guard lock(mu_);
+  return counts_[path];
+}
+
+void FeedServer::hold_requests(bool hold) { hold_ = hold; }
+
+SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds timeout,
+                   const httplib::Headers& headers, size_t stop_after) {
+  SseResult result;
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout).count() + 1, 0);
+  std::string buffer;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool stopped = false;
+  httplib::Headers h = headers;
+  h.emplace("Accept", "text/event-stream");
+  auto res = client.Get(
+      path, h,
+      [&](const httplib::Response& r) {
+        result.status = r.status;
+        return true;
+      },
+      [&](const char* data, size_t len) {
+        buffer.append(data, len);
+        for (size_t end; (end = buffer.find("\n\n")) != std::string::npos;) {
+          std::string frame = buffer.substr(0, end);
+          buffer.erase(0, end + 2);
+          SseEvent ev;
+          std::string payload;
+          bool has_data = false;
+          std::istringstream lines(frame);
+          for (std::string line; std::getline(lines, line);) {
+            auto value = [&](size_t n) { return line.substr(line.size() > n && line[n] == ' ' ? n + 1 : n); };
+            if (line.rfind("id:", 0) == 0) ev.id = std::stoll(value(3));
+            else if (line.rfind("event:", 0) == 0) ev.event = value(6);
+            else if (line.rfind("data:", 0) == 0) { payload += value(5); has_data = true; }
+            else if (line.rfind("retry:", 0) == 0) result.retry = value(6);
+          }
+          if (has_data) {
+            ev.data = nlohmann::json::parse(payload, nullptr, false);
+            result.events.push_back(std::move(ev));
+          }
+          if (result.events.size() >= stop_after) {
+            stopped = true;
+            return false;
+          }
+        }
+        return std::chrono::steady_clock::now() < deadline;
+      });
+  if (res) {
+    result.status = res->status;
+    result.closed_by_server = !stopped;
+  }
+  return result;
+}
+
+std::string submit_batch(int port, const std::vector<std::string>& feeds) {
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Post("/v1/batches", nlohmann::json{{"feeds", feeds}}.dump(), "application/json");
+  EXPECT_TRUE(res);
+  if (!res) return "";
+  EXPECT_EQ(res->status, 202) << res->body;
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  return body.is_object() ? body.value("batch_id", "") : "";
+}
+
+nlohmann::json get_json(int port, const std::string& path, int* status) {
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Get(path);
+  if (status) *status = res ? res->status : 0;
+  if (!res) return nullptr;
+  return nlohmann::json::parse(res->body, nullptr, false);
+}
+
+void expect_complete_stream(const SseResult& stream, size_t total) {
+  ASSERT_EQ(stream.events.size(), total + 1) << "expected every job event and batch.completed";
+  std::set<int64_t> positions;
+  for (size_t i = 0; i < stream.events.size(); ++i) {
+    const auto& ev = stream.events[i];
+    EXPECT_EQ(ev.id, static_cast<int64_t>(i + 1)) << "ids must be consecutive from 1";
+    EXPECT_EQ(ev.data.value("seq", -1), ev.id);
+    if (i < total) {
+      EXPECT_TRUE(ev.event == "job.completed" || ev.event == "job.failed") << ev.event;
+      positions.insert(ev.data.value("position", -1));
+    }
+  }
+  EXPECT_EQ(positions.size(), total) << "each position exactly once";
+  EXPECT_EQ(stream.events.back().event, "batch.completed");
+  EXPECT_TRUE(stream.closed_by_server) << "the stream ends after batch.completed";
+}
+
+}  // namespace feedpipe::testing

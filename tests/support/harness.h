@@ -1,0 +1,107 @@
+#pragma once
+// Test support for integration tests: child processes of the feedpipe binary (ended by PID),
+// a local feed server on 127.0.0.1, an SSE client, and waiting with a deadline.
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace feedpipe::testing {
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes; returns the last result.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A temporary directory removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A child process running the feedpipe binary. Its stdout and stderr go to a log file; the
+// destructor sends SIGTERM, then SIGKILL after a grace period, to this PID only.
+class Process {
+ public:
+  Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path);
+  ~Process();
+  pid_t pid() const { return pid_; }
+  // First line the process printed on stdout (waits up to `timeout`); empty on timeout.
+  std::string first_line(std::chrono::milliseconds timeout);
+  void kill(int signal);
+  // Waits for exit; returns the exit status (or -1 on timeout / signal).
+  int wait_exit(std::chrono::milliseconds timeout);
+  bool running();
+  std::string log() const;
+
+ private:
+  std::string name_, log_path_, stdout_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+std::string feedpipe_binary();
+int free_port();
+
+// A feed server on 127.0.0.1: /feed/N.xml is a small RSS feed with a Last-Modified and ETag
+// that honour conditional requests. Counts requests per path.
+class FeedServer {
+ public:
+  FeedServer();
+  ~FeedServer();
+  int port() const { return port_; }
+  std::string url(int n) const;
+  int requests(const std::string& path);
+  int total_requests() const { return total_.load(); }
+  // While set, every request waits until released (or 20 s).
+  void hold_requests(bool hold);
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::map<std::string, int> counts_;
+  std::atomic<int> total_{0};
+  std::atomic<bool> hold_{false};
+};
+
+struct SseEvent {
+  int64_t id = 0;
+  std::string event;
+  nlohmann::json data;
+};
+
+// Reads an SSE stream until the server closes it, `stop_after` events arrived, or the timeout.
+struct SseResult {
+  std::vector<SseEvent> events;
+  bool closed_by_server = false;
+  int status = 0;
+  std::string retry;
+};
+SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds timeout,
+                   const httplib::Headers& headers = {}, size_t stop_after = SIZE_MAX);
+
+// POST /v1/batches with the given feeds; returns the batch id (fails the test otherwise).
+std::string submit_batch(int port, const std::vector<std::string>& feeds);
+nlohmann::json get_json(int port, const std::string& path, int* status = nullptr);
+
+// Asserts the usual stream invariants: ids 1..n strictly consecutive, each job event once,
+// batch.completed last with id total+1.
+void expect_complete_stream(const SseResult& stream, size_t total);
+
+}  // namespace feedpipe::testing

@@ -1,0 +1,46 @@
+// The submit page: POST the batch, then go to its live page.
+const form = document.getElementById('submit-form');
+const errorBox = document.getElementById('error');
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  errorBox.textContent = '';
+  const feeds = document.getElementById('feeds').value
+    .split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+  try {
+    const res = await fetch('/v1/batches', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ feeds }),
+    });
+    const body = await res.json();
+    if (res.status !== 202) {
+      errorBox.textContent = body.error ? body.error.message : `HTTP ${res.status}`;
+      return;
+    }
+    window.location.href = `/batches/${encodeURIComponent(body.batch_id)}`;
+  } catch (err) {
+    errorBox.textContent = `Cannot reach the server: ${err}`;
+  }
+});
+
+async function loadBatches() {
+  const res = await fetch('/v1/batches?limit=20');
+  if (!res.ok) return;
+  const { batches } = await res.json();
+  const rows = document.getElementById('batches');
+  rows.replaceChildren(...batches.map((b) => {
+    const tr = document.createElement('tr');
+    const link = document.createElement('a');
+    link.href = `/batches/${encodeURIComponent(b.batch_id)}`;
+    link.textContent = b.batch_id;
+    const cells = [link, b.created_at, b.status, `${b.done} / ${b.total}`, String(b.failed)];
+    for (const value of cells) {
+      const td = document.createElement('td');
+      td.append(value);
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+loadBatches();
