@@ -77,6 +77,21 @@ void ensure_topics(const KafkaSettings& settings) {
     rd_kafka_conf_set(cconf, k.c_str(), v.c_str(), errstr, sizeof errstr);
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, cconf, errstr, sizeof errstr);
   if (!rk) throw KafkaError(std::string("kafka admin client: ") + errstr);
+  // Topics that exist are kept as they are (and a mock cluster has no CreateTopics).
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, 1, nullptr, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    int found = 0;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      std::string name = md->topics[i].topic;
+      if ((name == kJobsTopic || name == kEventsTopic) && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        ++found;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (found == 2) {
+      rd_kafka_destroy(rk);
+      return;
+    }
+  }
   rd_kafka_NewTopic_t* topics[2];
   const std::string names[2] = {std::string(kJobsTopic), std::string(kEventsTopic)};
   for (int i = 0; i < 2; ++i)

@@ -1,0 +1,158 @@
+// Every role as a process of its own, as an operator runs them: kafka-mock, migrate, one
+// producer, consumers and two broadcasters on one SQLite file.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "tests/support/harness.h"
+
+namespace feedpipe::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class MultiProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<Process>("kafka-mock", std::vector<std::string>{"kafka-mock"},
+                                        dir_.file("kafka-mock.log"));
+    brokers_ = broker_->first_line(10s);
+    ASSERT_FALSE(brokers_.empty()) << broker_->log();
+    Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+
+    producer_port_ = free_port();
+    producer_ = start("producer", {"--http", address(producer_port_)});
+    consumers_.push_back(start("consumer", {}));
+    consumers_.push_back(start("consumer", {}));
+    for (int i = 0; i < 2; ++i) {
+      broadcaster_ports_.push_back(free_port());
+      broadcasters_.push_back(start("broadcaster", {"--http", address(broadcaster_ports_.back())}));
+    }
+    for (int port : {producer_port_, broadcaster_ports_[0], broadcaster_ports_[1]})
+      ASSERT_TRUE(ready(port, 30s)) << "port " << port;
+  }
+
+  std::string db() const { return dir_.file("feedpipe.db"); }
+  static std::string address(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+  static bool ready(int port, std::chrono::milliseconds timeout) {
+    return wait_until([&] {
+      int status = 0;
+      get_json(port, "/readyz", &status);
+      return status == 200;
+    }, timeout);
+  }
+
+  std::unique_ptr<Process> start(const std::string& role, std::vector<std::string> extra) {
+    std::vector<std::string> args{role, "--brokers", brokers_, "--db", db(), "--log-level", "info"};
+    if (role == "consumer") {
+      args.insert(args.end(), {"--allow-private-networks", "--fetch-retry-delay-ms", "50"});
+    }
+    if (role == "broadcaster") args.insert(args.end(), {"--heartbeat-ms", "500"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(role, args, dir_.file(role + std::to_string(++started_) + ".log"));
+  }
+
+  std::vector<std::string> feed_urls(int first, int count) {
+    std::vector<std::string> urls;
+    for (int i = first; i < first + count; ++i) urls.push_back(feeds_.url(i));
+    return urls;
+  }
+
+  // Reads the batch's stream from both broadcasters at once.
+  std::vector<SseResult> watch_on_both(const std::string& batch, std::chrono::milliseconds timeout) {
+    std::vector<SseResult> results(2);
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 2; ++i)
+      readers.emplace_back([&, i] {
+        results[i] = read_sse(broadcaster_ports_[i], "/v1/batches/" + batch + "/events", timeout);
+      });
+    for (auto& t : readers) t.join();
+    return results;
+  }
+
+  void expect_snapshot_agrees(const std::string& batch, const SseResult& stream) {
+    auto snap = get_json(producer_port_, "/v1/batches/" + batch);
+    EXPECT_EQ(snap["status"], "completed");
+    EXPECT_EQ(snap["done"], snap["total"]);
+    for (size_t i = 0; i + 1 < stream.events.size(); ++i) {
+      const auto& data = stream.events[i].data;
+      const auto& job = snap["jobs"][data["position"].get<size_t>()];
+      EXPECT_EQ(job["status"], data["status"]);
+      EXPECT_EQ(job["items_new"], data["items_new"]);
+    }
+  }
+
+  // Rows of the events table per job: exactly one each.
+  int count(const std::string& sql) {
+    sqlite3* handle = nullptr;
+    sqlite3_open_v2(db().c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* stmt = nullptr;
+    sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr);
+    int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    sqlite3_close(handle);
+    return n;
+  }
+
+  TempDir dir_;
+  FeedServer feeds_;
+  std::string brokers_;
+  int started_ = 0;
+  int producer_port_ = 0;
+  std::vector<int> broadcaster_ports_;
+  std::unique_ptr<Process> broker_, producer_;
+  std::vector<std::unique_ptr<Process>> consumers_, broadcasters_;
+};
+
+TEST_F(MultiProcessTest, BothBroadcastersStreamEveryJobOnceAndAThirdConsumerRebalancesMidBatch) {
+  std::string first = submit_batch(producer_port_, feed_urls(0, 300));
+  auto streams = watch_on_both(first, 90s);
+  for (const auto& s : streams) expect_complete_stream(s, 300);
+  expect_snapshot_agrees(first, streams[0]);
+
+  // The feed server holds every request until a third consumer has joined: the rebalance
+  // happens with jobs in flight.
+  feeds_.hold_requests(true);
+  std::string second = submit_batch(producer_port_, feed_urls(300, 300));
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() > 300; }, 30s));
+  int third_port = free_port();
+  consumers_.push_back(start("consumer", {"--http", address(third_port)}));
+  ASSERT_TRUE(ready(third_port, 30s)) << consumers_.back()->log();
+  feeds_.hold_requests(false);
+  streams = watch_on_both(second, 90s);
+  for (const auto& s : streams) expect_complete_stream(s, 300);
+  expect_snapshot_agrees(second, streams[0]);
+
+  EXPECT_EQ(count("SELECT count(*) FROM events WHERE batch_id = '" + second + "'"), 301);
+  EXPECT_EQ(count("SELECT count(*) FROM (SELECT job_id FROM events WHERE job_id IS NOT NULL "
+                  "GROUP BY job_id HAVING count(*) > 1)"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM items"), 600 * 5);
+  for (auto& c : consumers_) EXPECT_TRUE(c->running()) << c->log();
+}
+
+TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
+  for (auto& c : consumers_) {
+    c->kill(SIGTERM);
+    EXPECT_EQ(c->wait_exit(30s), 0) << c->log();
+  }
+  consumers_.clear();
+  std::string batch = submit_batch(producer_port_, feed_urls(5000, 50));
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(get_json(producer_port_, "/v1/batches/" + batch)["done"], 0);
+  consumers_.push_back(start("consumer", {}));
+  auto streams = watch_on_both(batch, 60s);
+  for (const auto& s : streams) expect_complete_stream(s, 50);
+}
+
+TEST_F(MultiProcessTest, EveryCommandListsItsSettings) {
+  for (std::string role : {"standalone", "producer", "consumer", "broadcaster", "migrate", "kafka-mock", "parse", "submit"}) {
+    Process help(role, {role, "--help"}, dir_.file(role + "-help.log"));
+    EXPECT_EQ(help.wait_exit(10s), 0);
+    std::string out = help.first_line(2s);
+    EXPECT_NE(out.find("usage: feedpipe " + role), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace feedpipe::testing
