@@ -47,6 +47,11 @@ std::optional<std::string> normalize_feed_url(std::string_view url, std::string*
   trimmed.erase(std::find_if(trimmed.rbegin(), trimmed.rend(), not_space).base(), trimmed.end());
   if (trimmed.empty()) return fail("empty URL");
   if (!has_scheme(trimmed)) return fail("not an absolute URL (no scheme)");
+  std::string scheme_given = trimmed.substr(0, trimmed.find(':'));
+  std::transform(scheme_given.begin(), scheme_given.end(), scheme_given.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (scheme_given != "http" && scheme_given != "https")
+    return fail("unsupported scheme: only http and https URLs can be fetched");
 
   UrlHandle u(curl_url());
   if (curl_url_set(u.get(), CURLUPART_URL, trimmed.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK)

@@ -1,0 +1,96 @@
+// Small pieces of common/: URLs, settings, offsets.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "common/config.h"
+#include "common/url.h"
+#include "consumer/worker/offset_tracker.h"
+
+namespace feedpipe {
+namespace {
+
+TEST(FeedUrl, NormalizesSchemeHostPortAndFragment) {
+  EXPECT_EQ(normalize_feed_url("HTTP://Example.COM:80/Feed?x=1#top"), "http://example.com/Feed?x=1");
+  EXPECT_EQ(normalize_feed_url("https://example.com:443"), "https://example.com/");
+  EXPECT_EQ(normalize_feed_url("https://example.com:8443/a"), "https://example.com:8443/a");
+  EXPECT_EQ(normalize_feed_url("  http://example.com/a  "), "http://example.com/a");
+  std::string why;
+  EXPECT_FALSE(normalize_feed_url("ftp://example.com/", &why));
+  EXPECT_NE(why.find("scheme"), std::string::npos);
+  EXPECT_FALSE(normalize_feed_url("example.com/feed", &why));
+  EXPECT_FALSE(normalize_feed_url("", &why));
+  EXPECT_FALSE(normalize_feed_url("http://", &why));
+}
+
+TEST(FeedUrl, ResolvesReferences) {
+  EXPECT_EQ(resolve_url("http://a.test/x/y.xml", "../z.html"), "http://a.test/z.html");
+  EXPECT_EQ(resolve_url("http://a.test/x/", "/abs"), "http://a.test/abs");
+  EXPECT_EQ(resolve_url("http://a.test/x/", "https://b.test/"), "https://b.test/");
+  EXPECT_EQ(resolve_url("", "rel.html"), "rel.html");
+}
+
+TEST(Settings, FlagsWinOverEnvironmentAndDefaults) {
+  Settings s("test", "summary");
+  s.add("http", "127.0.0.1:8080", "listen").add("fetch-attempts", "3", "n").add_switch("allow-private-networks", "x");
+  setenv("FEEDPIPE_FETCH_ATTEMPTS", "7", 1);
+  setenv("FEEDPIPE_ALLOW_PRIVATE_NETWORKS", "true", 1);
+  std::vector<std::string> args{"--http=0.0.0.0:9"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  ASSERT_TRUE(s.parse(static_cast<int>(argv.size()), argv.data()));
+  EXPECT_EQ(s.str("http"), "0.0.0.0:9");
+  EXPECT_EQ(s.integer("fetch-attempts"), 7);
+  EXPECT_TRUE(s.on("allow-private-networks"));
+  unsetenv("FEEDPIPE_FETCH_ATTEMPTS");
+  unsetenv("FEEDPIPE_ALLOW_PRIVATE_NETWORKS");
+  EXPECT_NE(s.help().find("FEEDPIPE_FETCH_ATTEMPTS"), std::string::npos);
+  std::vector<std::string> bad{"--nope"};
+  std::vector<char*> bad_argv{bad[0].data()};
+  Settings t("test", "summary");
+  EXPECT_THROW(t.parse(1, bad_argv.data()), ConfigError);
+  EXPECT_THROW(parse_host_port("nohost", "http"), ConfigError);
+  EXPECT_EQ(parse_host_port("[::1]:80", "http").first, "::1");
+}
+
+TEST(OffsetTracker, CommitsOnlyUpToTheLowestJobInFlight) {
+  consumer::OffsetTracker t;
+  t.assign(0);
+  for (int64_t o : {10, 11, 12}) t.taken(0, o);
+  EXPECT_EQ(t.to_commit()[0].offset, 10);
+  t.done(0, 11);
+  EXPECT_TRUE(t.to_commit().empty());  // 10 still in flight
+  t.done(0, 10);
+  auto c = t.to_commit();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].offset, 12);
+  t.done(0, 12);
+  EXPECT_EQ(t.to_commit()[0].offset, 13);
+  t.taken(0, 13);
+  auto revoked = t.revoke({0});
+  EXPECT_TRUE(revoked.empty());  // 13 in flight: the committed 13 stands, the job is redelivered
+  t.done(0, 13);                 // a late outcome for a revoked partition is ignored
+  EXPECT_EQ(t.in_flight(), 0u);
+}
+
+TEST(OffsetTracker, ConcurrentDoneCallsAreSafe) {
+  consumer::OffsetTracker t;
+  t.assign(1);
+  for (int64_t o = 0; o < 1000; ++o) t.taken(1, o);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      for (int64_t o = k; o < 1000; o += 4) t.done(1, o);
+    });
+  std::thread committer([&] {
+    for (int i = 0; i < 100; ++i) t.to_commit();
+  });
+  for (auto& th : threads) th.join();
+  committer.join();
+  t.to_commit();
+  EXPECT_EQ(t.in_flight(), 0u);
+}
+
+}  // namespace
+}  // namespace feedpipe

@@ -1,0 +1,176 @@
+// The one write path: recording job outcomes, seq assignment, idempotency, batch completion.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/job_outcomes.h"
+#include "common/migrations.h"
+#include "common/queries.h"
+#include "producer/batch_intake.h"
+
+namespace feedpipe {
+namespace {
+
+class JobOutcomesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("feedpipe-unit-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
+                .string();
+    std::filesystem::remove(path_);
+    db_ = std::make_unique<Database>(path_);
+    apply_migrations(*db_);
+  }
+  void TearDown() override {
+    db_.reset();
+    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+  }
+
+  producer::CreatedBatch create(const std::vector<std::string>& feeds, const std::string& key = "") {
+    auto result = producer::create_batch(*db_, {feeds}, key, "body:" + std::to_string(feeds.size()));
+    EXPECT_TRUE(std::holds_alternative<producer::CreatedBatch>(result));
+    return std::get<producer::CreatedBatch>(result);
+  }
+
+  static JobOutcome ok(int64_t job_id, std::vector<ItemRecord> items) {
+    JobOutcome o;
+    o.job_id = job_id;
+    o.status = JobStatus::ok;
+    o.http_status = 200;
+    o.fetch = FeedFetch{"http://a.test/final", "\"e1\"", "", "Title", "http://a.test/", std::move(items)};
+    return o;
+  }
+
+  std::string path_;
+  std::unique_ptr<Database> db_;
+};
+
+TEST_F(JobOutcomesTest, MigrationsAreRecordedAndAppliedOnce) {
+  EXPECT_EQ(apply_migrations(*db_), 0);
+  auto q = db_->prepare("SELECT count(*) FROM schema_migrations");
+  ASSERT_TRUE(q.step());
+  EXPECT_GE(q.int64(0), 1);
+  auto mode = db_->prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.step());
+  EXPECT_EQ(mode.text(0), "wal");
+}
+
+TEST_F(JobOutcomesTest, SeqIsGapFreeAndBatchCompletedIsLast) {
+  auto batch = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
+  ASSERT_EQ(batch.jobs.size(), 3u);
+  std::vector<EventMessage> all;
+  for (int i : {2, 0, 1}) {
+    JobOutcome o;
+    o.job_id = batch.jobs[i].job_id;
+    o.status = i == 0 ? JobStatus::failed : JobStatus::not_modified;
+    o.error = i == 0 ? "HTTP 500" : "";
+    if (i != 0) o.fetch = FeedFetch{};
+    auto events = record_outcomes(*db_, {o});
+    all.insert(all.end(), events.begin(), events.end());
+  }
+  ASSERT_EQ(all.size(), 4u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq, static_cast<int64_t>(i + 1));
+  EXPECT_EQ(all[3].type, "batch.completed");
+  EXPECT_EQ(all[1].type, "job.failed");
+  auto progress = batch_progress(*db_, batch.batch_id);
+  EXPECT_EQ(progress->status, "completed");
+  EXPECT_EQ(progress->done, 3);
+  EXPECT_EQ(progress->failed, 1);
+  EXPECT_EQ(progress->last_seq, 4);
+}
+
+TEST_F(JobOutcomesTest, RedeliveredOutcomeChangesNothing) {
+  auto batch = create({"http://a.test/1", "http://a.test/2"});
+  auto outcome = ok(batch.jobs[0].job_id, {{"g1", "http://a.test/1", "One", "", "", "", "", ""}});
+  EXPECT_EQ(record_outcomes(*db_, {outcome}).size(), 1u);
+  EXPECT_TRUE(record_outcomes(*db_, {outcome}).empty());
+  JobOutcome failed;
+  failed.job_id = batch.jobs[0].job_id;
+  failed.status = JobStatus::failed;
+  EXPECT_TRUE(record_outcomes(*db_, {failed}).empty());
+  EXPECT_EQ(job_status(*db_, batch.jobs[0].job_id), JobStatus::ok);
+  auto snap = batch_snapshot(*db_, batch.batch_id);
+  EXPECT_EQ((*snap)["done"], 1);
+  EXPECT_EQ((*snap)["jobs"][0]["items_new"], 1);
+}
+
+TEST_F(JobOutcomesTest, ItemsAreUpsertedPerFeedAndCountedOnce) {
+  auto first = create({"http://a.test/feed"});
+  std::vector<ItemRecord> items{{"g1", "", "One", "", "", "", "", ""}, {"", "http://a.test/2", "Two", "", "", "", "", ""}};
+  auto events = record_outcomes(*db_, {ok(first.jobs[0].job_id, items)});
+  auto data = nlohmann::json::parse(events[0].data);
+  EXPECT_EQ(data["items_new"], 2);
+  EXPECT_EQ(data["items_total"], 2);
+  items[0].title = "One, edited";
+  items.insert(items.begin(), {"g3", "", "Three", "", "", "", "", ""});  // new items come first
+  auto second = create({"http://a.test/feed"});
+  events = record_outcomes(*db_, {ok(second.jobs[0].job_id, items)});
+  data = nlohmann::json::parse(events[0].data);
+  EXPECT_EQ(data["items_new"], 1);
+  EXPECT_EQ(data["items_total"], 3);
+  auto listed = feed_items(*db_, second.jobs[0].feed_id, 10, 0);
+  ASSERT_EQ((*listed)["items"].size(), 3u);
+  EXPECT_EQ((*listed)["items"][0]["guid"], "g3");  // newest first
+  EXPECT_EQ((*listed)["items"][1]["title"], "One, edited");
+  EXPECT_EQ((*listed)["items"][2]["title"], "Two");
+}
+
+TEST_F(JobOutcomesTest, SameFeedTwiceInABatchSharesTheOutcome) {
+  auto batch = create({"http://a.test/feed", "HTTP://A.TEST:80/feed", "http://a.test/other"});
+  ASSERT_EQ(batch.jobs[0].feed_id, batch.jobs[1].feed_id);
+  auto events = record_outcomes(*db_, {ok(batch.jobs[0].job_id, {})});
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(events[1].data)["position"], 1);
+  EXPECT_TRUE(record_outcomes(*db_, {ok(batch.jobs[1].job_id, {})}).empty());
+}
+
+TEST_F(JobOutcomesTest, InvalidUrlsFailAtSubmitAndCanCompleteTheBatch) {
+  auto batch = create({"mailto:x@y.test", "   "});
+  EXPECT_TRUE(batch.jobs.empty());
+  ASSERT_EQ(batch.events.size(), 3u);
+  EXPECT_EQ(batch.events[2].type, "batch.completed");
+  auto snap = batch_snapshot(*db_, batch.batch_id);
+  EXPECT_EQ((*snap)["status"], "completed");
+  EXPECT_NE((*snap)["jobs"][0]["error"].get<std::string>().find("scheme"), std::string::npos);
+}
+
+TEST_F(JobOutcomesTest, IdempotencyKeyReturnsTheFirstBatch) {
+  auto first = producer::create_batch(*db_, {{"http://a.test/1"}}, "key-1", "same body");
+  auto again = producer::create_batch(*db_, {{"http://a.test/1"}}, "key-1", "same body");
+  auto other = producer::create_batch(*db_, {{"http://a.test/2"}}, "key-1", "other body");
+  ASSERT_TRUE(std::holds_alternative<producer::CreatedBatch>(again));
+  EXPECT_EQ(std::get<producer::CreatedBatch>(again).batch_id, std::get<producer::CreatedBatch>(first).batch_id);
+  EXPECT_TRUE(std::get<producer::CreatedBatch>(again).replayed);
+  ASSERT_TRUE(std::holds_alternative<producer::Refusal>(other));
+  EXPECT_EQ(std::get<producer::Refusal>(other).status, 422);
+}
+
+TEST_F(JobOutcomesTest, MarkRunningMovesQueuedJobsAndTheBatch) {
+  auto batch = create({"http://a.test/1", "http://a.test/2"});
+  mark_jobs_running(*db_, {batch.jobs[0].job_id});
+  EXPECT_EQ(job_status(*db_, batch.jobs[0].job_id), JobStatus::running);
+  EXPECT_EQ(job_status(*db_, batch.jobs[1].job_id), JobStatus::queued);
+  EXPECT_EQ(batch_progress(*db_, batch.batch_id)->status, "running");
+  record_outcomes(*db_, {ok(batch.jobs[0].job_id, {})});
+  mark_jobs_running(*db_, {batch.jobs[0].job_id});  // final stays final
+  EXPECT_EQ(job_status(*db_, batch.jobs[0].job_id), JobStatus::ok);
+}
+
+TEST(BatchRequest, ValidatesShapeAndLimits) {
+  using producer::parse_batch_request;
+  using producer::Refusal;
+  auto status = [](const std::string& body) {
+    auto r = parse_batch_request(body, 3);
+    return std::holds_alternative<Refusal>(r) ? std::get<Refusal>(r).status : 202;
+  };
+  EXPECT_EQ(status("{"), 400);
+  EXPECT_EQ(status("null"), 400);
+  EXPECT_EQ(status(R"({"feeds":{}})"), 400);
+  EXPECT_EQ(status(R"({"feeds":["a",2]})"), 400);
+  EXPECT_EQ(status(R"({"feeds":[]})"), 422);
+  EXPECT_EQ(status(R"({"feeds":["a","b","c","d"]})"), 413);
+  EXPECT_EQ(status(R"({"feeds":["not a url","http://x.test/"]})"), 202);
+}
+
+}  // namespace
+}  // namespace feedpipe
