@@ -1,0 +1,245 @@
+#include "consumer/parser/recovery.h"
+
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <vector>
+
+#include "consumer/parser/text.h"
+
+namespace feedpipe::parser {
+namespace {
+
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+bool is_name_char(char c) {
+  return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+}
+
+// The end (one past) of a DOCTYPE declaration starting at `i`, brackets of its internal subset
+// and quoted strings included.
+size_t doctype_end(std::string_view s, size_t i) {
+  int brackets = 0;
+  char quote = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[') {
+      ++brackets;
+    } else if (c == ']') {
+      --brackets;
+    } else if (c == '>' && brackets <= 0) {
+      return i + 1;
+    }
+  }
+  return s.size();
+}
+
+// When markup that must be copied verbatim starts at `i` (CDATA, comment, PI, DOCTYPE),
+// returns its end; otherwise returns `i`.
+size_t skip_opaque(std::string_view s, size_t i) {
+  auto until = [&](std::string_view close) {
+    size_t end = s.find(close, i);
+    return end == std::string_view::npos ? s.size() : end + close.size();
+  };
+  std::string_view rest = s.substr(i);
+  if (rest.substr(0, 9) == "<![CDATA[") return until("]]>");
+  if (rest.substr(0, 4) == "<!--") return until("-->");
+  if (rest.substr(0, 2) == "<?") return until("?>");
+  if (rest.substr(0, 2) == "<!") return doctype_end(s, i);
+  return i;
+}
+
+// The end of a tag starting at `i` (one past its '>'), quotes respected, or npos.
+size_t tag_end(std::string_view s, size_t i) {
+  char quote = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '>') {
+      return i + 1;
+    } else if (c == '<') {
+      return std::string_view::npos;  // a tag that never ended
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+std::string normalize_references(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 16);
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '<') {
+      size_t end = skip_opaque(s, i);
+      if (end > i) {
+        out.append(s.substr(i, end - i));
+        i = end;
+        continue;
+      }
+    }
+    if (c != '&') {
+      out += c;
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    if (j < s.size() && s[j] == '#') {
+      ++j;
+      bool hex = j < s.size() && (s[j] == 'x' || s[j] == 'X');
+      if (hex) ++j;
+      size_t start = j;
+      while (j < s.size() && (hex ? std::isxdigit(static_cast<unsigned char>(s[j]))
+                                  : std::isdigit(static_cast<unsigned char>(s[j]))))
+        ++j;
+      if (j > start && j < s.size() && s[j] == ';') {
+        // References to what XML forbids (NUL, most controls, surrogates, beyond U+10FFFF)
+        // would reach the output as invalid text: drop controls, replace the rest.
+        unsigned long cp = 0;
+        for (size_t k = start; k < j; ++k) {
+          char d = static_cast<char>(std::tolower(static_cast<unsigned char>(s[k])));
+          cp = std::min(cp * (hex ? 16 : 10) + static_cast<unsigned long>(d <= '9' ? d - '0' : d - 'a' + 10),
+                        0x110000ul);
+        }
+        if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') {
+          // dropped
+        } else if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+          out += "&#65533;";
+        } else {
+          out.append(s.substr(i, j + 1 - i));
+        }
+        i = j + 1;
+        continue;
+      }
+    } else if (j < s.size() && is_name_start(s[j])) {
+      while (j < s.size() && is_name_char(s[j])) ++j;
+      if (j < s.size() && s[j] == ';') {
+        std::string_view name = s.substr(i + 1, j - i - 1);
+        if (name == "amp" || name == "lt" || name == "gt" || name == "quot" || name == "apos") {
+          out.append(s.substr(i, j + 1 - i));
+          i = j + 1;
+          continue;
+        }
+        if (auto cp = html_entity(name)) {
+          out += "&#" + std::to_string(static_cast<unsigned long>(*cp)) + ";";
+          i = j + 1;
+          continue;
+        }
+      }
+    }
+    out += "&amp;";
+    ++i;
+  }
+  return out;
+}
+
+std::string repair_markup(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 64);
+  std::vector<std::string_view> open;
+  bool root_seen = false;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (root_seen && open.empty()) break;  // trailing garbage after the root element
+    char c = s[i];
+    if (c != '<') {
+      out += c;
+      ++i;
+      continue;
+    }
+    if (size_t end = skip_opaque(s, i); end > i) {
+      out.append(s.substr(i, end - i));
+      if (s.substr(i, 9) == "<![CDATA[" && s.substr(end - 3, 3) != "]]>") out += "]]>";
+      i = end;
+      continue;
+    }
+    bool closing = i + 1 < s.size() && s[i + 1] == '/';
+    size_t name_start = i + (closing ? 2 : 1);
+    if (name_start >= s.size() || !is_name_start(s[name_start])) {
+      out += "&lt;";  // a '<' in text, like "a < b"
+      ++i;
+      continue;
+    }
+    size_t name_end = name_start;
+    while (name_end < s.size() && is_name_char(s[name_end])) ++name_end;
+    std::string_view name = s.substr(name_start, name_end - name_start);
+    size_t end = tag_end(s, name_end);
+    if (end == std::string_view::npos) {
+      // An unterminated tag: drop it and continue after it.
+      size_t next = s.find('<', name_end);
+      i = next == std::string_view::npos ? s.size() : next;
+      continue;
+    }
+    if (closing) {
+      size_t k = open.size();
+      while (k > 0 && open[k - 1] != name) --k;
+      if (k > 0) {  // closes an open element, and whatever was left open inside it
+        while (open.size() >= k) {
+          out += "</";
+          out += open.back();
+          out += '>';
+          open.pop_back();
+        }
+      }
+    } else {
+      out.append(s.substr(i, end - i));
+      bool self_closing = s[end - 2] == '/';
+      if (!self_closing) open.push_back(name);
+      root_seen = true;
+    }
+    i = end;
+  }
+  while (!open.empty()) {
+    out += "</";
+    out += open.back();
+    out += '>';
+    open.pop_back();
+  }
+  return out;
+}
+
+std::string check_entity_declarations(std::string_view s) {
+  // The DOCTYPE can only come before the root element; skip the prolog to find it.
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    std::string_view rest = s.substr(i);
+    if (rest.substr(0, 4) == "<!--" || rest.substr(0, 2) == "<?") {
+      i = skip_opaque(s, i);
+      continue;
+    }
+    if (rest.substr(0, 9) != "<!DOCTYPE" && rest.substr(0, 9) != "<!doctype") return "";
+    break;
+  }
+  std::string_view doctype = s.substr(i, doctype_end(s, i) - i);
+  for (size_t pos = doctype.find("<!ENTITY"); pos != std::string_view::npos;
+       pos = doctype.find("<!ENTITY", pos + 1)) {
+    size_t q = doctype.find_first_of("\"'>", pos);
+    if (q == std::string_view::npos || doctype[q] == '>') continue;  // external: never fetched
+    size_t qend = doctype.find(doctype[q], q + 1);
+    std::string_view value = doctype.substr(q + 1, qend == std::string_view::npos ? qend : qend - q - 1);
+    for (size_t r = value.find_first_of("&%"); r != std::string_view::npos;
+         r = value.find_first_of("&%", r + 1)) {
+      if (r + 1 < value.size() && is_name_start(value[r + 1])) {
+        std::string_view decl = doctype.substr(pos + 8, q - pos - 8);
+        std::string name = trim(decl);
+        return "entity declaration '" + name +
+               "' references another entity (entity expansion bombs are refused)";
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace feedpipe::parser

@@ -1,0 +1,106 @@
+// RSS 0.91, 0.92 and 2.0 (<rss><channel><item>), with the usual namespaced extras.
+#include "common/url.h"
+#include "consumer/parser/dates.h"
+#include "consumer/parser/formats.h"
+#include "consumer/parser/text.h"
+#include "consumer/parser/xml_util.h"
+
+namespace feedpipe::parser {
+namespace {
+
+namespace ns = xml::ns;
+
+// RSS's own elements have no namespace, except in the few feeds that use Userland's.
+bool is_rss(pugi::xml_node node, std::string_view local) {
+  if (node.type() != pugi::node_element || xml::local_name(node) != local) return false;
+  std::string_view uri = xml::namespace_of(node);
+  return uri.empty() || uri == ns::userland;
+}
+
+pugi::xml_node rss_child(pugi::xml_node parent, std::string_view local) {
+  for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+    if (is_rss(c, local)) return c;
+  return {};
+}
+
+// The href of the first <atom:link> with the wanted rel (no rel counts as alternate).
+std::string atom_link(pugi::xml_node parent, std::string_view rel) {
+  for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
+    if (!xml::is(c, ns::atom10, "link")) continue;
+    std::string_view r = c.attribute("rel").value();
+    if (r == rel || (r.empty() && rel == "alternate")) return c.attribute("href").value();
+  }
+  return {};
+}
+
+// The first non-empty <link> (feeds sometimes repeat it, once empty).
+std::string rss_link(pugi::xml_node parent) {
+  for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+    if (is_rss(c, "link"))
+      if (std::string link = xml::all_text(c); !link.empty()) return link;
+  return {};
+}
+
+std::string plain(pugi::xml_node node) { return decode_entities(xml::all_text(node)); }
+
+bool looks_like_url(std::string_view s) {
+  return s.substr(0, 7) == "http://" || s.substr(0, 8) == "https://";
+}
+
+Item read_item(pugi::xml_node item, const ParseOptions& options) {
+  Item out;
+  std::string base = xml::base_url(item, options.base_url);
+  auto resolve = [&](std::string_view ref) { return ref.empty() ? std::string() : resolve_url(base, ref); };
+
+  out.title = plain(rss_child(item, "title"));
+  out.link = resolve(rss_link(item));
+  if (out.link.empty()) out.link = resolve(trim(atom_link(item, "alternate")));
+
+  if (pugi::xml_node guid = rss_child(item, "guid")) {
+    out.guid = xml::all_text(guid);
+    // isPermaLink defaults to true, but many feeds put opaque ids there without saying so.
+    std::string_view permalink = guid.attribute("isPermaLink").value();
+    if (out.link.empty() && !out.guid.empty() && permalink != "false" &&
+        (permalink == "true" || looks_like_url(out.guid)))
+      out.link = resolve(out.guid);
+  }
+
+  out.author = plain(rss_child(item, "author"));
+  if (out.author.empty()) out.author = plain(xml::child(item, ns::dc, "creator"));
+  if (out.author.empty()) out.author = plain(xml::child(item, ns::itunes, "author"));
+
+  out.published = parse_date(xml::all_text(rss_child(item, "pubDate")));
+  if (out.published.empty()) out.published = parse_date(xml::all_text(xml::child(item, ns::dc, "date")));
+  out.updated = parse_date(xml::all_text(xml::child(item, ns::atom10, "updated")));
+  if (out.updated.empty()) out.updated = parse_date(xml::all_text(xml::child(item, ns::dcterms, "modified")));
+  if (out.updated.empty()) out.updated = parse_date(xml::all_text(xml::child(item, ns::dc, "modified")));
+
+  out.summary = xml::text(rss_child(item, "description"));
+  out.content = xml::text(xml::child(item, ns::content, "encoded"));
+  return out;
+}
+
+}  // namespace
+
+Feed read_rss(pugi::xml_node rss, const ParseOptions& options) {
+  Feed feed;
+  feed.format = "rss";
+  pugi::xml_node channel = rss_child(rss, "channel");
+  if (!channel) channel = rss;  // a few feeds put the items straight under <rss>
+  std::string base = xml::base_url(channel, options.base_url);
+
+  feed.title = plain(rss_child(channel, "title"));
+  std::string link = rss_link(channel);
+  if (link.empty()) link = trim(atom_link(channel, "alternate"));
+  if (!link.empty()) feed.link = resolve_url(base, link);
+
+  auto add_items = [&](pugi::xml_node parent) {
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+      if (is_rss(c, "item")) feed.items.push_back(read_item(c, options));
+  };
+  add_items(channel);
+  if (channel != rss) add_items(rss);  // items misplaced after </channel>
+  return feed;
+}
+
+}  // namespace feedpipe::parser

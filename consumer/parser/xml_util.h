@@ -1,0 +1,58 @@
+#pragma once
+// Namespace-aware helpers over pugixml, which itself only knows qualified names. Feeds use
+// arbitrary prefixes (and sometimes none, or undeclared ones), so elements are matched by
+// namespace URI and local name. Internal to the parser.
+#include <pugixml.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace feedpipe::parser::xml {
+
+namespace ns {
+inline constexpr std::string_view atom10 = "http://www.w3.org/2005/Atom";
+inline constexpr std::string_view atom03 = "http://purl.org/atom/ns#";
+inline constexpr std::string_view rdf = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
+inline constexpr std::string_view rss10 = "http://purl.org/rss/1.0/";
+inline constexpr std::string_view rss090 = "http://my.netscape.com/rdf/simple/0.9/";
+inline constexpr std::string_view userland = "http://backend.userland.com/rss2";
+inline constexpr std::string_view dc = "http://purl.org/dc/elements/1.1/";
+inline constexpr std::string_view dcterms = "http://purl.org/dc/terms/";
+inline constexpr std::string_view content = "http://purl.org/rss/1.0/modules/content/";
+inline constexpr std::string_view itunes = "http://www.itunes.com/dtds/podcast-1.0.dtd";
+inline constexpr std::string_view xhtml = "http://www.w3.org/1999/xhtml";
+inline constexpr std::string_view xml = "http://www.w3.org/XML/1998/namespace";
+}  // namespace ns
+
+std::string_view local_name(pugi::xml_node node);
+
+// The namespace URI of an element, found by walking the xmlns attributes of it and its
+// ancestors; an undeclared well-known prefix (dc, content, atom, …) maps to its usual URI.
+std::string_view namespace_of(pugi::xml_node node);
+
+bool is(pugi::xml_node node, std::string_view ns, std::string_view local);
+
+// The first child element with that namespace and local name, or an empty node.
+pugi::xml_node child(pugi::xml_node parent, std::string_view ns, std::string_view local);
+
+// An attribute by local name, whatever its prefix (xml:base, rdf:about, …).
+pugi::xml_attribute attribute(pugi::xml_node node, std::string_view local);
+
+// The element's character data (text and CDATA), trimmed; when the element holds markup
+// (HTML pasted unescaped into a description) the markup is serialized instead.
+std::string text(pugi::xml_node node);
+
+// All character data below the element, trimmed, markup dropped.
+std::string all_text(pugi::xml_node node);
+
+// The children of the element serialized as markup, XHTML prefixes dropped.
+std::string inner_markup(pugi::xml_node node);
+
+// The base URL in effect at `node`: `document_base` with every xml:base from the root down
+// to `node` resolved in turn.
+std::string base_url(pugi::xml_node node, std::string_view document_base);
+
+// `ref` resolved against the base in effect at `node`.
+std::string resolve(pugi::xml_node node, std::string_view document_base, std::string_view ref);
+
+}  // namespace feedpipe::parser::xml
