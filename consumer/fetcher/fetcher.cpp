@@ -1,6 +1,7 @@
 #include "consumer/fetcher/fetcher.h"
 
 #include <curl/curl.h>
+#include <strings.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -345,7 +346,11 @@ struct Fetcher::Impl {
     curl_easy_setopt(easy, CURLOPT_MAXREDIRS, static_cast<long>(std::max(0, settings.max_redirects)));
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // every encoding libcurl can decode
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on an HTTP/2 connection
+    // Over TLS, wait for ALPN to say whether the connection multiplexes (HTTP/2). Never over
+    // plain HTTP: there curl would hold every transfer to a host until the first response
+    // arrived, so one slow feed would stall its whole host.
+    const bool https = req.url.size() >= 8 && strncasecmp(req.url.c_str(), "https://", 8) == 0;
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, https ? 1L : 0L);
     // A proxy from the environment would resolve and connect on our behalf, past the SSRF guard.
     curl_easy_setopt(easy, CURLOPT_PROXY, "");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, settings.user_agent.c_str());

@@ -19,7 +19,8 @@ class StandaloneTest : public ::testing::Test {
         "standalone",
         std::vector<std::string>{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
                                  dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "2",
-                                 "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50"},
+                                 "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50",
+                                 "--fetch-max-host-connections", "1000"},
         dir_.file("standalone.log"));
     ASSERT_TRUE(wait_until([&] {
       int status = 0;

@@ -145,7 +145,8 @@ std::string rss_feed(int n) {
 }  // namespace
 
 FeedServer::FeedServer() {
-  server_.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  // Enough threads for every fetch of a test batch to be held in flight at once.
+  server_.new_task_queue = [] { return new httplib::ThreadPool(512); };
   server_.Get(R"(/feed/(\d+)\.xml)", [this](const httplib::Request& req, httplib::Response& res) {
     ++total_;
     {
