@@ -48,7 +48,9 @@ class MultiProcessTest : public ::testing::Test {
     if (role == "consumer") {
       // Every test feed lives on one host: lift the per-host connection limit.
       args.insert(args.end(), {"--allow-private-networks", "--fetch-retry-delay-ms", "50",
-                               "--fetch-max-host-connections", "1000"});
+                               "--fetch-max-host-connections", "1000",
+                               // Held requests are slow on purpose; they must not time out.
+                               "--fetch-low-speed-seconds", "50", "--fetch-timeout-ms", "55000"});
     }
     if (role == "broadcaster") args.insert(args.end(), {"--heartbeat-ms", "500"});
     args.insert(args.end(), extra.begin(), extra.end());
