@@ -1,0 +1,67 @@
+#pragma once
+// The broadcaster role: pushes each batch's events to the clients watching it, over Server-Sent
+// Events (and as JSON pages for clients that poll). Events come from every partition of
+// feed.refresh.events (this replica reads them all, outside any consumer group) and from SQLite,
+// the source of truth: a new subscriber's history, Last-Event-ID replays, gaps in what Kafka
+// delivered, and events Kafka never delivered (a periodic sweep). Each subscriber gets every
+// event after its cursor exactly once, in seq order; see broadcaster/event_hub.h.
+//
+// Usage (the `broadcaster` and `standalone` commands):
+//   Broadcaster b(settings);
+//   b.register_routes(server);   // GET /v1/batches/{id}/events
+//   b.start();                   // /readyz: b.ready()
+//   ... server.listen(...) ...
+//   b.stop();                    // ends open streams; then stop the server
+//
+// Threading: start(), stop() and ready() may be called from any thread; routes run on the
+// server's threads, and each open stream holds one of them until it ends. The Broadcaster must
+// outlive the server's request threads. Call stop() before stopping the server so that open
+// streams end at once instead of at their next heartbeat.
+// Errors: start() throws DbError when the database cannot be opened or migrated and KafkaError
+// for a bad Kafka configuration; an unreachable broker is retried in the background (ready()
+// stays false until the partitions are assigned).
+#include <httplib.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "broadcaster/event_hub.h"
+#include "broadcaster/event_reader.h"
+#include "broadcaster/stream_routes.h"
+#include "common/kafka.h"
+
+namespace feedpipe {
+
+struct BroadcasterSettings {
+  std::string db_path;                            // the shared SQLite file
+  KafkaSettings kafka;
+  std::chrono::milliseconds heartbeat{15000};     // `: ping` after this much silence on a stream
+  std::chrono::milliseconds sweep_interval{1000}; // how often watched batches are re-read from SQLite
+  int retry_ms = 3000;                            // SSE `retry:` hint
+  int poll_page_limit = 1000;                     // events per JSON page
+};
+
+class Broadcaster {
+ public:
+  explicit Broadcaster(BroadcasterSettings settings);
+  ~Broadcaster();  // stop()
+  Broadcaster(const Broadcaster&) = delete;
+  Broadcaster& operator=(const Broadcaster&) = delete;
+
+  // Applies missing migrations, starts the sweep and the Kafka reader.
+  void start();
+  // Ends open streams and stops reading Kafka. Idempotent.
+  void stop();
+  // Adds GET /v1/batches/{id}/events to the server.
+  void register_routes(httplib::Server& server);
+  // True once the reader has every partition of feed.refresh.events assigned.
+  bool ready() const;
+
+ private:
+  BroadcasterSettings settings_;
+  EventHub hub_;
+  std::unique_ptr<EventReader> reader_;
+};
+
+}  // namespace feedpipe

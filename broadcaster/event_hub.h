@@ -1,0 +1,125 @@
+#pragma once
+// The live side of a batch's event stream, independent of HTTP and of Kafka: which batches are
+// being watched, each watched batch's events in seq order, and one cursor per subscriber.
+//
+// Events reach the hub three ways: from SQLite when a batch gets its first subscriber (its whole
+// history: a batch has at most total + 1 events), from Kafka through on_event(), and from a
+// periodic sweep that re-reads SQLite for every watched batch not yet completed (so an event
+// whose Kafka message was lost still arrives, one sweep interval late).
+//
+// Ordering contract: a subscriber receives each event of its batch after its starting seq exactly
+// once, in seq order, and never an event before every lower seq of its batch. Kafka may deliver a
+// batch's events out of order, twice, or not at all; an early arrival triggers a read of SQLite
+// after the last event held (SQLite commits a batch's seqs in order, so that read is gap-free).
+//
+// Threading: every method is thread-safe. on_event() is meant for the Kafka reader thread,
+// subscribe() and Subscription::next() for request threads, the sweep runs on a thread of the
+// hub. Each watched batch has its own mutex and condition variable; SQLite is read through
+// connections that are never used by two threads at once. A Subscription is used by one thread
+// at a time. Subscriptions may outlive the hub (they then report stopped()).
+//
+// Errors: subscribe() and read_page() throw DbError when SQLite fails. Failures inside
+// on_event() and the sweep are logged; the next sweep reads what was missed.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/model.h"
+
+namespace feedpipe {
+
+namespace hub_detail {
+struct Core;
+struct Channel;
+}  // namespace hub_detail
+
+struct EventHubSettings {
+  std::string db_path;                             // the SQLite file the events are written to
+  std::chrono::milliseconds sweep_interval{1000};  // how often watched batches are re-read
+};
+
+// One subscriber's view of a batch: a cursor into the batch's events.
+class Subscription {
+ public:
+  ~Subscription();  // unsubscribes; the batch's cache goes with its last subscriber
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  // The events after the cursor, in seq order, advancing the cursor past them. Blocks until
+  // there is at least one, the timeout passes (returns none: time for a heartbeat), or the hub
+  // stops. Returns none at once when finished().
+  std::vector<EventMessage> next(std::chrono::milliseconds timeout);
+
+  // True once batch.completed has been handed out (or the cursor started past it).
+  bool finished() const;
+  // True once the hub is stopping: the caller should end its stream.
+  bool stopped() const;
+  // The seq of the last event handed out (or the starting seq).
+  int64_t cursor() const { return cursor_; }
+  const std::string& batch_id() const { return batch_id_; }
+
+ private:
+  friend class EventHub;
+  Subscription(std::shared_ptr<hub_detail::Core> core, std::string batch_id,
+               std::shared_ptr<hub_detail::Channel> channel, int64_t after_seq);
+
+  std::shared_ptr<hub_detail::Core> core_;
+  std::string batch_id_;
+  std::shared_ptr<hub_detail::Channel> channel_;
+  int64_t cursor_;
+};
+
+// A page of a batch's events read straight from SQLite, for clients that poll.
+struct EventPage {
+  std::vector<EventMessage> events;
+  int64_t next_after = 0;  // the seq to pass as `after` for the next page
+  bool done = false;       // batch.completed is in this page or before `after`
+};
+
+class EventHub {
+ public:
+  explicit EventHub(EventHubSettings settings);
+  ~EventHub();  // stop()
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
+
+  // Starts the sweep thread. Without it the hub still works, minus the recovery of lost events.
+  void start();
+  // Stops the sweep and wakes every subscriber; their next() returns at once from now on and
+  // stopped() is true. Idempotent.
+  void stop();
+
+  // Watches `batch_id` from the event after `after_seq` (0: from the start). nullptr when no
+  // such batch exists.
+  std::shared_ptr<Subscription> subscribe(const std::string& batch_id, int64_t after_seq);
+
+  // An event from Kafka. Ignored when nobody watches its batch or it was already held; appended
+  // when it is the next seq; otherwise the gap before it is filled from SQLite.
+  void on_event(const EventMessage& event);
+
+  // Re-reads SQLite for every watched batch that is not completed yet. The sweep thread calls it
+  // every sweep_interval; tests may call it directly.
+  void sweep();
+
+  // Events with seq > after_seq, at most `limit`, from SQLite; nullopt for an unknown batch.
+  std::optional<EventPage> read_page(const std::string& batch_id, int64_t after_seq, int limit);
+
+  // The number of batches with at least one subscriber.
+  size_t watched_batches() const;
+
+ private:
+  EventHubSettings settings_;
+  std::shared_ptr<hub_detail::Core> core_;
+  std::mutex sweep_mu_;
+  std::condition_variable sweep_cv_;
+  bool sweep_stop_ = false;
+  std::thread sweeper_;
+};
+
+}  // namespace feedpipe

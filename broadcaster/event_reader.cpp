@@ -1,0 +1,117 @@
+#include "broadcaster/event_reader.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <vector>
+
+namespace feedpipe {
+namespace {
+
+// The C++ API wants a group.id even when no group is joined; a unique one keeps replicas apart.
+std::string unique_group_id() {
+  std::random_device rd;
+  return "feedpipe-broadcaster-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
+}
+
+}  // namespace
+
+EventReader::EventReader(const KafkaSettings& settings, Callback on_event)
+    : on_event_(std::move(on_event)) {
+  auto conf = make_conf(settings);
+  set_conf(*conf, "group.id", unique_group_id());
+  set_conf(*conf, "enable.auto.commit", "false");
+  set_conf(*conf, "enable.auto.offset.store", "false");
+  set_conf(*conf, "enable.partition.eof", "false");
+  set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings.fetch_wait_max_ms));
+  for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
+  std::string err;
+  consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+  if (!consumer_) throw KafkaError("cannot create the Kafka consumer for events: " + err);
+}
+
+EventReader::~EventReader() { stop(); }
+
+void EventReader::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void EventReader::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (consumer_) {
+    consumer_->unassign();
+    consumer_->close();
+    consumer_.reset();
+  }
+  ready_ = false;
+}
+
+// Assigns every partition at its current end. Explicit offsets (rather than OFFSET_END, which is
+// resolved later) make ready() exact: nothing produced after it is skipped.
+void EventReader::assign_all() {
+  const std::string topic(kEventsTopic);
+  int partitions = partition_count(*consumer_, topic, 2000);
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = RdKafka::Topic::OFFSET_END;
+    if (consumer_->query_watermark_offsets(topic, p, &low, &high, 2000) != RdKafka::ERR_NO_ERROR)
+      high = RdKafka::Topic::OFFSET_END;
+    assignment.push_back(RdKafka::TopicPartition::create(topic, p, high));
+  }
+  auto rc = consumer_->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+  if (rc != RdKafka::ERR_NO_ERROR)
+    throw KafkaError("cannot assign " + topic + ": " + RdKafka::err2str(rc));
+  spdlog::info("reading {} partitions of {}", partitions, topic);
+}
+
+void EventReader::run() {
+  auto last_warning = std::chrono::steady_clock::time_point{};
+  while (!stop_) {
+    if (!ready_) {
+      try {
+        assign_all();
+        ready_ = true;
+      } catch (const KafkaError& e) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_warning > std::chrono::seconds(10)) {
+          spdlog::warn("events reader: {} (retrying)", e.what());
+          last_warning = now;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+    }
+    std::unique_ptr<RdKafka::Message> msg(consumer_->consume(100));
+    switch (msg->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        break;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        continue;
+      default:
+        spdlog::warn("events reader: {}", msg->errstr());
+        continue;
+    }
+    EventMessage event;
+    try {
+      event = event_message_from_json(
+          std::string_view(static_cast<const char*>(msg->payload()), msg->len()));
+    } catch (const std::exception& e) {
+      spdlog::warn("events reader: skipping a message at {}[{}]@{}: {}", msg->topic_name(),
+                   msg->partition(), msg->offset(), e.what());
+      continue;
+    }
+    try {
+      on_event_(event);
+    } catch (const std::exception& e) {
+      spdlog::warn("events reader: batch {} seq {}: {}", event.batch_id, event.seq, e.what());
+    }
+  }
+}
+
+}  // namespace feedpipe
