@@ -82,7 +82,10 @@ void JobPublisher::republish(bool all_open) {
         ? "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
           "WHERE j.status IN ('queued', 'running') ORDER BY j.id"
         : "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
-          "WHERE j.published = 0 AND j.status IN ('queued', 'running') ORDER BY j.id LIMIT 10000");
+          "WHERE j.status IN ('queued', 'running') AND (j.published = 0 OR (j.status = 'running' "
+          "AND j.started_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?1))) ORDER BY j.id LIMIT 10000");
+    if (!all_open)
+      q.bind(1, "-" + std::to_string(settings_.running_lease.count() / 1000) + " seconds");
     while (q.step()) {
       int64_t id = q.int64(0);
       if (in_flight_.count(id)) continue;
@@ -90,6 +93,14 @@ void JobPublisher::republish(bool all_open) {
     }
   }
   if (jobs.empty()) return;
+  // Restart the lease of running jobs sent again, so that they are not sent at every sweep.
+  db.write([&] {
+    for (const auto& job : jobs)
+      db.prepare("UPDATE jobs SET started_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') "
+                 "WHERE id = ? AND status = 'running'")
+          .bind(1, job.job_id)
+          .run();
+  });
   spdlog::info("publishing {} job(s) again from the outbox", jobs.size());
   publish(jobs);
 }

@@ -24,6 +24,10 @@ struct PublisherSettings {
   // On start, publish every job that is not final, acknowledged or not (an embedded broker keeps
   // messages in memory only, so after a restart they are gone).
   bool republish_open_jobs_on_start = false;
+  // A job running longer than this (its consumer vanished after taking it, and Kafka will not
+  // redeliver it, e.g. after an embedded broker restarted) is published again. Well above the
+  // fetch deadline, so a live job is not duplicated; a duplicate would be harmless anyway.
+  std::chrono::milliseconds running_lease{300000};
 };
 
 class JobPublisher {

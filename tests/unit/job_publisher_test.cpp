@@ -1,0 +1,82 @@
+// The outbox: acknowledgements recorded, unacknowledged and stuck jobs published again.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "common/db_pool.h"
+#include "common/migrations.h"
+#include "producer/batch_intake.h"
+#include "producer/job_publisher.h"
+
+namespace feedpipe::producer {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Reads job messages from every partition of the jobs topic.
+std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::chrono::milliseconds timeout) {
+  KafkaSettings k;
+  k.brokers = brokers;
+  auto conf = make_conf(k);
+  set_conf(*conf, "group.id", "job-publisher-test");
+  set_conf(*conf, "enable.auto.commit", "false");
+  set_conf(*conf, "fetch.wait.max.ms", "10");
+  std::string err;
+  std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
+  std::vector<RdKafka::TopicPartition*> parts;
+  for (int p = 0; p < 12; ++p)
+    parts.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), p, RdKafka::Topic::OFFSET_BEGINNING));
+  c->assign(parts);
+  RdKafka::TopicPartition::destroy(parts);
+  std::vector<JobMessage> jobs;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (jobs.size() < want && std::chrono::steady_clock::now() < deadline) {
+    std::unique_ptr<RdKafka::Message> m(c->consume(100));
+    if (m->err() == RdKafka::ERR_NO_ERROR)
+      jobs.push_back(job_message_from_json({static_cast<const char*>(m->payload()), m->len()}));
+  }
+  c->close();
+  return jobs;
+}
+
+TEST(JobPublisher, RecordsAcknowledgementsAndRepublishesStuckJobs) {
+  static EmbeddedBroker broker;
+  std::string path = (std::filesystem::temp_directory_path() / ("feedpipe-publisher-" + std::to_string(::getpid()) + ".db")).string();
+  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  Database& db = thread_db(path);
+  apply_migrations(db);
+  auto created = std::get<CreatedBatch>(create_batch(db, {{"http://a.test/1", "http://a.test/2"}}, "", ""));
+
+  PublisherSettings settings{path, KafkaSettings{}, 100ms, false, 1000ms};
+  settings.kafka.brokers = broker.bootstrap();
+  {
+    JobPublisher publisher(settings);
+    publisher.start();
+    publisher.publish(created.jobs);
+    ASSERT_EQ(read_jobs(broker.bootstrap(), 2, 10s).size(), 2u);
+    auto published = [&] {
+      auto q = db.prepare("SELECT count(*) FROM jobs WHERE published = 1");
+      q.step();
+      return q.int64(0);
+    };
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (published() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(published(), 2);
+
+    // A consumer took job 1 long ago and vanished: the lease runs out and it is sent again.
+    db.prepare("UPDATE jobs SET status = 'running', started_at = '2000-01-01T00:00:00Z' WHERE id = ?")
+        .bind(1, created.jobs[0].job_id)
+        .run();
+    auto again = read_jobs(broker.bootstrap(), 3, 10s);
+    ASSERT_EQ(again.size(), 3u);
+    EXPECT_EQ(again[2].job_id == created.jobs[0].job_id || again[0].job_id == created.jobs[0].job_id ||
+                  again[1].job_id == created.jobs[0].job_id,
+              true);
+    publisher.stop();
+  }
+  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+}
+
+}  // namespace
+}  // namespace feedpipe::producer
