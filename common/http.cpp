@@ -1,5 +1,9 @@
 #include "common/http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <stdexcept>
 
 namespace feedpipe {
@@ -56,16 +60,34 @@ void register_health_routes(httplib::Server& server, ReadinessCheck readiness) {
   });
 }
 
-int bind_server(httplib::Server& server, const std::string& host, int port) {
+int bind_server(httplib::Server& server, const std::string& host, int port, int backlog) {
   if (port == 0) {
-    int bound = server.bind_to_any_port(host.c_str());
-    if (bound <= 0) throw std::runtime_error("cannot listen on " + host + ": no free port");
-    return bound;
-  }
-  if (!server.bind_to_port(host.c_str(), port))
+    port = server.bind_to_any_port(host.c_str());
+    if (port <= 0) throw std::runtime_error("cannot listen on " + host + ": no free port");
+  } else if (!server.bind_to_port(host.c_str(), port)) {
     throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port) +
                              " (address in use or not available)");
+  }
+  raise_listen_backlog(port, backlog);
   return port;
+}
+
+bool raise_listen_backlog(int port, int backlog) {
+  // cpp-httplib 0.11.4 does not expose its socket: find it among this process's descriptors.
+  bool found = false;
+  for (int fd = 0; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = addr.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
+              : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                           : -1;
+    if (bound == port && ::listen(fd, backlog) == 0) found = true;
+  }
+  return found;
 }
 
 }  // namespace feedpipe

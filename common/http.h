@@ -31,6 +31,11 @@ using ReadinessCheck = std::function<std::string()>;
 void register_health_routes(httplib::Server& server, ReadinessCheck readiness);
 
 // Binds host:port (port 0 = any free port); returns the bound port or throws std::runtime_error.
-int bind_server(httplib::Server& server, const std::string& host, int port);
+// The listen backlog is raised to `backlog` (cpp-httplib's own is 5: under a burst of
+// connections the kernel then drops handshakes and clients stall for seconds).
+int bind_server(httplib::Server& server, const std::string& host, int port, int backlog = 4096);
+
+// Raises the backlog of this process's listening socket on `port`; false if none was found.
+bool raise_listen_backlog(int port, int backlog);
 
 }  // namespace feedpipe

@@ -1,5 +1,7 @@
 #include "tests/support/harness.h"
 
+#include "common/http.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -165,7 +167,7 @@ FeedServer::FeedServer() {
     res.set_header("Last-Modified", last_modified);
     res.set_content(rss_feed(std::stoi(req.matches[1])), "application/rss+xml");
   });
-  port_ = server_.bind_to_any_port("127.0.0.1");
+  port_ = bind_server(server_, "127.0.0.1", 0);
   thread_ = std::thread([this] { server_.listen_after_bind(); });
   wait_until([this] { return server_.is_running(); }, std::chrono::seconds(5));
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "consumer/fetcher/fetcher.h"
+#include "common/http.h"
 
 namespace {
 
@@ -141,7 +142,7 @@ class FetcherTest : public ::testing::Test {
     gzipped_feed_ = gzip(big_feed());
     gzipped_zeros_ = gzip(std::string(4 << 20, '\0'));
 
-    port_ = server_.bind_to_any_port("127.0.0.1");
+    port_ = bind_server(server_, "127.0.0.1", 0);
     ASSERT_GT(port_, 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is a no-op until the accept loop runs; wait for it so TearDown cannot hang.
