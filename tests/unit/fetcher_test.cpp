@@ -142,7 +142,7 @@ class FetcherTest : public ::testing::Test {
     gzipped_feed_ = gzip(big_feed());
     gzipped_zeros_ = gzip(std::string(4 << 20, '\0'));
 
-    port_ = bind_server(server_, "127.0.0.1", 0);
+    port_ = feedpipe::bind_server(server_, "127.0.0.1", 0);
     ASSERT_GT(port_, 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // stop() is a no-op until the accept loop runs; wait for it so TearDown cannot hang.
