@@ -1,5 +1,7 @@
 #include "common/http.h"
 
+#include "common/metrics.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -57,6 +59,12 @@ void register_health_routes(httplib::Server& server, ReadinessCheck readiness) {
       send_json(res, 200, {{"status", "ready"}});
     else
       send_json(res, 503, {{"status", "not_ready"}, {"reason", reason}});
+  });
+}
+
+void register_metrics_route(httplib::Server& server) {
+  server.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics::render(), "text/plain; version=0.0.4; charset=utf-8");
   });
 }
 

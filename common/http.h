@@ -30,6 +30,9 @@ using ReadinessCheck = std::function<std::string()>;
 // GET /healthz → 200 as soon as the server listens; GET /readyz → 200 or 503 with the reason.
 void register_health_routes(httplib::Server& server, ReadinessCheck readiness);
 
+// GET /metrics: the process's Prometheus metrics (common/metrics.h).
+void register_metrics_route(httplib::Server& server);
+
 // Binds host:port (port 0 = any free port); returns the bound port or throws std::runtime_error.
 // The listen backlog is raised to `backlog` (cpp-httplib's own is 5: under a burst of
 // connections the kernel then drops handshakes and clients stall for seconds).

@@ -1,4 +1,6 @@
 // Atom 1.0 (RFC 4287) and its predecessor 0.3, which used other names for the dates.
+#include <cctype>
+
 #include "consumer/parser/dates.h"
 #include "consumer/parser/formats.h"
 #include "consumer/parser/text.h"
@@ -16,8 +18,12 @@ struct Reader {
     return xml::child(parent, atom, local);
   }
 
+  // The last of the elements (a repeated date overrides, as in feedparser).
   std::string date(pugi::xml_node parent, std::string_view local) const {
-    return parse_date(xml::all_text(child(parent, local)));
+    pugi::xml_node last;
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+      if (xml::is(c, atom, local)) last = c;
+    return parse_date(xml::all_text(last));
   }
 
   // The alternate link (rel="alternate" or no rel), an HTML one if there are several.
@@ -41,7 +47,11 @@ struct Reader {
     for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
       if (!xml::is(c, atom, "author")) continue;
       std::string name = decode_entities(xml::all_text(child(c, "name")));
-      if (name.empty()) name = xml::all_text(c);  // <author>Jane</author>, seen in the wild
+      std::string email = decode_entities(xml::all_text(child(c, "email")));
+      if (name.empty() && email.empty()) name = xml::all_text(c);  // <author>Jane</author>, seen in the wild
+      // One string, as feedparser's `author` and RSS's <author>: "name (email)".
+      if (name.empty()) name = email;
+      else if (!email.empty()) name += " (" + email + ")";
       if (name.empty()) continue;
       if (!names.empty()) names += ", ";
       names += name;
@@ -52,7 +62,12 @@ struct Reader {
   Item entry(pugi::xml_node e, const std::string& feed_author) const {
     Item out;
     out.guid = xml::all_text(child(e, "id"));
+    // A relative id is resolved like a link (feedparser does), once a base is known.
+    if (!out.guid.empty() && !xml::has_scheme(out.guid))
+      out.guid = xml::resolve(child(e, "id"), options.base_url, out.guid);
     out.link = link(e);
+    // No alternate link: an id that is a URI stands in for it, as in feedparser.
+    if (out.link.empty() && xml::has_scheme(out.guid)) out.link = out.guid;
     out.title = atom_text(child(e, "title"), true);
     out.author = authors(e);
     if (out.author.empty()) out.author = authors(child(e, "source"));
@@ -62,8 +77,9 @@ struct Reader {
     if (out.published.empty()) out.published = date(e, "created");  // 0.3
     out.updated = date(e, "updated");
     if (out.updated.empty()) out.updated = date(e, "modified");  // 0.3
-    out.summary = atom_text(child(e, "summary"), false);
-    out.content = atom_text(child(e, "content"), false);
+    pugi::xml_node summary = child(e, "summary"), content = child(e, "content");
+    out.summary = xml::resolve_html(summary, options.base_url, atom_text(summary, false));
+    out.content = xml::resolve_html(content, options.base_url, atom_text(content, false));
     return out;
   }
 };

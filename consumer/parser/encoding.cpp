@@ -74,7 +74,8 @@ std::string sanitize_utf8(std::string_view s) {
       ++i;
       continue;
     }
-    if (!(cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')) out.append(s.substr(i, len));
+    if (cp >= 0x80 && cp <= 0x9F) append_utf8(out, demoronize(cp));  // C1 controls: windows-1252 meant
+    else if (!(cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')) out.append(s.substr(i, len));
     i += len;
   }
   return out;

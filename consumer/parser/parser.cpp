@@ -117,7 +117,7 @@ ParseResult parse_xml(const std::string& text, const ParseOptions& options) {
   Feed feed;
   if (name == "rss") feed = read_rss(root, options);
   else if (name == "RDF" && (uri == xml::ns::rdf || uri.empty())) feed = read_rdf(root, options);
-  else if (name == "feed" && (uri == xml::ns::atom10 || uri == xml::ns::atom03 || uri.empty()))
+  else if (name == "feed")  // Atom 1.0, 0.3, none, or a namespace of its own: read as Atom
     feed = read_atom(root, options);
   else return failure("not a feed: root element <" + std::string(root.name()) + ">");
   ParseResult result;

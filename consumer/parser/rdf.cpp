@@ -37,8 +37,10 @@ Item read_item(pugi::xml_node item, const ParseOptions& options) {
   out.author = decode_entities(xml::all_text(xml::child(item, ns::dc, "creator")));
   out.published = parse_date(xml::all_text(xml::child(item, ns::dc, "date")));
   out.updated = parse_date(xml::all_text(xml::child(item, ns::dcterms, "modified")));
-  out.summary = xml::text(rss_child(item, "description"));
-  out.content = xml::text(xml::child(item, ns::content, "encoded"));
+  if (out.updated.empty()) out.updated = out.published;  // feedparser reads dc:date as the update time
+  pugi::xml_node summary = rss_child(item, "description"), content = xml::child(item, ns::content, "encoded");
+  out.summary = xml::resolve_html(summary, options.base_url, xml::text(summary));
+  out.content = xml::resolve_html(content, options.base_url, xml::text(content));
   return out;
 }
 

@@ -75,7 +75,36 @@ size_t tag_end(std::string_view s, size_t i) {
 
 }  // namespace
 
+namespace {
+
+// The internal general entities of the DOCTYPE, name -> literal value; empty when none.
+std::vector<std::pair<std::string_view, std::string_view>> declared_entities(std::string_view s) {
+  std::vector<std::pair<std::string_view, std::string_view>> out;
+  size_t start = s.find("<!DOCTYPE");
+  if (start == std::string_view::npos || start > 4096) return out;
+  std::string_view doctype = s.substr(start, doctype_end(s, start) - start);
+  for (size_t pos = doctype.find("<!ENTITY"); pos != std::string_view::npos;
+       pos = doctype.find("<!ENTITY", pos + 1)) {
+    size_t n = pos + 8;
+    while (n < doctype.size() && std::isspace(static_cast<unsigned char>(doctype[n]))) ++n;
+    if (n >= doctype.size() || doctype[n] == '%') continue;  // a parameter entity
+    size_t name_end = n;
+    while (name_end < doctype.size() && is_name_char(doctype[name_end])) ++name_end;
+    size_t q = name_end;
+    while (q < doctype.size() && std::isspace(static_cast<unsigned char>(doctype[q]))) ++q;
+    if (q >= doctype.size() || (doctype[q] != '"' && doctype[q] != '\'')) continue;  // external
+    size_t qend = doctype.find(doctype[q], q + 1);
+    if (qend == std::string_view::npos) break;
+    out.emplace_back(doctype.substr(n, name_end - n), doctype.substr(q + 1, qend - q - 1));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string normalize_references(std::string_view s) {
+  const auto entities = declared_entities(s);
+  size_t expansion_budget = std::max<size_t>(s.size(), 1 << 20);
   std::string out;
   out.reserve(s.size() + s.size() / 16);
   size_t i = 0;
@@ -116,6 +145,9 @@ std::string normalize_references(std::string_view s) {
           // dropped
         } else if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
           out += "&#65533;";
+        } else if ((cp >= 0x80 && cp <= 0x9F) || s[i + 2] == 'X') {
+          // "&#146;" meant windows-1252's quote; "&#X41;" is HTML's, not XML's, spelling.
+          out += "&#" + std::to_string(static_cast<unsigned long>(demoronize(static_cast<char32_t>(cp)))) + ";";
         } else {
           out.append(s.substr(i, j + 1 - i));
         }
@@ -128,6 +160,15 @@ std::string normalize_references(std::string_view s) {
         std::string_view name = s.substr(i + 1, j - i - 1);
         if (name == "amp" || name == "lt" || name == "gt" || name == "quot" || name == "apos") {
           out.append(s.substr(i, j + 1 - i));
+          i = j + 1;
+          continue;
+        }
+        auto declared = std::find_if(entities.begin(), entities.end(),
+                                     [&](const auto& e) { return e.first == name; });
+        if (declared != entities.end() && declared->second.size() <= expansion_budget &&
+            declared->second.find_first_of("&<") == std::string_view::npos) {
+          expansion_budget -= declared->second.size();
+          out.append(declared->second);
           i = j + 1;
           continue;
         }

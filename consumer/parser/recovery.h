@@ -10,6 +10,9 @@ namespace feedpipe::parser {
 // Rewrites character references so that pugixml decodes every one of them: HTML named entities
 // (&nbsp;, which XML does not declare) become numeric references, and an `&` that starts no
 // valid reference (a bare ampersand, an unknown name) becomes &amp;. Line structure is kept.
+// Entities the DOCTYPE declares with a literal value (`<!ENTITY id "tag:example.com,">`) are
+// replaced by it, as an XML parser would (check_entity_declarations() has refused any that
+// references another, and the expansion is capped in total), instead of being escaped.
 std::string normalize_references(std::string_view xml);
 
 // Repairs what pugixml refused, the way browsers do: a stray `<` in text is escaped, an end tag

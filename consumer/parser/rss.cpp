@@ -1,4 +1,7 @@
 // RSS 0.91, 0.92 and 2.0 (<rss><channel><item>), with the usual namespaced extras.
+#include <cctype>
+#include <initializer_list>
+
 #include "common/url.h"
 #include "consumer/parser/dates.h"
 #include "consumer/parser/formats.h"
@@ -43,8 +46,17 @@ std::string rss_link(pugi::xml_node parent) {
 
 std::string plain(pugi::xml_node node) { return decode_entities(xml::all_text(node)); }
 
-bool looks_like_url(std::string_view s) {
-  return s.substr(0, 7) == "http://" || s.substr(0, 8) == "https://";
+bool comes_before(pugi::xml_node a, pugi::xml_node b) {
+  for (pugi::xml_node n = a; n; n = n.next_sibling())
+    if (n == b) return true;
+  return false;
+}
+
+// The first of the named children that has text.
+std::string first_text(std::initializer_list<pugi::xml_node> nodes) {
+  for (pugi::xml_node n : nodes)
+    if (std::string t = plain(n); !t.empty()) return t;
+  return {};
 }
 
 Item read_item(pugi::xml_node item, const ParseOptions& options) {
@@ -52,31 +64,50 @@ Item read_item(pugi::xml_node item, const ParseOptions& options) {
   std::string base = xml::base_url(item, options.base_url);
   auto resolve = [&](std::string_view ref) { return ref.empty() ? std::string() : resolve_url(base, ref); };
 
-  out.title = plain(rss_child(item, "title"));
+  out.title = first_text({rss_child(item, "title"), xml::child(item, ns::dc, "title")});
   out.link = resolve(rss_link(item));
   if (out.link.empty()) out.link = resolve(trim(atom_link(item, "alternate")));
 
   if (pugi::xml_node guid = rss_child(item, "guid")) {
     out.guid = xml::all_text(guid);
-    // isPermaLink defaults to true, but many feeds put opaque ids there without saying so.
+    // isPermaLink defaults to true (feedparser then takes the guid as the link), but many feeds
+    // put opaque ids there without saying so: only a URI with a scheme stands in for the link.
     std::string_view permalink = guid.attribute("isPermaLink").value();
-    if (out.link.empty() && !out.guid.empty() && permalink != "false" &&
-        (permalink == "true" || looks_like_url(out.guid)))
+    if (out.link.empty() && !out.guid.empty() && permalink != "false" && xml::has_scheme(out.guid))
       out.link = resolve(out.guid);
   }
 
-  out.author = plain(rss_child(item, "author"));
-  if (out.author.empty()) out.author = plain(xml::child(item, ns::dc, "creator"));
-  if (out.author.empty()) out.author = plain(xml::child(item, ns::itunes, "author"));
+  out.author = first_text({rss_child(item, "author"), xml::child(item, ns::dc, "creator"),
+                                 xml::child(item, ns::dc, "author"), xml::child(item, ns::itunes, "author")});
 
-  out.published = parse_date(xml::all_text(rss_child(item, "pubDate")));
-  if (out.published.empty()) out.published = parse_date(xml::all_text(xml::child(item, ns::dc, "date")));
-  out.updated = parse_date(xml::all_text(xml::child(item, ns::atom10, "updated")));
-  if (out.updated.empty()) out.updated = parse_date(xml::all_text(xml::child(item, ns::dcterms, "modified")));
-  if (out.updated.empty()) out.updated = parse_date(xml::all_text(xml::child(item, ns::dc, "modified")));
+  auto date = [&](pugi::xml_node n) { return parse_date(xml::all_text(n)); };
+  std::string dc_date = date(xml::child(item, ns::dc, "date"));
+  out.published = date(rss_child(item, "pubDate"));
+  if (out.published.empty()) out.published = date(xml::child(item, ns::dcterms, "issued"));
+  if (out.published.empty()) out.published = dc_date;
+  out.updated = date(xml::child(item, ns::atom10, "updated"));
+  if (out.updated.empty()) out.updated = date(xml::child(item, ns::dcterms, "modified"));
+  if (out.updated.empty()) out.updated = date(xml::child(item, ns::dc, "modified"));
+  if (out.updated.empty()) out.updated = dc_date;  // feedparser reads dc:date as the update time
 
-  out.summary = xml::text(rss_child(item, "description"));
-  out.content = xml::text(xml::child(item, ns::content, "encoded"));
+  pugi::xml_node summary = rss_child(item, "description");
+  if (!summary) summary = xml::child(item, ns::dc, "description");
+  // A stray <summary> (Atom's word): with a description too, the first is the summary and the
+  // other the content, as feedparser reads them.
+  pugi::xml_node other = rss_child(item, "summary");
+  if (!summary) std::swap(summary, other);
+  else if (other && comes_before(other, summary)) std::swap(summary, other);
+  out.summary = xml::resolve_html(summary, options.base_url, xml::text(summary));
+  // The full text: content:encoded, else the older xhtml:body, <body> and <fullitem>.
+  pugi::xml_node content = xml::child(item, ns::content, "encoded");
+  if (!content && other) content = other;
+  std::string body;
+  if (content) body = xml::text(content);
+  else if ((content = xml::child(item, ns::xhtml, "body")) || (content = rss_child(item, "body")))
+    body = trim(xml::inner_markup(content));
+  else if ((content = rss_child(item, "fullitem")))
+    body = xml::text(content);
+  out.content = xml::resolve_html(content, options.base_url, std::move(body));
   return out;
 }
 
@@ -89,7 +120,7 @@ Feed read_rss(pugi::xml_node rss, const ParseOptions& options) {
   if (!channel) channel = rss;  // a few feeds put the items straight under <rss>
   std::string base = xml::base_url(channel, options.base_url);
 
-  feed.title = plain(rss_child(channel, "title"));
+  feed.title = first_text({rss_child(channel, "title"), xml::child(channel, ns::dc, "title")});
   std::string link = rss_link(channel);
   if (link.empty()) link = trim(atom_link(channel, "alternate"));
   if (!link.empty()) feed.link = resolve_url(base, link);

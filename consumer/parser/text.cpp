@@ -1,6 +1,7 @@
 #include "consumer/parser/text.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <utility>
 
@@ -61,16 +62,67 @@ constexpr std::pair<std::string_view, char32_t> kEntities[] = {
 
 bool is_space_byte(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// Removes the tags of an HTML fragment, keeping its character data.
+// Removes the tags of an HTML fragment, keeping its character data. A `>` inside a quoted
+// attribute value does not end the tag.
 std::string strip_tags(std::string_view html) {
   std::string out;
   bool in_tag = false;
+  char quote = 0;
   for (char c : html) {
-    if (c == '<') in_tag = true;
-    else if (c == '>' && in_tag) in_tag = false;
-    else if (!in_tag) out += c;
+    if (in_tag) {
+      if (quote) {
+        if (c == quote) quote = 0;
+      } else if (c == '"' || c == '\'') {
+        quote = c;
+      } else if (c == '>') {
+        in_tag = false;
+      }
+    } else if (c == '<') {
+      in_tag = true;
+    } else {
+      out += c;
+    }
   }
   return out;
+}
+
+// Base64 (Atom 0.3 mode="base64"); white space ignored. nullopt when it is not base64.
+std::optional<std::string> decode_base64(std::string_view text) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else if (c == '=') break;
+    else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    else return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// Valid UTF-8 with no control characters other than white space: decoded base64 is used only then.
+bool is_clean_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x20 && b != '\t' && b != '\n' && b != '\r') return false;
+    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return false;
+    for (size_t k = 1; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += len;
+  }
+  return true;
 }
 
 }  // namespace
@@ -95,6 +147,14 @@ std::optional<char32_t> html_entity(std::string_view name) {
                              [](const auto& entry, std::string_view n) { return entry.first < n; });
   if (it == std::end(kEntities) || it->first != name) return std::nullopt;
   return it->second;
+}
+
+char32_t demoronize(char32_t cp) {
+  static constexpr char32_t k1252[32] = {
+      0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
+      0x2039, 0x0152, 0x8D,   0x017D, 0x8F,   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
+      0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+  return cp >= 0x80 && cp <= 0x9F ? k1252[cp - 0x80] : cp;
 }
 
 void append_utf8(std::string& out, char32_t cp) {
@@ -167,16 +227,37 @@ std::string atom_text(pugi::xml_node node, bool plain) {
   std::string_view mode = node.attribute("mode").value();  // Atom 0.3
   bool xhtml = type == "xhtml" || type == "application/xhtml+xml" || mode == "xml";
   bool html = type == "html" || type == "text/html" || mode == "escaped";
-  if (xhtml) {
-    pugi::xml_node div;
-    for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) {
-      if (c.type() == pugi::node_element) {
-        if (xml::local_name(c) == "div") div = c;
-        break;
-      }
+  // Atom 1.0 carries other media types base64-encoded; 0.3 says so with mode="base64".
+  bool base64 = mode == "base64" ||
+                (type.find('/') != std::string_view::npos && type.substr(0, 5) != "text/" &&
+                 type.find("xml") == std::string_view::npos);
+  if (base64) {
+    if (auto decoded = decode_base64(xml::all_text(node)); decoded && is_clean_utf8(*decoded)) {
+      std::string value = trim(*decoded);
+      bool markup = html || xhtml || type.empty() || type.find("html") != std::string_view::npos;
+      return plain && markup ? trim(decode_entities(strip_tags(value))) : value;
     }
-    pugi::xml_node body = div ? div : node;
+  }
+  // The first element child, when the construct holds nothing but it (and white space).
+  pugi::xml_node only;
+  for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element && !only) only = c;
+    else if (c.type() == pugi::node_element || trim(c.value()).size()) {
+      only = pugi::xml_node();
+      break;
+    }
+  }
+  if (xhtml) {
+    // Atom 1.0's xhtml wraps its content in a div that is not part of it; 0.3's does not.
+    bool wrapped = type == "xhtml" && only && xml::local_name(only) == "div";
+    pugi::xml_node body = wrapped ? only : node;
     return plain ? xml::all_text(body) : trim(xml::inner_markup(body));
+  }
+  if (html && only && xml::local_name(only) == "div" && xml::namespace_of(only) == xml::ns::xhtml &&
+      !only.find_child([](pugi::xml_node c) { return c.type() == pugi::node_element; })) {
+    // Escaped HTML wrapped in an XHTML div (TypePad): the div's text is the HTML.
+    std::string value = xml::all_text(only);
+    return plain ? trim(decode_entities(strip_tags(value))) : value;
   }
   if (plain) {
     std::string value = xml::all_text(node);

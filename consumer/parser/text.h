@@ -21,6 +21,10 @@ std::string decode_entities(std::string_view text);
 
 void append_utf8(std::string& out, char32_t code_point);
 
+// A C1 control (U+0080..U+009F) read as the windows-1252 character with that byte, which is
+// what a feed that contains one meant ("don\u0092t" -> "don\u2019t"); other code points unchanged.
+char32_t demoronize(char32_t code_point);
+
 // The value of an Atom text construct (title, summary, content; 0.3 `mode` included):
 // text and html give their text, xhtml the markup inside its div. `plain` asks for text
 // without markup (titles): html is entity-decoded and xhtml gives only its character data.

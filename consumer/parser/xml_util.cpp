@@ -1,5 +1,8 @@
 #include "consumer/parser/xml_util.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -59,7 +62,10 @@ void serialize(std::string& out, pugi::xml_node node) {
       return;  // comments, processing instructions
   }
   std::string_view uri = namespace_of(node);
-  if (!uri.empty() && uri != ns::xhtml) {
+  // Undeclared inline markup inherits the feed's own default namespace: that is HTML too.
+  bool html = uri.empty() || uri == ns::xhtml || uri == ns::atom10 || uri == ns::atom03 ||
+              uri == ns::rss10 || uri == ns::rss090 || uri == ns::userland;
+  if (!html) {
     // Not HTML (an unknown vocabulary inside Atom xhtml content): keep only what it says.
     for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) serialize(out, c);
     return;
@@ -173,6 +179,121 @@ std::string resolve(pugi::xml_node node, std::string_view document_base, std::st
   std::string r = trim(ref);
   if (r.empty()) return r;
   return resolve_url(base_url(node, document_base), r);
+}
+
+namespace {
+
+// Attributes that hold a URL (feedparser's list of relative URI attributes, by attribute).
+bool is_url_attribute(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"href",     "src",    "cite",   "longdesc", "usemap",
+                                                "codebase", "data",   "poster", "background",
+                                                "action",   "classid", "profile"};
+  for (auto n : kNames)
+    if (name.size() == n.size() && std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+          return a == (b >= 'A' && b <= 'Z' ? b + 32 : b);
+        }))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+bool has_scheme(std::string_view url) {
+  size_t i = 0;
+  while (i < url.size() && (std::isalnum(static_cast<unsigned char>(url[i])) || url[i] == '+' ||
+                            url[i] == '-' || url[i] == '.'))
+    ++i;
+  return i > 1 && i < url.size() && url[i] == ':' && std::isalpha(static_cast<unsigned char>(url[0]));
+}
+
+// "&#146;" -> "&#x2019;": HTML reads references to C1 controls as windows-1252.
+void demoronize_references(std::string& html) {
+  for (size_t amp = html.find("&#"); amp != std::string::npos; amp = html.find("&#", amp + 2)) {
+    size_t k = amp + 2;
+    bool hex = k < html.size() && (html[k] == 'x' || html[k] == 'X');
+    if (hex) ++k;
+    size_t start = k;
+    unsigned value = 0;
+    while (k < html.size() && k - start < 4 && std::isxdigit(static_cast<unsigned char>(html[k]))) {
+      char c = static_cast<char>(std::tolower(static_cast<unsigned char>(html[k])));
+      if (!hex && !std::isdigit(static_cast<unsigned char>(c))) break;
+      value = value * (hex ? 16 : 10) + static_cast<unsigned>(c <= '9' ? c - '0' : c - 'a' + 10);
+      ++k;
+    }
+    if (k == start || k >= html.size() || html[k] != ';' || value < 0x80 || value > 0x9F) continue;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "&#x%X;", static_cast<unsigned>(demoronize(value)));
+    html.replace(amp, k + 1 - amp, buf);
+  }
+}
+
+std::string resolve_html(pugi::xml_node node, std::string_view document_base, std::string html) {
+  if (html.find("&#") != std::string::npos) demoronize_references(html);
+  if (html.find('<') == std::string::npos) return html;
+  std::string base = base_url(node, document_base);
+  if (base.empty()) return html;
+  std::string out;
+  out.reserve(html.size() + 64);
+  size_t i = 0;
+  while (i < html.size()) {
+    size_t lt = html.find('<', i);
+    if (lt == std::string::npos || lt + 1 >= html.size() ||
+        !std::isalpha(static_cast<unsigned char>(html[lt + 1]))) {
+      size_t stop = lt == std::string::npos ? html.size() : lt + 1;
+      out.append(html, i, stop - i);
+      i = stop;
+      continue;
+    }
+    out.append(html, i, lt - i);
+    // Inside a start tag: copy it attribute by attribute, rewriting URL values.
+    size_t j = lt + 1;
+    while (j < html.size() && html[j] != '>') {
+      if (!std::isalpha(static_cast<unsigned char>(html[j]))) {
+        ++j;
+        continue;
+      }
+      size_t name_start = j;
+      while (j < html.size() && (std::isalnum(static_cast<unsigned char>(html[j])) || html[j] == '-' ||
+                                 html[j] == ':' || html[j] == '_'))
+        ++j;
+      std::string_view name(html.data() + name_start, j - name_start);
+      size_t k = j;
+      while (k < html.size() && std::isspace(static_cast<unsigned char>(html[k]))) ++k;
+      if (k >= html.size() || html[k] != '=') continue;
+      ++k;
+      while (k < html.size() && std::isspace(static_cast<unsigned char>(html[k]))) ++k;
+      if (k >= html.size()) break;
+      size_t value_start, value_end;
+      if (html[k] == '"' || html[k] == '\'') {
+        value_start = k + 1;
+        value_end = html.find(html[k], value_start);
+        if (value_end == std::string::npos) break;
+        j = value_end + 1;
+      } else {
+        value_start = k;
+        value_end = k;
+        while (value_end < html.size() && !std::isspace(static_cast<unsigned char>(html[value_end])) &&
+               html[value_end] != '>')
+          ++value_end;
+        j = value_end;
+      }
+      if (name_start > lt + 1 && is_url_attribute(name)) {
+        std::string value = trim(std::string_view(html).substr(value_start, value_end - value_start));
+        if (!has_scheme(value) && value.rfind("#", 0) != 0) {
+          out.append(html, lt, value_start - lt);
+          out += resolve_url(base, value);
+          lt = value_end;  // copy on from the end of the value
+        } else if (value.size() != value_end - value_start) {
+          out.append(html, lt, value_start - lt);
+          out += value;
+          lt = value_end;
+        }
+      }
+    }
+    out.append(html, lt, std::min(j + 1, html.size()) - lt);
+    i = std::min(j + 1, html.size());
+  }
+  return out;
 }
 
 }  // namespace feedpipe::parser::xml

@@ -55,4 +55,13 @@ std::string base_url(pugi::xml_node node, std::string_view document_base);
 // `ref` resolved against the base in effect at `node`.
 std::string resolve(pugi::xml_node node, std::string_view document_base, std::string_view ref);
 
+// True for an absolute URI: a scheme (two characters or more, so no drive letter) and a colon.
+bool has_scheme(std::string_view url);
+
+// An HTML fragment found at `node` (summary, content) with the relative URLs of its links and
+// embedded resources (href, src, cite, …) resolved against the base in effect at `node`, as
+// feedparser does (unchanged when no base is known), and its character references to C1
+// controls (&#146;) written as the windows-1252 characters they meant (&#x2019;).
+std::string resolve_html(pugi::xml_node node, std::string_view document_base, std::string html);
+
 }  // namespace feedpipe::parser::xml

@@ -6,6 +6,7 @@
 
 #include "common/db_pool.h"
 #include "common/job_outcomes.h"
+#include "common/metrics.h"
 #include "common/model.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
@@ -132,6 +133,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       }
       if (std::chrono::steady_clock::now() >= next_commit) {
         commit(offsets_.to_commit(), false);
+        update_lag();
         next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
       }
     }
@@ -147,6 +149,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     JobMessage job;
     int32_t partition;
     int64_t offset;
+    std::chrono::steady_clock::time_point taken_at;
   };
 
   void step() {
@@ -194,7 +197,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     }
     started.push_back(job.job_id);
     auto [it, first] = waiting_.try_emplace(job.feed_id);
-    it->second.push_back({std::move(job), partition, offset});
+    it->second.push_back({std::move(job), partition, offset, std::chrono::steady_clock::now()});
     if (!first) return;  // the feed is already being fetched: share that fetch
     fetcher::FetchRequest request;
     request.tag = static_cast<uint64_t>(it->first);
@@ -213,12 +216,33 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   void finish(fetcher::FetchResult&& result) {
     auto node = waiting_.extract(static_cast<int64_t>(result.tag));
     if (node.empty()) return;
+    static auto& fetch_seconds = metrics::histogram("feedpipe_fetch_duration_seconds",
+                                                    "Fetch time per feed, retries included.");
+    fetch_seconds.observe(std::chrono::duration<double>(result.duration).count());
     JobOutcome outcome = outcome_of(std::move(result));
     for (auto& w : node.mapped()) {
       JobOutcome copy = outcome;
       copy.job_id = w.job.job_id;
-      writer_->submit(std::move(copy), {w.job.job_id, w.partition, w.offset});
+      writer_->submit(std::move(copy), {w.job.job_id, w.partition, w.offset, w.taken_at});
     }
+  }
+
+  // Messages on this member's partitions not yet read, from librdkafka's cached high watermarks.
+  void update_lag() {
+    static auto& lag = metrics::gauge("feedpipe_kafka_consumer_lag",
+                                      "Job messages on this consumer's partitions not yet read.");
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    kafka_->position(parts);
+    int64_t total = 0;
+    for (auto* tp : parts) {
+      int64_t low = 0, high = 0;
+      if (kafka_->get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) != RdKafka::ERR_NO_ERROR) continue;
+      int64_t pos = tp->offset() >= 0 ? tp->offset() : low;
+      if (high > pos) total += high - pos;
+    }
+    RdKafka::TopicPartition::destroy(parts);
+    lag.set(total);
   }
 
   void commit(const std::vector<PartitionOffset>& offsets, bool sync) {

@@ -1,12 +1,36 @@
 #include "consumer/worker/outcome_writer.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
 #include "common/db_pool.h"
+#include "common/metrics.h"
 
 namespace feedpipe::consumer {
+namespace {
+
+metrics::Counter& jobs_total(const std::string& status) {
+  return metrics::counter("feedpipe_jobs_total", "Jobs recorded, by outcome.", "status=\"" + status + "\"");
+}
+
+void count_events(const std::vector<EventMessage>& events) {
+  static auto& items = metrics::counter("feedpipe_items_stored_total", "Items stored for the first time.");
+  static auto& ok = jobs_total("ok");
+  static auto& not_modified = jobs_total("not_modified");
+  static auto& failed = jobs_total("failed");
+  for (const auto& ev : events) {
+    if (ev.type == "batch.completed") continue;
+    auto data = nlohmann::json::parse(ev.data, nullptr, false);
+    if (!data.is_object()) continue;
+    const std::string status = data.value("status", "");
+    (status == "ok" ? ok : status == "not_modified" ? not_modified : failed).add();
+    if (data["items_new"].is_number()) items.add(data["items_new"].get<uint64_t>());
+  }
+}
+
+}  // namespace
 
 OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets,
                              size_t max_group)
@@ -84,7 +108,14 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
           spdlog::warn("event {}#{} not published ({}); broadcasters read it from SQLite", ev.batch_id,
                        ev.seq, error);
       }
-      for (const auto& ref : refs) offsets_.done(ref.partition, ref.offset);
+      static auto& latency = metrics::histogram(
+          "feedpipe_job_latency_seconds", "From a consumer taking a job to its outcome being committed.");
+      auto now = std::chrono::steady_clock::now();
+      for (const auto& ref : refs) {
+        offsets_.done(ref.partition, ref.offset);
+        latency.observe(std::chrono::duration<double>(now - ref.taken_at).count());
+      }
+      count_events(events);
       written_ += outcomes.size();
       return;
     } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 // then publishes their events to feed.refresh.events and releases the jobs' offsets.
 // submit() and mark_running() are thread-safe.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -20,6 +21,7 @@ struct JobRef {
   int64_t job_id;
   int32_t partition;
   int64_t offset;
+  std::chrono::steady_clock::time_point taken_at;  // when the consumer read the job
 };
 
 class OutcomeWriter {
