@@ -59,7 +59,7 @@ std::string with_labels(const std::string& name, const std::string& labels, cons
 
 std::string number(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::snprintf(buf, sizeof buf, "%.15g", v);
   return buf;
 }
 
