@@ -11,17 +11,6 @@
 namespace feedpipe::producer {
 namespace {
 
-std::string fnv1a_hex(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 std::optional<std::string> existing_batch(Database& db, const std::string& key, std::string* hash) {
   auto q = db.prepare("SELECT id, request_hash FROM batches WHERE idempotency_key = ?");
   q.bind(1, key);
@@ -39,6 +28,17 @@ int64_t upsert_feed(Database& db, const std::string& url) {
 }
 
 }  // namespace
+
+std::string fnv1a_hex(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
 
 std::string new_batch_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};

@@ -43,4 +43,7 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
 
 std::string new_batch_id();  // time-ordered: sorts by creation time
 
+// 64-bit FNV-1a of `s` as 16 hex digits: request fingerprints and ETags.
+std::string fnv1a_hex(const std::string& s);
+
 }  // namespace feedpipe::producer

@@ -19,16 +19,7 @@ nlohmann::json accepted_body(const std::string& batch_id) {
           {"events_url", "/v1/batches/" + batch_id + "/events"}};
 }
 
-std::string etag_of(const std::string& body) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : body) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
-  return buf;
-}
+std::string etag_of(const std::string& body) { return "\"" + fnv1a_hex(body) + "\""; }
 
 bool etag_matches(const std::string& if_none_match, const std::string& etag) {
   if (if_none_match == "*") return true;
