@@ -61,6 +61,7 @@ std::string Producer::readiness() {
   } catch (const std::exception& e) {
     return std::string("database not writable: ") + e.what();
   }
+  if (draining_) return "shutting down";
   if (!publisher_.broker_reachable()) return "Kafka broker not reachable";
   return "";
 }
@@ -83,6 +84,10 @@ void Producer::register_routes(httplib::Server& server) {
 }
 
 void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
+  if (draining_) {
+    res.set_header("Retry-After", "5");
+    return send_error(res, 503, "shutting_down", "this producer is shutting down; retry in a few seconds");
+  }
   auto parsed = parse_batch_request(req.body, settings_.max_batch_feeds);
   if (auto* refusal = std::get_if<Refusal>(&parsed)) {
     send_error(res, refusal->status, refusal->code, refusal->message);

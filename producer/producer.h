@@ -6,6 +6,7 @@
 // the process.
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -26,6 +27,9 @@ class Producer {
  public:
   explicit Producer(ProducerSettings settings);
   void start();
+  // Refuses new batches with 503 and Retry-After from now on (graceful shutdown: requests in
+  // progress finish, a load balancer sends new ones elsewhere).
+  void begin_drain() { draining_ = true; }
   void stop();
   void register_routes(httplib::Server& server);
   // Empty when ready, else why not (database not writable, broker unreachable).
@@ -40,6 +44,7 @@ class Producer {
 
   ProducerSettings settings_;
   JobPublisher publisher_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace feedpipe::producer
