@@ -9,7 +9,8 @@ packages=(
 )
 # Tools the test suite uses beyond the build: compose file check, Kafka CLI, sanitizer runtimes.
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(docker-compose kcat sqlite3)
+  packages+=(docker-compose kcat sqlite3 chromium)
+  command -v node >/dev/null || packages+=(nodejs npm)
 fi
 
 missing=()

@@ -11,6 +11,9 @@ step() { printf '\n== %s (%ds)\n' "$*" $(( $(date +%s) - started )); }
 step "dependencies"
 scripts/install-deps.sh --test
 
+step "browser test dependencies (playwright-core, pinned in tests/e2e/package-lock.json)"
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+
 step "build (warnings are errors)"
 BUILD_DIR=build scripts/build.sh -DFEEDPIPE_WERROR=ON
 
@@ -22,7 +25,7 @@ if [[ "${FEEDPIPE_QUICK:-0}" != "1" ]]; then
   BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DFEEDPIPE_WERROR=ON -DFEEDPIPE_SANITIZE=address,undefined
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" \
-    ctest --test-dir build-asan --output-on-failure -j2 --timeout 600
+    ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 -LE e2e
 
   step "concurrency under TSan"
   # The project's own concurrent parts: event hub, broadcaster, offsets, writer, consumer loop.

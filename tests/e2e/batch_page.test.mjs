@@ -1,0 +1,137 @@
+// End to end in a real browser: Debian's chromium driven by playwright-core.
+// Submits feeds on `/`, watches `/batches/{id}` reach N / N over SSE, then kills and restarts
+// feedpipe mid-batch (the page's EventSource must reconnect and resume with Last-Event-ID).
+// Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
+// SCREENSHOT (a path: save a picture of the finished batch page).
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import assert from 'node:assert/strict';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const FEEDS = 30;
+const children = [];
+const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
+
+function fail(err) {
+  console.error(err);
+  cleanup();
+  process.exit(1);
+}
+function cleanup() {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(port) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      if (res.status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('feedpipe did not become ready');
+}
+
+// Feeds that answer after a short delay, so that the page shows progress live; `hold` parks
+// every request until released.
+let hold = false;
+const parked = [];
+const feedServer = http.createServer((req, res) => {
+  const answer = () => {
+    const n = req.url.match(/\d+/)?.[0] ?? '0';
+    res.writeHead(200, { 'Content-Type': 'application/rss+xml' });
+    res.end(`<?xml version="1.0"?><rss version="2.0"><channel><title>Feed ${n}</title>` +
+      `<item><title>Item of ${n}</title><guid>e2e-${n}</guid></item></channel></rss>`);
+  };
+  if (hold) parked.push(answer);
+  else setTimeout(answer, 50 + Math.random() * 200);
+});
+
+function startFeedpipe(port, db, log) {
+  const child = spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', db,
+    '--allow-private-networks', '--consumers', '1', '--sse-retry-ms', '500'],
+  { stdio: ['ignore', log, log] });
+  children.push(child);
+  return child;
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-'));
+  const log = fs.openSync(path.join(dir, 'feedpipe.log'), 'a');
+  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
+  const feedPort = feedServer.address().port;
+  const port = await freePort();
+  const db = path.join(dir, 'feedpipe.db');
+  let server = startFeedpipe(port, db, log);
+  await waitReady(port);
+
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = await browser.newPage();
+    const urls = (first) => Array.from({ length: FEEDS }, (_, i) => `http://127.0.0.1:${feedPort}/feed/${first + i}.xml`);
+
+    // 1. Submit on the front page, land on the batch page, watch it finish live.
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.fill('[data-testid=feeds]', urls(0).join('\n'));
+    await Promise.all([page.waitForURL(/\/batches\/[^/]+$/), page.click('[data-testid=submit]')]);
+    await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
+      FEEDS, { timeout: 30_000 });
+    const statuses = await page.$$eval('[data-testid=job]', (rows) => rows.map((r) => r.dataset.status));
+    assert.equal(statuses.length, FEEDS);
+    assert.ok(statuses.every((s) => s === 'ok'), `statuses: ${statuses}`);
+    if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+    console.log(`batch page reached ${FEEDS} / ${FEEDS}`);
+
+    // 2. Drop the server mid-batch: the page reconnects by itself and resumes.
+    hold = true;
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.fill('[data-testid=feeds]', urls(100).join('\n'));
+    await Promise.all([page.waitForURL(/\/batches\/[^/]+$/), page.click('[data-testid=submit]')]);
+    await page.waitForSelector('[data-testid=job]');
+    for (const answer of parked.splice(0, 10)) answer();
+    await page.waitForFunction(() => {
+      const [done] = document.querySelector('[data-testid=progress]').textContent.split(' / ').map(Number);
+      return done >= 5;
+    }, null, { timeout: 30_000 });
+    server.kill('SIGKILL');
+    await new Promise((r) => server.once('exit', r));
+    parked.length = 0;  // their connections died with the server
+    hold = false;
+    server = startFeedpipe(port, db, log);
+    await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
+      FEEDS, { timeout: 60_000 });
+    const after = await page.$$eval('[data-testid=job]', (rows) => rows.map((r) => r.dataset.status));
+    assert.equal(after.length, FEEDS);
+    assert.ok(after.every((s) => s === 'ok'), `statuses after restart: ${after}`);
+    console.log('batch page resumed after the server restarted and reached the end');
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  clearTimeout(deadline);
+  cleanup();
+  feedServer.close();
+  process.exit(0);
+}, fail);
