@@ -156,6 +156,7 @@ FeedServer::FeedServer() {
       ++counts_[req.path];
     }
     for (int i = 0; hold_ && i < 2000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_.load()));
     const std::string etag = "\"v1-" + std::string(req.matches[1]) + "\"";
     const std::string last_modified = "Mon, 01 Jan 2024 12:00:00 GMT";
     if (req.get_header_value("If-None-Match") == etag ||

@@ -69,6 +69,8 @@ class FeedServer {
   int total_requests() const { return total_.load(); }
   // While set, every request waits until released (or 20 s).
   void hold_requests(bool hold);
+  // Every answer waits this long first (a slow but healthy server).
+  void set_delay(std::chrono::milliseconds delay) { delay_ms_ = static_cast<int>(delay.count()); }
 
  private:
   httplib::Server server_;
@@ -78,6 +80,7 @@ class FeedServer {
   std::map<std::string, int> counts_;
   std::atomic<int> total_{0};
   std::atomic<bool> hold_{false};
+  std::atomic<int> delay_ms_{0};
 };
 
 struct SseEvent {

@@ -215,7 +215,7 @@ TEST(ParserAtom, XhtmlContentDropsPrefixesAndForeignMarkup) {
       </entry></feed>)");
   ASSERT_EQ(f.items.size(), 1u);
   EXPECT_EQ(f.items[0].title, "A bold title");
-  EXPECT_EQ(f.items[0].content, "<p class=\"x\">one<br/></p>two");
+  EXPECT_EQ(f.items[0].content, "<p class=\"x\">one<br /></p>two");
 }
 
 TEST(ParserAtom, ResolvesNestedXmlBase) {

@@ -1,0 +1,151 @@
+// Nothing lost: processes killed with SIGKILL mid-batch, and a broker that goes down.
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <sqlite3.h>
+
+#include "common/kafka.h"
+#include "tests/support/harness.h"
+
+namespace feedpipe::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+int count_rows(const std::string& db, const std::string& sql) {
+  sqlite3* handle = nullptr;
+  sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr);
+  int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  sqlite3_close(handle);
+  return n;
+}
+
+std::string integrity(const std::string& db) {
+  sqlite3* handle = nullptr;
+  sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(handle, "PRAGMA integrity_check", -1, &stmt, nullptr);
+  std::string result = sqlite3_step(stmt) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)) : "?";
+  sqlite3_finalize(stmt);
+  sqlite3_close(handle);
+  return result;
+}
+
+// The roles as processes on a broker this test owns, so that it can inject faults.
+class FaultTest : public ::testing::Test {
+ protected:
+  std::string db() const { return dir_.file("feedpipe.db"); }
+
+  std::unique_ptr<Process> start(const std::string& role, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{role, "--brokers", broker_.bootstrap(), "--db", db()};
+    if (role == "consumer")
+      args.insert(args.end(), {"--allow-private-networks", "--fetch-max-host-connections", "1000",
+                               "--kafka-session-timeout-ms", "3000"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(role, args, dir_.file(role + std::to_string(++started_) + ".log"));
+  }
+
+  static bool ready(int port) {
+    return wait_until([&] {
+      int status = 0;
+      get_json(port, "/readyz", &status);
+      return status == 200;
+    }, 30s);
+  }
+
+  std::vector<std::string> feed_urls(int first, int count) {
+    std::vector<std::string> urls;
+    for (int i = first; i < first + count; ++i) urls.push_back(feeds_.url(i));
+    return urls;
+  }
+
+  void expect_exactly_once(const std::string& batch, int total) {
+    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), total + 1);
+    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM jobs WHERE batch_id = '" + batch + "' AND status = 'ok'"), total);
+    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM (SELECT job_id FROM events WHERE job_id IS NOT NULL "
+                               "GROUP BY job_id HAVING count(*) > 1)"), 0);
+    EXPECT_EQ(integrity(db()), "ok");
+  }
+
+  TempDir dir_;
+  FeedServer feeds_;
+  EmbeddedBroker broker_;
+  int started_ = 0;
+};
+
+TEST_F(FaultTest, ConsumerKilledMidBatchLosesAndRepeatsNothing) {
+  feeds_.set_delay(40ms);
+  int producer_port = free_port(), broadcaster_port = free_port();
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
+  auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
+  std::vector<std::unique_ptr<Process>> consumers;
+  std::vector<int> consumer_ports;
+  for (int i = 0; i < 3; ++i) {
+    consumer_ports.push_back(free_port());
+    consumers.push_back(start("consumer", {"--http", "127.0.0.1:" + std::to_string(consumer_ports.back()),
+                                           "--fetch-max-in-flight", "16"}));
+  }
+  for (int port : {producer_port, broadcaster_port, consumer_ports[0], consumer_ports[1], consumer_ports[2]})
+    ASSERT_TRUE(ready(port)) << port;
+
+  std::string batch = submit_batch(producer_port, feed_urls(0, 600));
+  ASSERT_TRUE(wait_until([&] {
+    return count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 150;
+  }, 60s));
+  consumers[0]->kill(SIGKILL);
+  auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 120s);
+  expect_complete_stream(stream, 600);
+  expect_exactly_once(batch, 600);
+  EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM items"), 600 * 5);
+}
+
+TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
+  int producer_port = free_port(), broadcaster_port = free_port();
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port),
+                                     "--outbox-sweep-ms", "500"});
+  auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
+  auto consumer = start("consumer", {});
+  ASSERT_TRUE(ready(producer_port));
+  ASSERT_TRUE(ready(broadcaster_port));
+
+  rd_kafka_mock_broker_set_down(broker_.cluster(), 1);
+  std::string batch = submit_batch(producer_port, feed_urls(100, 50));  // the outbox takes it
+  ASSERT_FALSE(batch.empty());
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'"), 0);
+  rd_kafka_mock_broker_set_up(broker_.cluster(), 1);
+
+  auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 90s);
+  expect_complete_stream(stream, 50);
+  expect_exactly_once(batch, 50);
+}
+
+TEST_F(FaultTest, ProduceErrorsAreRetried) {
+  int producer_port = free_port(), broadcaster_port = free_port();
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
+  auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
+  auto consumer = start("consumer", {});
+  ASSERT_TRUE(ready(producer_port));
+  ASSERT_TRUE(ready(broadcaster_port));
+  // The next produce requests fail with retriable errors; the idempotent producer retries them.
+  rd_kafka_mock_push_request_errors(broker_.cluster(), RD_KAFKAP_Produce, 4,
+                                    RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                    RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+  std::string batch = submit_batch(producer_port, feed_urls(200, 40));
+  auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 90s);
+  expect_complete_stream(stream, 40);
+  expect_exactly_once(batch, 40);
+}
+
+}  // namespace
+}  // namespace feedpipe::testing
