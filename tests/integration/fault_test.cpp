@@ -1,5 +1,6 @@
 // Nothing lost: processes killed with SIGKILL mid-batch, and a broker that goes down.
 #include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <sqlite3.h>
 
@@ -10,6 +11,8 @@ namespace feedpipe::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+constexpr int16_t kProduceApiKey = 0;  // Kafka protocol ApiKey of Produce requests
 
 int count_rows(const std::string& db, const std::string& sql) {
   sqlite3* handle = nullptr;
@@ -136,7 +139,7 @@ TEST_F(FaultTest, ProduceErrorsAreRetried) {
   ASSERT_TRUE(ready(producer_port));
   ASSERT_TRUE(ready(broadcaster_port));
   // The next produce requests fail with retriable errors; the idempotent producer retries them.
-  rd_kafka_mock_push_request_errors(broker_.cluster(), RD_KAFKAP_Produce, 4,
+  rd_kafka_mock_push_request_errors(broker_.cluster(), kProduceApiKey, 4,
                                     RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
                                     RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
                                     RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
