@@ -129,6 +129,28 @@ TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
   expect_exactly_once(batch, 50);
 }
 
+TEST_F(FaultTest, BrokerDownMidBatchResumesWithoutLoss) {
+  feeds_.set_delay(20ms);
+  int producer_port = free_port(), broadcaster_port = free_port();
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
+  auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
+  auto consumer = start("consumer", {"--fetch-max-in-flight", "8"});
+  ASSERT_TRUE(ready(producer_port));
+  ASSERT_TRUE(ready(broadcaster_port));
+  std::string batch = submit_batch(producer_port, feed_urls(300, 200));
+  ASSERT_TRUE(wait_until([&] {
+    return count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 20;
+  }, 60s));
+  rd_kafka_mock_broker_set_down(broker_.cluster(), 1);
+  std::this_thread::sleep_for(3s);
+  rd_kafka_mock_broker_set_up(broker_.cluster(), 1);
+  auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 120s);
+  expect_complete_stream(stream, 200);
+  expect_exactly_once(batch, 200);
+}
+
 TEST_F(FaultTest, ProduceErrorsAreRetried) {
   int producer_port = free_port(), broadcaster_port = free_port();
   Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
