@@ -18,66 +18,95 @@ struct Reader {
     return xml::child(parent, atom, local);
   }
 
-  // The last of the elements (a repeated date overrides, as in feedparser).
-  std::string date(pugi::xml_node parent, std::string_view local) const {
-    pugi::xml_node last;
-    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
-      if (xml::is(c, atom, local)) last = c;
-    return parse_date(xml::all_text(last));
-  }
-
-  // The alternate link (rel="alternate" or no rel), an HTML one if there are several.
-  std::string link(pugi::xml_node parent) const {
+  // Picks the alternate link (rel="alternate" or no rel), an HTML one if there are several.
+  struct LinkChoice {
     pugi::xml_node html, any;
-    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
-      if (!xml::is(c, atom, "link") || !c.attribute("href")) continue;
+    void consider(pugi::xml_node c) {
+      if (!c.attribute("href")) return;
       std::string_view rel = c.attribute("rel").value();
-      if (!rel.empty() && rel != "alternate") continue;
+      if (!rel.empty() && rel != "alternate") return;
       std::string_view type = c.attribute("type").value();
       if (!any) any = c;
       if (!html && (type.empty() || type == "text/html")) html = c;
     }
-    pugi::xml_node best = html ? html : any;
+  };
+
+  std::string resolve_link(const LinkChoice& choice) const {
+    pugi::xml_node best = choice.html ? choice.html : choice.any;
     if (!best) return {};
     return xml::resolve(best, options.base_url, best.attribute("href").value());
   }
 
+  std::string link(pugi::xml_node parent) const {
+    LinkChoice choice;
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+      if (xml::is(c, atom, "link")) choice.consider(c);
+    return resolve_link(choice);
+  }
+
+  // One author as one string, as feedparser's `author` and RSS's <author>: "name (email)".
+  void add_author(std::string& names, pugi::xml_node author) const {
+    std::string name = decode_entities(xml::all_text(child(author, "name")));
+    std::string email = decode_entities(xml::all_text(child(author, "email")));
+    if (name.empty() && email.empty()) name = xml::all_text(author);  // <author>Jane</author>, seen in the wild
+    if (name.empty()) name = email;
+    else if (!email.empty()) name += " (" + email + ")";
+    if (name.empty()) return;
+    if (!names.empty()) names += ", ";
+    names += name;
+  }
+
   std::string authors(pugi::xml_node parent) const {
     std::string names;
-    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
-      if (!xml::is(c, atom, "author")) continue;
-      std::string name = decode_entities(xml::all_text(child(c, "name")));
-      std::string email = decode_entities(xml::all_text(child(c, "email")));
-      if (name.empty() && email.empty()) name = xml::all_text(c);  // <author>Jane</author>, seen in the wild
-      // One string, as feedparser's `author` and RSS's <author>: "name (email)".
-      if (name.empty()) name = email;
-      else if (!email.empty()) name += " (" + email + ")";
-      if (name.empty()) continue;
-      if (!names.empty()) names += ", ";
-      names += name;
-    }
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
+      if (xml::is(c, atom, "author")) add_author(names, c);
     return names;
   }
 
   Item entry(pugi::xml_node e, const std::string& feed_author) const {
+    // One pass over the entry's children: the first of each text element, the last of each
+    // date (a repeated date overrides, as in feedparser), every author and link.
+    pugi::xml_node id, title, summary, content, source, published, issued, created, updated, modified;
+    LinkChoice links;
+    std::string author;
+    xml::ChildNamespaces namespaces;
+    for (pugi::xml_node c = e.first_child(); c; c = c.next_sibling()) {
+      if (c.type() != pugi::node_element) continue;
+      std::string_view local = xml::local_name(c);
+      if (namespaces.of(c) != atom) continue;
+      if (local == "id") id = id ? id : c;
+      else if (local == "title") title = title ? title : c;
+      else if (local == "summary") summary = summary ? summary : c;
+      else if (local == "content") content = content ? content : c;
+      else if (local == "source") source = source ? source : c;
+      else if (local == "link") links.consider(c);
+      else if (local == "author") add_author(author, c);
+      else if (local == "published") published = c;
+      else if (local == "issued") issued = c;    // 0.3
+      else if (local == "created") created = c;  // 0.3
+      else if (local == "updated") updated = c;
+      else if (local == "modified") modified = c;  // 0.3
+    }
+    auto date = [](pugi::xml_node n) { return n ? parse_date(xml::all_text(n)) : std::string(); };
+
     Item out;
-    out.guid = xml::all_text(child(e, "id"));
-    // A relative id is resolved like a link (feedparser does), once a base is known.
-    if (!out.guid.empty() && !xml::has_scheme(out.guid))
-      out.guid = xml::resolve(child(e, "id"), options.base_url, out.guid);
-    out.link = link(e);
+    out.guid = xml::all_text(id);
+    // An id that is a path ("/2024/01/post") is resolved like a link, as feedparser does, once
+    // a base is known; an opaque token ("12345", "right") stays as it is.
+    if (out.guid.size() > 1 && out.guid[0] == '/' && out.guid[1] != '/')
+      out.guid = xml::resolve(id, options.base_url, out.guid);
+    out.link = resolve_link(links);
     // No alternate link: an id that is a URI stands in for it, as in feedparser.
     if (out.link.empty() && xml::has_scheme(out.guid)) out.link = out.guid;
-    out.title = atom_text(child(e, "title"), true);
-    out.author = authors(e);
-    if (out.author.empty()) out.author = authors(child(e, "source"));
+    out.title = atom_text(title, true);
+    out.author = std::move(author);
+    if (out.author.empty() && source) out.author = authors(source);
     if (out.author.empty()) out.author = feed_author;  // entries inherit the feed's author
-    out.published = date(e, "published");
-    if (out.published.empty()) out.published = date(e, "issued");   // 0.3
-    if (out.published.empty()) out.published = date(e, "created");  // 0.3
-    out.updated = date(e, "updated");
-    if (out.updated.empty()) out.updated = date(e, "modified");  // 0.3
-    pugi::xml_node summary = child(e, "summary"), content = child(e, "content");
+    out.published = date(published);
+    if (out.published.empty()) out.published = date(issued);
+    if (out.published.empty()) out.published = date(created);
+    out.updated = date(updated);
+    if (out.updated.empty()) out.updated = date(modified);
     out.summary = xml::resolve_html(summary, options.base_url, atom_text(summary, false));
     out.content = xml::resolve_html(content, options.base_url, atom_text(content, false));
     return out;

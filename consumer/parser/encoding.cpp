@@ -4,6 +4,8 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 
 #include "consumer/parser/text.h"
 
@@ -56,6 +58,42 @@ bool is_valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     size_t len = utf8_sequence(s, i, cp);
     if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+// True when sanitize_utf8() would change nothing: valid UTF-8 without C0 controls other than
+// white space and without C1 controls. Runs of ASCII are checked eight bytes at a time.
+bool is_clean(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size(), i = 0;
+  char32_t cp;
+  while (i < n) {
+    if (i + 8 <= n) {
+      uint64_t word;
+      std::memcpy(&word, p + i, 8);
+      // no byte >= 0x80, and no byte < 0x20 (each byte + 0x60 stays below 0x80 only if < 0x20)
+      if (!(word & 0x8080808080808080ull) && ((word + 0x6060606060606060ull) & 0x8080808080808080ull) ==
+                                                 0x8080808080808080ull) {
+        i += 8;
+        continue;
+      }
+    }
+    auto b = static_cast<unsigned char>(p[i]);
+    if (b < 0x80) {
+      if (b < 0x20 && b != '\t' && b != '\n' && b != '\r') return false;
+      ++i;
+      continue;
+    }
+    if ((b & 0xE0) == 0xC0 && i + 1 < n) {  // two bytes (Latin letters): the common case
+      auto c = static_cast<unsigned char>(p[i + 1]);
+      if (b < 0xC2 || (c & 0xC0) != 0x80 || (b == 0xC2 && c < 0xA0)) return false;  // overlong, C1
+      i += 2;
+      continue;
+    }
+    size_t len = utf8_sequence(s, i, cp);
+    if (len == 0 || (cp >= 0x80 && cp <= 0x9F)) return false;
     i += len;
   }
   return true;
@@ -158,8 +196,11 @@ std::string to_utf8(std::string_view doc, std::string_view http_charset) {
   if (!named && !is_valid_utf8(doc)) charset = "windows-1252";
 
   std::string out;
-  if (is_utf8_name(charset) || !convert(doc, charset, out)) out.assign(doc);
-  out = sanitize_utf8(out);
+  if (is_utf8_name(charset) || !convert(doc, charset, out)) {
+    out = is_clean(doc) ? std::string(doc) : sanitize_utf8(doc);
+  } else if (!is_clean(out)) {
+    out = sanitize_utf8(out);
+  }
   rewrite_declaration(out);
   return out;
 }

@@ -29,16 +29,38 @@ std::string link_of(pugi::xml_node node, const ParseOptions& options) {
 }
 
 Item read_item(pugi::xml_node item, const ParseOptions& options) {
+  // One pass over the item's children, keeping the first of each kind.
+  pugi::xml_node title, link, creator, date, modified, summary, content;
+  xml::ChildNamespaces namespaces;
+  for (pugi::xml_node c = item.first_child(); c; c = c.next_sibling()) {
+    if (c.type() != pugi::node_element) continue;
+    std::string_view local = xml::local_name(c);
+    std::string_view uri = namespaces.of(c);
+    auto first = [&](pugi::xml_node& slot) {
+      if (!slot) slot = c;
+    };
+    if (uri == ns::rss10 || uri == ns::rss090 || uri.empty()) {
+      if (local == "title") first(title);
+      else if (local == "link") first(link);
+      else if (local == "description") first(summary);
+    } else if (uri == ns::dc) {
+      if (local == "creator") first(creator);
+      else if (local == "date") first(date);
+    } else if (uri == ns::dcterms) {
+      if (local == "modified") first(modified);
+    } else if (uri == ns::content) {
+      if (local == "encoded") first(content);
+    }
+  }
   Item out;
   // rdf:about is the item's URI, RDF's own identifier for it.
   out.guid = trim(xml::attribute(item, "about").value());
-  out.link = link_of(item, options);
-  out.title = decode_entities(xml::all_text(rss_child(item, "title")));
-  out.author = decode_entities(xml::all_text(xml::child(item, ns::dc, "creator")));
-  out.published = parse_date(xml::all_text(xml::child(item, ns::dc, "date")));
-  out.updated = parse_date(xml::all_text(xml::child(item, ns::dcterms, "modified")));
+  if (std::string l = xml::all_text(link); !l.empty()) out.link = xml::resolve(item, options.base_url, l);
+  out.title = decode_entities(xml::all_text(title));
+  out.author = decode_entities(xml::all_text(creator));
+  out.published = date ? parse_date(xml::all_text(date)) : std::string();
+  out.updated = modified ? parse_date(xml::all_text(modified)) : std::string();
   if (out.updated.empty()) out.updated = out.published;  // feedparser reads dc:date as the update time
-  pugi::xml_node summary = rss_child(item, "description"), content = xml::child(item, ns::content, "encoded");
   out.summary = xml::resolve_html(summary, options.base_url, xml::text(summary));
   out.content = xml::resolve_html(content, options.base_url, xml::text(content));
   return out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -80,8 +81,8 @@ namespace {
 // The internal general entities of the DOCTYPE, name -> literal value; empty when none.
 std::vector<std::pair<std::string_view, std::string_view>> declared_entities(std::string_view s) {
   std::vector<std::pair<std::string_view, std::string_view>> out;
-  size_t start = s.find("<!DOCTYPE");
-  if (start == std::string_view::npos || start > 4096) return out;
+  size_t start = s.substr(0, 4096).find("<!DOCTYPE");  // only ever in the prolog
+  if (start == std::string_view::npos) return out;
   std::string_view doctype = s.substr(start, doctype_end(s, start) - start);
   for (size_t pos = doctype.find("<!ENTITY"); pos != std::string_view::npos;
        pos = doctype.find("<!ENTITY", pos + 1)) {
@@ -107,20 +108,35 @@ std::string normalize_references(std::string_view s) {
   size_t expansion_budget = std::max<size_t>(s.size(), 1 << 20);
   std::string out;
   out.reserve(s.size() + s.size() / 16);
+  // Where the next "<!" or "<?" (CDATA, comment, DOCTYPE, PI: copied as they are) starts.
+  auto next_opaque = [&](size_t from) {
+    const char* p = s.data();
+    const char* end = p + s.size();
+    for (const char* k = p + from; k < end;) {
+      k = static_cast<const char*>(std::memchr(k, '<', static_cast<size_t>(end - k)));
+      if (!k || k + 1 >= end) break;
+      if (k[1] == '!' || k[1] == '?') return static_cast<size_t>(k - p);
+      k += 2;
+    }
+    return s.size();
+  };
+  size_t opaque = next_opaque(0);
   size_t i = 0;
   while (i < s.size()) {
-    char c = s[i];
-    if (c == '<') {
+    if (i == opaque) {
       size_t end = skip_opaque(s, i);
-      if (end > i) {
-        out.append(s.substr(i, end - i));
-        i = end;
-        continue;
-      }
+      if (end == i) end = i + 1;
+      out.append(s.data() + i, end - i);
+      i = end;
+      opaque = next_opaque(i);
+      continue;
     }
-    if (c != '&') {
-      out += c;
-      ++i;
+    if (s[i] != '&') {
+      // Copy up to the next reference or opaque section at once.
+      size_t next = s.find('&', i);
+      if (next == std::string_view::npos || next > opaque) next = opaque;
+      out.append(s.data() + i, next - i);
+      i = next;
       continue;
     }
     size_t j = i + 1;

@@ -83,7 +83,7 @@ void serialize(std::string& out, pugi::xml_node node) {
     out += '"';
   }
   if (!node.first_child() && is_void_element(name)) {
-    out += "/>";
+    out += " />";  // "<br />", as HTML-compatible XHTML (and feedparser) writes it
     return;
   }
   out += '>';
@@ -124,6 +124,17 @@ std::string_view namespace_of(pugi::xml_node node) {
   std::string_view known = well_known_prefix(prefix);
   // An unknown undeclared prefix stays distinct from every real namespace (and from none).
   return known.empty() ? prefix : known;
+}
+
+std::string_view ChildNamespaces::of(pugi::xml_node child) {
+  for (pugi::xml_attribute a : child.attributes())
+    if (std::string_view(a.name()).substr(0, 5) == "xmlns") return namespace_of(child);
+  std::string_view prefix = prefix_of(child.name());
+  for (int i = 0; i < size_; ++i)
+    if (memo_[i].prefix == prefix) return memo_[i].uri;
+  std::string_view uri = namespace_of(child);
+  if (size_ < 8) memo_[size_++] = {prefix, uri};
+  return uri;
 }
 
 bool is(pugi::xml_node node, std::string_view ns, std::string_view local) {
@@ -171,14 +182,14 @@ std::string base_url(pugi::xml_node node, std::string_view document_base) {
   for (pugi::xml_node n = node; n.type() == pugi::node_element; n = n.parent())
     if (pugi::xml_attribute a = n.attribute("xml:base")) bases.push_back(a.value());
   std::string base(document_base);
-  for (auto it = bases.rbegin(); it != bases.rend(); ++it) base = resolve_url(base, trim(*it));
+  for (auto it = bases.rbegin(); it != bases.rend(); ++it) base = resolve_ref(base, trim(*it));
   return base;
 }
 
 std::string resolve(pugi::xml_node node, std::string_view document_base, std::string_view ref) {
   std::string r = trim(ref);
-  if (r.empty()) return r;
-  return resolve_url(base_url(node, document_base), r);
+  if (r.empty() || has_scheme(r)) return r;  // absolute: resolve_url() would return it as it is
+  return resolve_ref(base_url(node, document_base), r);
 }
 
 namespace {
@@ -196,7 +207,68 @@ bool is_url_attribute(std::string_view name) {
   return false;
 }
 
+bool is_plain_url_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-._~/%!$&'()*+,;=:@?#", c) != nullptr;
+}
+
+// The plain relative path `ref` resolved against the plain base, or "" when either is not
+// plain enough for the result to be obvious (dot segments, ports, user info, odd characters).
+std::string fast_resolve(std::string_view base, std::string_view ref) {
+  if (ref.empty() || ref[0] == '?' || ref[0] == '#' || ref.substr(0, 2) == "//") return "";
+  size_t scheme_end;
+  if (base.substr(0, 7) == "http://") scheme_end = 7;
+  else if (base.substr(0, 8) == "https://") scheme_end = 8;
+  else return "";
+  for (char c : base)
+    if (!is_plain_url_char(c)) return "";
+  size_t path_start = base.find_first_of("/?#", scheme_end);
+  std::string_view authority = base.substr(scheme_end, path_start == std::string_view::npos ? path_start : path_start - scheme_end);
+  if (authority.empty() || authority.find_first_of(":@%") != std::string_view::npos) return "";
+  for (char c : authority)
+    if (std::isupper(static_cast<unsigned char>(c))) return "";
+  std::string_view path;
+  if (path_start != std::string_view::npos && base[path_start] == '/') {
+    size_t path_end = base.find_first_of("?#", path_start);
+    path = base.substr(path_start, path_end == std::string_view::npos ? path_end : path_end - path_start);
+  }
+  // No dot segment anywhere, in the base path or in the reference's path.
+  auto has_dot_segment = [](std::string_view p) {
+    size_t end = p.find_first_of("?#");
+    p = p.substr(0, end);
+    size_t i = 0;
+    while (i <= p.size()) {
+      size_t slash = p.find('/', i);
+      std::string_view seg = p.substr(i, slash == std::string_view::npos ? std::string_view::npos : slash - i);
+      if (seg == "." || seg == "..") return true;
+      if (slash == std::string_view::npos) break;
+      i = slash + 1;
+    }
+    return false;
+  };
+  for (char c : ref)
+    if (!is_plain_url_char(c)) return "";
+  if (size_t colon = ref.find(':'); colon != std::string_view::npos && colon < ref.find_first_of("/?#"))
+    return "";  // "c:x" might be read as a scheme
+  if (has_dot_segment(path) || has_dot_segment(ref)) return "";
+  std::string out(base.substr(0, scheme_end + authority.size()));
+  if (ref[0] == '/') {
+    out += ref;
+  } else {
+    size_t last = path.rfind('/');
+    if (last == std::string_view::npos) out += '/';
+    else out += path.substr(0, last + 1);
+    out += ref;
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string resolve_ref(std::string_view base, std::string_view ref) {
+  if (base.empty() || has_scheme(ref)) return std::string(ref);
+  if (std::string fast = fast_resolve(base, ref); !fast.empty()) return fast;
+  return resolve_url(base, ref);
+}
 
 bool has_scheme(std::string_view url) {
   size_t i = 0;
@@ -231,7 +303,7 @@ std::string resolve_html(pugi::xml_node node, std::string_view document_base, st
   if (html.find("&#") != std::string::npos) demoronize_references(html);
   if (html.find('<') == std::string::npos) return html;
   std::string base = base_url(node, document_base);
-  if (base.empty()) return html;
+  if (base.empty() && html.find("/>") == std::string::npos) return html;
   std::string out;
   out.reserve(html.size() + 64);
   size_t i = 0;
@@ -277,11 +349,11 @@ std::string resolve_html(pugi::xml_node node, std::string_view document_base, st
           ++value_end;
         j = value_end;
       }
-      if (name_start > lt + 1 && is_url_attribute(name)) {
+      if (!base.empty() && name_start > lt + 1 && is_url_attribute(name)) {
         std::string value = trim(std::string_view(html).substr(value_start, value_end - value_start));
         if (!has_scheme(value) && value.rfind("#", 0) != 0) {
           out.append(html, lt, value_start - lt);
-          out += resolve_url(base, value);
+          out += resolve_ref(base, value);
           lt = value_end;  // copy on from the end of the value
         } else if (value.size() != value_end - value_start) {
           out.append(html, lt, value_start - lt);
@@ -290,7 +362,14 @@ std::string resolve_html(pugi::xml_node node, std::string_view document_base, st
         }
       }
     }
-    out.append(html, lt, std::min(j + 1, html.size()) - lt);
+    if (j < html.size() && j >= lt + 2 && html[j - 1] == '/' &&
+        !std::isspace(static_cast<unsigned char>(html[j - 2]))) {
+      // "<br/>" written "<br />", as feedparser (and XHTML's HTML compatibility) writes it
+      out.append(html, lt, j - 1 - lt);
+      out += " />";
+    } else {
+      out.append(html, lt, std::min(j + 1, html.size()) - lt);
+    }
     i = std::min(j + 1, html.size());
   }
   return out;

@@ -32,6 +32,20 @@ std::string_view namespace_of(pugi::xml_node node);
 
 bool is(pugi::xml_node node, std::string_view ns, std::string_view local);
 
+// namespace_of() for the children of one element, remembered per prefix: a child that declares
+// no namespace itself has the namespace its prefix has at the parent, the same for all siblings.
+class ChildNamespaces {
+ public:
+  std::string_view of(pugi::xml_node child);
+
+ private:
+  struct Entry {
+    std::string_view prefix, uri;
+  };
+  Entry memo_[8];
+  int size_ = 0;
+};
+
 // The first child element with that namespace and local name, or an empty node.
 pugi::xml_node child(pugi::xml_node parent, std::string_view ns, std::string_view local);
 
@@ -55,13 +69,18 @@ std::string base_url(pugi::xml_node node, std::string_view document_base);
 // `ref` resolved against the base in effect at `node`.
 std::string resolve(pugi::xml_node node, std::string_view document_base, std::string_view ref);
 
+// resolve_url() (RFC 3986 resolution with libcurl), with a fast path for the common case of a
+// plain relative path against a plain http(s) base, which gives the same result.
+std::string resolve_ref(std::string_view base, std::string_view ref);
+
 // True for an absolute URI: a scheme (two characters or more, so no drive letter) and a colon.
 bool has_scheme(std::string_view url);
 
 // An HTML fragment found at `node` (summary, content) with the relative URLs of its links and
 // embedded resources (href, src, cite, …) resolved against the base in effect at `node`, as
-// feedparser does (unchanged when no base is known), and its character references to C1
-// controls (&#146;) written as the windows-1252 characters they meant (&#x2019;).
+// feedparser does (unchanged when no base is known), its character references to C1
+// controls (&#146;) written as the windows-1252 characters they meant (&#x2019;), and its
+// self-closed tags written with a space ("<br />"), as feedparser writes them.
 std::string resolve_html(pugi::xml_node node, std::string_view document_base, std::string html);
 
 }  // namespace feedpipe::parser::xml
