@@ -13,6 +13,9 @@
 //   ... server.listen(...) ...
 //   b.stop();                    // ends open streams; then stop the server
 //
+// The commands serve streams through the event-loop front instead (broadcaster/stream_server.h,
+// on hub()); the routes registered here stay for the JSON page and for direct use.
+//
 // Threading: start(), stop() and ready() may be called from any thread; routes run on the
 // server's threads, and each open stream holds one of them until it ends. The Broadcaster must
 // outlive the server's request threads. Call stop() before stopping the server so that open
@@ -40,6 +43,8 @@ struct BroadcasterSettings {
   std::chrono::milliseconds sweep_interval{1000}; // how often watched batches are re-read from SQLite
   int retry_ms = 3000;                            // SSE `retry:` hint
   int poll_page_limit = 1000;                     // events per JSON page
+  size_t max_streams = 20000;                     // open SSE streams per process (then 503)
+  size_t stream_buffer_bytes = 256 * 1024;        // a stream lagging further is dropped
 };
 
 class Broadcaster {
@@ -57,6 +62,10 @@ class Broadcaster {
   void register_routes(httplib::Server& server);
   // True once the reader has every partition of feed.refresh.events assigned.
   bool ready() const;
+  // The hub and stream settings, for the event-loop front (broadcaster/stream_server.h) that
+  // serves the streams themselves; register_routes() then only matters for the JSON page.
+  EventHub& hub() { return hub_; }
+  const BroadcasterSettings& settings() const { return settings_; }
 
  private:
   BroadcasterSettings settings_;

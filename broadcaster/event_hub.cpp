@@ -55,6 +55,13 @@ struct Core {
 
   const std::string db_path;
   std::atomic<bool> stopped{false};
+  std::mutex listener_mu;  // guards listener
+  EventHub::GrowthListener listener;
+
+  void notify_growth(const std::string& batch_id) {
+    std::lock_guard lock(listener_mu);
+    if (listener) listener(batch_id);
+  }
 
   struct Watched {
     std::shared_ptr<Channel> channel;
@@ -178,7 +185,7 @@ std::shared_ptr<Subscription> EventHub::subscribe(const std::string& batch_id, i
 void EventHub::on_event(const EventMessage& event) {
   auto ch = core_->find(event.batch_id);
   if (!ch) return;  // nobody watches this batch
-  std::lock_guard lock(ch->mu);
+  std::unique_lock lock(ch->mu);
   // Until the history is loaded, it will include this event (events are committed before they
   // are published).
   if (!ch->loaded || event.seq <= ch->last()) return;
@@ -197,21 +204,35 @@ void EventHub::on_event(const EventMessage& event) {
                    event.batch_id, ch->last(), e.what());
     }
   }
-  if (grew) ch->cv.notify_all();
+  if (grew) {
+    ch->cv.notify_all();
+    lock.unlock();
+    core_->notify_growth(event.batch_id);
+  }
 }
 
 void EventHub::sweep() {
   for (auto& [batch_id, ch] : core_->snapshot()) {
     if (core_->stopped) return;
-    std::lock_guard lock(ch->mu);
-    if (!ch->loaded || ch->completed) continue;
-    try {
-      Database& db = thread_db(core_->db_path);
-      if (ch->catch_up(db, batch_id)) ch->cv.notify_all();
-    } catch (const std::exception& e) {
-      spdlog::warn("batch {}: sweep cannot read events: {}", batch_id, e.what());
+    bool grew = false;
+    {
+      std::lock_guard lock(ch->mu);
+      if (!ch->loaded || ch->completed) continue;
+      try {
+        Database& db = thread_db(core_->db_path);
+        grew = ch->catch_up(db, batch_id);
+        if (grew) ch->cv.notify_all();
+      } catch (const std::exception& e) {
+        spdlog::warn("batch {}: sweep cannot read events: {}", batch_id, e.what());
+      }
     }
+    if (grew) core_->notify_growth(batch_id);
   }
+}
+
+void EventHub::set_growth_listener(GrowthListener listener) {
+  std::lock_guard lock(core_->listener_mu);
+  core_->listener = std::move(listener);
 }
 
 std::optional<EventPage> EventHub::read_page(const std::string& batch_id, int64_t after_seq,

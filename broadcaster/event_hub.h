@@ -23,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -84,6 +85,11 @@ struct EventPage {
 
 class EventHub {
  public:
+  // Told the id of a watched batch whose events grew (from on_event(), sweep() or subscribe()'s
+  // first read), so that an event loop can pull them without blocking in Subscription::next().
+  // Called on the thread that grew the batch, with no hub lock held; it must be quick.
+  using GrowthListener = std::function<void(const std::string& batch_id)>;
+
   explicit EventHub(EventHubSettings settings);
   ~EventHub();  // stop()
   EventHub(const EventHub&) = delete;
@@ -112,6 +118,10 @@ class EventHub {
 
   // The number of batches with at least one subscriber.
   size_t watched_batches() const;
+
+  // Sets the growth listener (one per hub; nullptr removes it); thread-safe. The listener runs
+  // under a hub-wide mutex of its own, so it must not call back into the hub.
+  void set_growth_listener(GrowthListener listener);
 
  private:
   EventHubSettings settings_;

@@ -17,7 +17,7 @@ void add_common_settings(Settings& s) {
 
 void add_http_settings(Settings& s, const std::string& default_listen) {
   s.add("http", default_listen, "HOST:PORT to serve HTTP on")
-      .add("http-threads", "256", "HTTP worker threads (each open SSE stream holds one)")
+      .add("http-threads", "256", "worker threads of the cpp-httplib API server (SSE streams are served by the event-loop front)")
       .add("http-max-body-bytes", std::to_string(16 << 20), "largest request body accepted");
 }
 
@@ -48,7 +48,10 @@ void add_consumer_settings(Settings& s) {
 void add_broadcaster_settings(Settings& s) {
   s.add("heartbeat-ms", "15000", "SSE ': ping' interval")
       .add("sweep-ms", "1000", "how often watched batches are re-read from SQLite")
-      .add("sse-retry-ms", "3000", "SSE retry: hint");
+      .add("sse-retry-ms", "3000", "SSE retry: hint")
+      .add("max-streams", "20000", "open SSE streams per process; more get 503 with Retry-After")
+      .add("stream-buffer-bytes", std::to_string(256 * 1024),
+           "output a stream may lag behind (beyond the kernel's buffer) before it is dropped");
 }
 
 bool parse_settings(Settings& s, int argc, char** argv) {
@@ -65,6 +68,16 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   return k;
+}
+
+StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b) {
+  StreamServerSettings f;
+  f.max_streams = b.max_streams;
+  f.stream_buffer_bytes = b.stream_buffer_bytes;
+  f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
+  f.heartbeat = b.heartbeat;
+  f.retry_ms = b.retry_ms;
+  return f;
 }
 
 HttpServerSettings http_settings(const Settings& s) {
@@ -114,6 +127,8 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.heartbeat = std::chrono::milliseconds(s.integer("heartbeat-ms"));
   b.sweep_interval = std::chrono::milliseconds(s.integer("sweep-ms"));
   b.retry_ms = static_cast<int>(s.integer("sse-retry-ms"));
+  b.max_streams = static_cast<size_t>(s.integer("max-streams"));
+  b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
   return b;
 }
 

@@ -2,6 +2,7 @@
 // The settings each command declares, grouped by the part they configure, and their conversion
 // into the roles' settings structs. Every setting is a flag and a FEEDPIPE_* variable.
 #include "broadcaster/broadcaster.h"
+#include "broadcaster/stream_server.h"
 #include "common/config.h"
 #include "common/http.h"
 #include "common/kafka.h"
@@ -24,5 +25,7 @@ HttpServerSettings http_settings(const Settings& s);
 producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka);
 consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
+// The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
+StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);
 
 }  // namespace feedpipe::commands

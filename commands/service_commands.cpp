@@ -35,6 +35,34 @@ void serve_until_signal(httplib::Server& server, const Settings& s, const std::s
   signal.set_action(nullptr);
 }
 
+// Serves `server` behind the event-loop front (broadcaster/stream_server.h): the front owns the
+// --http address and serves every SSE stream itself; everything else it forwards to `server`,
+// which listens on an internal loopback port. On a shutdown signal the front ends its streams
+// with a final `retry:` first, then `before_stop` runs, then the server stops.
+void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const Settings& s,
+                        const std::string& role, ShutdownSignal& signal,
+                        const std::function<void()>& before_stop) {
+  auto [host, port] = parse_host_port(s.str("http"), "http");
+  int internal = bind_server(server, "127.0.0.1", 0);
+  StreamServerSettings front_settings = stream_server_settings(s, broadcaster.settings());
+  front_settings.backend_host = "127.0.0.1";
+  front_settings.backend_port = internal;
+  StreamServer front(broadcaster.hub(), front_settings);
+  int bound = front.listen(host, port);
+  front.start();
+  std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  spdlog::info("feedpipe {} listening on http://{}:{} (API on internal port {})", role, shown_host,
+               bound, internal);
+  signal.set_action([&] {
+    front.stop();
+    if (before_stop) before_stop();
+    server.stop();
+  });
+  server.listen_after_bind();
+  signal.set_action(nullptr);
+  front.stop();
+}
+
 std::string first_failure(const std::vector<std::string>& reasons) {
   for (const auto& r : reasons)
     if (!r.empty()) return r;
@@ -91,7 +119,7 @@ int standalone(int argc, char** argv) {
   broadcaster.start();
   for (auto& c : consumers) c->start();
   producer.start();
-  serve_until_signal(*server, s, "standalone", signal, [&] { broadcaster.stop(); });
+  serve_behind_front(*server, broadcaster, s, "standalone", signal, [&] { broadcaster.stop(); });
   producer.stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
@@ -173,7 +201,7 @@ int broadcaster(int argc, char** argv) {
   });
   broadcaster.register_routes(*server);
   broadcaster.start();
-  serve_until_signal(*server, s, "broadcaster", signal, [&] { broadcaster.stop(); });
+  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, [&] { broadcaster.stop(); });
   broadcaster.stop();
   return 0;
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SSE fan-out benchmark: N streams over M batches of F feeds on one `feedpipe standalone`.
+#
+#   bench/sse/run.sh BUILD_DIR [STREAMS=10000] [BATCHES=10] [FEEDS=30]
+#
+# Needs BUILD_DIR/feedpipe and BUILD_DIR/bench/sse/sseload (built from ../shared/tools/sseload;
+# without it the benchmark is skipped). Starts a feed server that holds every request, the
+# standalone process, submits the batches, opens the streams with sseload, releases the feeds
+# and prints sseload's line, the server's resident memory per open stream (from
+# /proc/PID/status, total and above the pre-stream baseline) and its CPU per delivered event.
+# FEEDPIPE_BENCH_ARGS adds flags to the standalone command line.
+set -euo pipefail
+BUILD=${1:?usage: run.sh BUILD_DIR [STREAMS] [BATCHES] [FEEDS]}
+STREAMS=${2:-10000}
+BATCHES=${3:-10}
+FEEDS=${4:-30}
+HERE=$(cd "$(dirname "$0")" && pwd)
+FEEDPIPE=$BUILD/feedpipe
+SSELOAD=$BUILD/bench/sse/sseload
+if [[ ! -x $SSELOAD ]]; then
+  SRC=$HERE/../../../shared/tools/sseload/sseload.c
+  if [[ -f $SRC ]]; then
+    SSELOAD=$(mktemp -d)/sseload
+    gcc -O2 -o "$SSELOAD" "$SRC"
+  else
+    echo "sseload not available (../shared/tools/sseload missing): skipped"
+    exit 0
+  fi
+fi
+ulimit -n "$(ulimit -Hn)"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+python3 "$HERE/held_feeds.py" "$WORK/feedport" &
+PIDS+=($!)
+for _ in $(seq 50); do [[ -s $WORK/feedport ]] && break; sleep 0.1; done
+FEEDPORT=$(cat "$WORK/feedport")
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+"$FEEDPIPE" standalone --http "127.0.0.1:$PORT" --db "$WORK/feedpipe.db" --allow-private-networks \
+  --consumers 1 --fetch-low-speed-seconds 600 --fetch-timeout-ms 600000 --job-deadline-ms 900000 \
+  --log-level warn ${FEEDPIPE_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
+SERVER=$!
+PIDS+=($SERVER)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+
+: >"$WORK/paths"
+for b in $(seq "$BATCHES"); do
+  feeds=$(python3 -c "import json,sys; print(json.dumps({'feeds':['http://127.0.0.1:$FEEDPORT/feed/b$b-f%d.xml' % i for i in range($FEEDS)]}))")
+  id=$(curl -fs -X POST -H 'Content-Type: application/json' -d "$feeds" "http://127.0.0.1:$PORT/v1/batches" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["batch_id"])')
+  echo "/v1/batches/$id/events" >>"$WORK/paths"
+done
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+BASE_RSS=$(rss_kb)
+
+"$SSELOAD" -p "$PORT" -u "$WORK/paths" -n "$STREAMS" -d 120 -r 5000 >"$WORK/sseload.out" &
+LOAD=$!
+PIDS+=($LOAD)
+# Wait until every stream is open (the server holds one socket per stream).
+for _ in $(seq 300); do
+  fds=$(ls "/proc/$SERVER/fd" | wc -l)
+  ((fds >= STREAMS)) && break
+  sleep 0.1
+done
+sleep 1
+PEAK_RSS=$(rss_kb)
+SOCKSTAT=$(grep '^TCP:' /proc/net/sockstat)  # kernel TCP memory (pages), both ends of every stream
+OPEN_FDS=$(ls "/proc/$SERVER/fd" | wc -l)
+CPU0=$(cpu_ticks)
+curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release" >/dev/null
+wait "$LOAD" || true
+CPU1=$(cpu_ticks)
+AFTER_RSS=$(rss_kb)
+HZ=$(getconf CLK_TCK)
+LINE=$(cat "$WORK/sseload.out")
+EVENTS=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' <<<"$LINE")
+echo "$LINE"
+echo "kernel at peak: $SOCKSTAT"
+awk -v base="$BASE_RSS" -v peak="$PEAK_RSS" -v n="$STREAMS" -v fds="$OPEN_FDS" -v after="$AFTER_RSS" \
+  -v c0="$CPU0" -v c1="$CPU1" -v hz="$HZ" -v ev="${EVENTS:-0}" 'BEGIN {
+  printf "server: open_fds=%d rss_base_kb=%d rss_streams_kb=%d rss_after_kb=%d kb_per_stream_total=%.1f kb_per_stream_delta=%.1f\n",
+    fds, base, peak, after, peak / n, (peak - base) / n
+  if (ev > 0) printf "server cpu during delivery: %.2f s, %.1f us per delivered event\n", (c1 - c0) / hz, (c1 - c0) / hz * 1e6 / ev
+}'

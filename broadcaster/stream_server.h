@@ -1,0 +1,73 @@
+#pragma once
+// The public HTTP front of the broadcaster: one epoll event loop on one thread that owns the
+// listening port, serves every Server-Sent Events stream itself, and forwards every other request
+// to a cpp-httplib server on an internal loopback port (cpp-httplib 0.11.4 holds a pool thread
+// per connection and cannot hand a socket over, so it cannot hold thousands of streams).
+//
+//   GET /v1/batches/{id}/events (unless Accept asks for application/json only): served here.
+//     `retry:` first, then the events after Last-Event-ID (header, else ?last_event_id=), then
+//     live events as the EventHub receives them, a `: ping` after each heartbeat of silence, and
+//     the connection closes after batch.completed. 404 JSON for an unknown batch, 400 for a bad
+//     cursor, 503 + Retry-After when max_streams are open.
+//   Anything else: relayed to the backend (request head with Connection: close and
+//     X-Forwarded-For, then the body, Content-Length bounded; chunked request bodies get 411),
+//     the backend's response bytes relayed back until it closes; then the client is closed.
+//
+// Fan-out: streams are grouped by batch; a group holds one hub Subscription (one SQLite read of
+// the batch's history however many clients join or reconnect at once) and the batch's events
+// already formatted as SSE frames, contiguous, so a stream's catch-up is one send() from its
+// cursor. The hub's growth listener marks batches dirty and wakes the loop through an eventfd;
+// the loop then pulls the new events once per batch and writes them to that batch's streams only.
+// Slow clients: what the kernel does not take waits in the stream's own buffer, bounded by
+// stream_buffer_bytes; a client that would overflow it is dropped (it reconnects with
+// Last-Event-ID). Heartbeats: one min-heap of deadlines, no timer per stream.
+//
+// Threading: listen() and start() from one thread; stop() from any thread (idempotent; it sends a
+// final `retry:` to every open stream, closes every connection and joins the loop). The hub must
+// outlive the server; the server must be constructed before the hub receives events for it.
+// Errors: listen() throws std::runtime_error when it cannot bind.
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "broadcaster/event_hub.h"
+
+namespace feedpipe {
+
+struct StreamServerSettings {
+  std::string backend_host = "127.0.0.1";      // where other requests go (the cpp-httplib server)
+  int backend_port = 0;                        // 0: no backend, other requests get 404
+  size_t max_streams = 20000;                  // open streams beyond this get 503
+  size_t stream_buffer_bytes = 256 * 1024;     // per-stream output the kernel has not taken
+  size_t max_head_bytes = 16 * 1024;           // larger request heads get 431
+  size_t max_body_bytes = 16u << 20;           // larger forwarded bodies get 413
+  std::chrono::milliseconds heartbeat{15000};  // `: ping` after this much silence
+  std::chrono::milliseconds head_timeout{30000};  // a request head must arrive within this
+  int retry_ms = 3000;                         // the `retry:` hint
+  int backlog = 4096;
+};
+
+class StreamServer {
+ public:
+  StreamServer(EventHub& hub, StreamServerSettings settings);
+  ~StreamServer();  // stop()
+  StreamServer(const StreamServer&) = delete;
+  StreamServer& operator=(const StreamServer&) = delete;
+
+  // Raises the open-file soft limit to the hard limit, binds host:port (0: any free port) with
+  // SO_REUSEADDR and listens; returns the bound port.
+  int listen(const std::string& host, int port);
+  // Runs the event loop on a thread of its own.
+  void start();
+  // Ends every stream with a final `retry:`, closes every connection, joins the loop.
+  void stop();
+
+  size_t open_streams() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace feedpipe

@@ -1,0 +1,482 @@
+// The event-loop front (broadcaster/stream_server.h) against a real EventHub on a temp SQLite
+// file, over raw loopback sockets: stream order and resume, heartbeats, slow readers, the stream
+// limit, forwarding to a cpp-httplib backend, and a thousand streams on one batch.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broadcaster/event_hub.h"
+#include "broadcaster/http_request_parser.h"
+#include "broadcaster/stream_routes.h"
+#include "broadcaster/stream_server.h"
+#include "broadcaster_test_util.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using feedpipe::EventHub;
+using feedpipe::EventMessage;
+using feedpipe::StreamServer;
+using feedpipe::StreamServerSettings;
+using feedpipe::testing::TempDb;
+using Clock = std::chrono::steady_clock;
+
+// A blocking loopback client that reads with a deadline.
+class RawClient {
+ public:
+  explicit RawClient(int port, int rcvbuf = 0) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+  }
+  ~RawClient() { ::close(fd_); }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+  void send_all(const std::string& text) {
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = ::send(fd_, text.data() + off, text.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+  // One read if anything is there; false at EOF or error.
+  bool read_once() {
+    char buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      data.append(buf, static_cast<size_t>(n));
+      return true;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    eof = true;
+    return false;
+  }
+  // Reads until `done(data)`, EOF or the timeout; true when done() or EOF came.
+  bool read_until(const std::function<bool(const std::string&)>& done, std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (!done(data)) {
+      if (eof) return true;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 100))) > 0 && !read_once()) return true;
+    }
+    return true;
+  }
+  bool read_to_eof(std::chrono::milliseconds timeout) {
+    return read_until([this](const std::string&) { return eof; }, timeout) && eof;
+  }
+
+  std::string data;
+  bool eof = false;
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+std::string stream_request(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" + extra + "\r\n";
+}
+
+struct Response {
+  int status = 0;
+  std::string head, body;
+};
+Response split_response(const std::string& data) {
+  Response r;
+  size_t end = data.find("\r\n\r\n");
+  if (data.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos) return r;
+  r.status = std::stoi(data.substr(9, 3));
+  r.head = data.substr(0, end);
+  r.body = data.substr(end + 4);
+  return r;
+}
+
+struct Sse {
+  std::vector<int64_t> ids;
+  std::vector<std::string> types;
+  int pings = 0, retries = 0;
+  bool retry_first = false;
+};
+Sse parse_sse(const std::string& body) {
+  Sse out;
+  size_t pos = 0;
+  bool first = true;
+  for (size_t end; (end = body.find("\n\n", pos)) != std::string::npos; pos = end + 2) {
+    std::string frame = body.substr(pos, end - pos);
+    if (frame.rfind("retry: ", 0) == 0) {
+      ++out.retries;
+      if (first) out.retry_first = true;
+    } else if (frame == ": ping") {
+      ++out.pings;
+    } else if (frame.rfind("id: ", 0) == 0) {
+      out.ids.push_back(std::stoll(frame.substr(4)));
+      size_t ev = frame.find("\nevent: ");
+      out.types.push_back(ev == std::string::npos ? "" : frame.substr(ev + 8, frame.find('\n', ev + 1) - ev - 8));
+    }
+    first = false;
+  }
+  return out;
+}
+
+std::vector<int64_t> seq_range(int64_t from, int64_t to) {
+  std::vector<int64_t> v;
+  for (int64_t i = from; i <= to; ++i) v.push_back(i);
+  return v;
+}
+
+bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (!cond()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+class StreamServerTest : public ::testing::Test {
+ protected:
+  void start(StreamServerSettings s = {}) {
+    if (s.heartbeat == 15000ms) s.heartbeat = 10s;
+    server = std::make_unique<StreamServer>(hub, s);
+    port = server->listen("127.0.0.1", 0);
+    server->start();
+  }
+  void TearDown() override {
+    if (server) server->stop();
+  }
+  // Finishes every job and hands the events to the hub as Kafka would.
+  void finish_all(const std::vector<int64_t>& jobs) {
+    for (int64_t id : jobs)
+      for (const EventMessage& e : tmp.finish_job(id)) hub.on_event(e);
+  }
+
+  TempDb tmp;
+  EventHub hub{{tmp.path(), 1000ms}};
+  std::unique_ptr<StreamServer> server;
+  int port = 0;
+};
+
+TEST_F(StreamServerTest, StreamsLiveEventsInOrderWithoutGapsOrRepeats) {
+  start();
+  auto jobs = tmp.create_batch("b1", 6);
+  RawClient c(port);
+  ASSERT_TRUE(c.connected());
+  c.send_all(stream_request("/v1/batches/b1/events"));
+  ASSERT_TRUE(c.read_until([](const std::string& d) { return d.find("retry: ") != std::string::npos; }, 5s));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s));
+  // Two in order, then one out of order (the hub fills the gap from SQLite), then the rest.
+  for (const EventMessage& e : tmp.finish_job(jobs[0])) hub.on_event(e);
+  auto e2 = tmp.finish_job(jobs[1]);
+  auto e3 = tmp.finish_job(jobs[2]);
+  for (const EventMessage& e : e3) hub.on_event(e);
+  for (const EventMessage& e : e2) hub.on_event(e);
+  finish_all({jobs[3], jobs[4], jobs[5]});
+  ASSERT_TRUE(c.read_to_eof(10s)) << "the server closes the stream after batch.completed";
+  Response r = split_response(c.data);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.head.find("Content-Type: text/event-stream"), std::string::npos);
+  EXPECT_NE(r.head.find("Cache-Control: no-cache"), std::string::npos);
+  Sse sse = parse_sse(r.body);
+  EXPECT_TRUE(sse.retry_first);
+  EXPECT_EQ(sse.ids, seq_range(1, 7));
+  EXPECT_EQ(sse.types.back(), "batch.completed");
+  EXPECT_TRUE(wait_for([&] { return server->open_streams() == 0 && hub.watched_batches() == 0; }, 5s));
+}
+
+TEST_F(StreamServerTest, ResumesFromLastEventIdHeaderOrQuery) {
+  start();
+  auto jobs = tmp.create_batch("b1", 4);
+  finish_all(jobs);
+  {
+    RawClient c(port);
+    c.send_all(stream_request("/v1/batches/b1/events", "Last-Event-ID: 2\r\n"));
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_EQ(parse_sse(split_response(c.data).body).ids, seq_range(3, 5));
+  }
+  {
+    RawClient c(port);
+    c.send_all(stream_request("/v1/batches/b1/events?last_event_id=4"));
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_EQ(parse_sse(split_response(c.data).body).ids, seq_range(5, 5));
+  }
+  {
+    RawClient c(port);  // past the end of a completed batch: nothing, and closed
+    c.send_all(stream_request("/v1/batches/b1/events", "Last-Event-ID: 99\r\n"));
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_TRUE(parse_sse(split_response(c.data).body).ids.empty());
+  }
+  {
+    RawClient c(port);
+    c.send_all(stream_request("/v1/batches/b1/events", "Last-Event-ID: x\r\n"));
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_EQ(split_response(c.data).status, 400);
+  }
+  {
+    RawClient c(port);
+    c.send_all(stream_request("/v1/batches/nope/events"));
+    ASSERT_TRUE(c.read_to_eof(5s));
+    Response r = split_response(c.data);
+    EXPECT_EQ(r.status, 404);
+    EXPECT_EQ(nlohmann::json::parse(r.body)["error"]["code"], "batch_not_found");
+  }
+}
+
+TEST_F(StreamServerTest, ResumeAheadOfLiveEventsWaitsForThem) {
+  start();
+  auto jobs = tmp.create_batch("b1", 4);
+  finish_all({jobs[0]});
+  RawClient c(port);
+  c.send_all(stream_request("/v1/batches/b1/events", "Last-Event-ID: 3\r\n"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s));
+  finish_all({jobs[1], jobs[2], jobs[3]});
+  ASSERT_TRUE(c.read_to_eof(5s));
+  EXPECT_EQ(parse_sse(split_response(c.data).body).ids, seq_range(4, 5));
+}
+
+TEST_F(StreamServerTest, SendsHeartbeatsWhenSilent) {
+  StreamServerSettings s;
+  s.heartbeat = 100ms;
+  start(s);
+  tmp.create_batch("b1", 2);
+  RawClient c(port);
+  c.send_all(stream_request("/v1/batches/b1/events"));
+  c.read_until([](const std::string& d) { return parse_sse(d.substr(std::min(d.size(), d.find("\r\n\r\n") + 4))).pings >= 3; }, 2s);
+  Sse sse = parse_sse(split_response(c.data).body);
+  EXPECT_GE(sse.pings, 3);
+  EXPECT_TRUE(sse.ids.empty());
+}
+
+TEST_F(StreamServerTest, DropsASlowReaderWithoutSlowingOthers) {
+  StreamServerSettings s;
+  s.stream_buffer_bytes = 64 * 1024;
+  start(s);
+  constexpr int kEvents = 800;
+  tmp.create_batch("b1", kEvents);
+  RawClient slow(port, 4096);
+  slow.send_all(stream_request("/v1/batches/b1/events"));
+  RawClient fast(port);
+  fast.send_all(stream_request("/v1/batches/b1/events"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 2; }, 5s));
+  // Rounds of 64 KiB that a reading client keeps up with; the slow one falls behind.
+  const std::string data(16 * 1024, 'x');
+  for (int seq = 1; seq <= kEvents; ++seq) {
+    hub.on_event({"b1", seq, "job.failed", data});
+    if (seq % 4 == 0) {
+      std::string frame = "id: " + std::to_string(seq) + "\n";
+      auto has_frame = [&](const std::string& d) {
+        size_t at = d.rfind(frame);
+        return at != std::string::npos && d.find("\n\n", at) != std::string::npos;
+      };
+      ASSERT_TRUE(fast.read_until(has_frame, 5s))
+          << "the fast reader stalled at " << seq;
+    }
+  }
+  Sse sse = parse_sse(split_response(fast.data).body);
+  EXPECT_EQ(sse.ids, seq_range(1, kEvents)) << "the fast reader gets everything";
+  EXPECT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s)) << "the slow reader is dropped";
+  // The slow client sees its stream end (after what the kernel had buffered).
+  EXPECT_TRUE(slow.read_to_eof(10s));
+  EXPECT_LT(parse_sse(split_response(slow.data).body).ids.size(), static_cast<size_t>(kEvents));
+}
+
+TEST_F(StreamServerTest, RefusesStreamsBeyondTheLimit) {
+  StreamServerSettings s;
+  s.max_streams = 2;
+  start(s);
+  tmp.create_batch("b1", 2);
+  RawClient a(port), b(port), c(port);
+  a.send_all(stream_request("/v1/batches/b1/events"));
+  b.send_all(stream_request("/v1/batches/b1/events"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 2; }, 5s));
+  c.send_all(stream_request("/v1/batches/b1/events"));
+  ASSERT_TRUE(c.read_to_eof(5s));
+  Response r = split_response(c.data);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.head.find("Retry-After: "), std::string::npos);
+}
+
+TEST_F(StreamServerTest, RejectsOversizedAndMalformedHeads) {
+  start();
+  {
+    RawClient c(port);
+    c.send_all("GET / HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_EQ(split_response(c.data).status, 431);
+  }
+  {
+    RawClient c(port);
+    c.send_all("NOT A REQUEST\r\n\r\n");
+    ASSERT_TRUE(c.read_to_eof(5s));
+    EXPECT_EQ(split_response(c.data).status, 400);
+  }
+}
+
+TEST_F(StreamServerTest, ForwardsOtherRequestsToTheBackend) {
+  httplib::Server backend;
+  backend.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
+    res.status = 201;
+    res.set_header("X-Seen-Forwarded-For", req.get_header_value("X-Forwarded-For"));
+    res.set_header("X-Seen-Connection", req.get_header_value("Connection"));
+    res.set_content(req.body, "application/octet-stream");
+  });
+  backend.Get("/hello", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("X-Custom", "yes");
+    res.set_content("hello " + req.get_param_value("name"), "text/plain");
+  });
+  feedpipe::register_stream_routes(backend, hub, {});
+  int backend_port = backend.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { backend.listen_after_bind(); });
+  StreamServerSettings s;
+  s.backend_port = backend_port;
+  s.max_body_bytes = 1 << 20;
+  start(s);
+  auto jobs = tmp.create_batch("b1", 3);
+  finish_all(jobs);
+
+  httplib::Client client("127.0.0.1", port);
+  std::string body;
+  for (int i = 0; i < 300000; ++i) body += static_cast<char>('a' + i % 26);
+  auto post = client.Post("/echo", body, "application/octet-stream");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 201);
+  EXPECT_EQ(post->body, body);
+  EXPECT_EQ(post->get_header_value("X-Seen-Forwarded-For"), "127.0.0.1");
+  EXPECT_EQ(post->get_header_value("X-Seen-Connection"), "close");
+
+  auto get = client.Get("/hello?name=world");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->get_header_value("X-Custom"), "yes");
+  EXPECT_EQ(get->get_header_value("Content-Type"), "text/plain");
+  EXPECT_EQ(get->body, "hello world");
+
+  auto page = client.Get("/v1/batches/b1/events?after=2", {{"Accept", "application/json"}});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  auto json = nlohmann::json::parse(page->body);
+  EXPECT_EQ(json["events"].size(), 2u);
+  EXPECT_EQ(json["done"], true);
+
+  auto missing = client.Get("/nowhere");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+
+  auto too_big = client.Post("/echo", std::string((1 << 20) + 1, 'x'), "application/octet-stream");
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 413);
+
+  RawClient chunked(port);
+  chunked.send_all("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  ASSERT_TRUE(chunked.read_to_eof(5s));
+  EXPECT_EQ(split_response(chunked.data).status, 411);
+
+  backend.stop();
+  serving.join();
+  auto gone = client.Get("/hello");
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->status, 502);
+}
+
+TEST_F(StreamServerTest, AThousandStreamsOnOneBatchReceiveEveryEvent) {
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+  constexpr size_t kStreams = 1000;
+  if (rl.rlim_cur < 2 * kStreams + 100) GTEST_SKIP() << "open-file limit " << rl.rlim_cur << " too low";
+  start();
+  auto jobs = tmp.create_batch("b1", 30);
+  finish_all({jobs[0], jobs[1]});  // a history to replay, then live events
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (size_t i = 0; i < kStreams; ++i) {
+    clients.push_back(std::make_unique<RawClient>(port));
+    ASSERT_TRUE(clients.back()->connected());
+    clients.back()->send_all(stream_request("/v1/batches/b1/events"));
+  }
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == kStreams; }, 20s)) << server->open_streams();
+  std::thread publisher([&] {
+    std::vector<int64_t> rest(jobs.begin() + 2, jobs.end());
+    finish_all(rest);
+  });
+  auto deadline = Clock::now() + 30s;
+  size_t open = kStreams;
+  std::vector<pollfd> fds(kStreams);
+  while (open > 0 && Clock::now() < deadline) {
+    for (size_t i = 0; i < kStreams; ++i) fds[i] = {clients[i]->eof ? -1 : clients[i]->fd(), POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (size_t i = 0; i < kStreams; ++i)
+      if (fds[i].revents && !clients[i]->read_once()) --open;
+  }
+  publisher.join();
+  EXPECT_EQ(open, 0u) << "every stream is closed after batch.completed";
+  size_t complete = 0;
+  for (auto& c : clients)
+    if (parse_sse(split_response(c->data).body).ids == seq_range(1, 31)) ++complete;
+  EXPECT_EQ(complete, kStreams);
+}
+
+TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
+  TempDb tmp;
+  EventHub hub({tmp.path(), 1000ms});
+  std::vector<std::string> told;
+  std::mutex mu;
+  hub.set_growth_listener([&](const std::string& id) {
+    std::lock_guard lock(mu);
+    told.push_back(id);
+  });
+  auto jobs = tmp.create_batch("b1", 2);
+  auto sub = hub.subscribe("b1", 0);
+  ASSERT_TRUE(sub);
+  for (const EventMessage& e : tmp.finish_job(jobs[0])) hub.on_event(e);
+  for (const EventMessage& e : tmp.finish_job(jobs[0])) hub.on_event(e);  // nothing new: not told
+  auto late = tmp.finish_job(jobs[1]);  // never delivered by "Kafka": the sweep finds it
+  hub.sweep();
+  std::lock_guard lock(mu);
+  EXPECT_EQ(told, (std::vector<std::string>{"b1", "b1"}));
+  EXPECT_EQ(sub->next(0ms).size(), 3u);
+}
+
+TEST(StreamServerRequestParser, ParsesHeadsAndQueries) {
+  using namespace feedpipe::http1;
+  RequestHead h;
+  std::string raw = "GET /v1/batches/a%2Db/events?last_event_id=4&x=a+b HTTP/1.1\r\nHost: h\r\nLast-Event-ID:  7 \r\n\r\nrest";
+  ASSERT_EQ(parse_request_head(raw, 1024, h), ParseStatus::complete);
+  EXPECT_EQ(h.method, "GET");
+  EXPECT_EQ(h.path, "/v1/batches/a-b/events");
+  EXPECT_EQ(*h.header("last-event-id"), "7");
+  EXPECT_EQ(h.head_bytes, raw.size() - 4);
+  EXPECT_EQ(query_param(h.query, "last_event_id"), "4");
+  EXPECT_EQ(query_param(h.query, "x"), "a b");
+  EXPECT_EQ(query_param(h.query, "y"), std::nullopt);
+  EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost", 1024, h), ParseStatus::incomplete);
+  EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost: " + std::string(2000, 'a'), 1024, h), ParseStatus::too_large);
+  EXPECT_EQ(parse_request_head("GET / HTTP/2.0\r\n\r\n", 1024, h), ParseStatus::bad_request);
+  EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\n folded\r\n\r\n", 1024, h), ParseStatus::bad_request);
+  EXPECT_EQ(parse_request_head("GET /%zz HTTP/1.1\r\n\r\n", 1024, h), ParseStatus::bad_request);
+}
+
+}  // namespace
