@@ -1,5 +1,7 @@
 #include "broadcaster/stream_server.h"
 
+#include "common/metrics.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -31,6 +33,12 @@
 
 namespace feedpipe {
 namespace {
+
+metrics::Gauge& streams_open_gauge() {
+  static auto& g = metrics::gauge("feedpipe_sse_streams_open", "SSE streams open on this process.");
+  return g;
+}
+
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kRelayBufferBytes = 256 * 1024;  // proxy buffering in each direction
@@ -619,6 +627,7 @@ struct StreamServer::Impl {
     c->group_index = g->streams.size();
     g->streams.push_back(c);
     ++stream_count;
+    streams_open_gauge().add(1);
     if (cursor <= g->last) {
       c->sent = g->offset_after(cursor);
     } else {
@@ -637,6 +646,7 @@ struct StreamServer::Impl {
     Group* g = c->group;
     c->group = nullptr;
     --stream_count;
+    streams_open_gauge().add(-1);
     Client* moved = g->streams.back();
     g->streams[c->group_index] = moved;
     moved->group_index = c->group_index;

@@ -112,6 +112,7 @@ int standalone(int argc, char** argv) {
     for (auto& c : consumers) reasons.push_back(c->readiness());
     return first_failure(reasons);
   });
+  register_metrics_route(*server);
   producer.register_routes(*server);
   broadcaster.register_routes(*server);
   producer::register_web_routes(*server);
@@ -119,7 +120,10 @@ int standalone(int argc, char** argv) {
   broadcaster.start();
   for (auto& c : consumers) c->start();
   producer.start();
-  serve_behind_front(*server, broadcaster, s, "standalone", signal, [&] { broadcaster.stop(); });
+  serve_behind_front(*server, broadcaster, s, "standalone", signal, [&] {
+    producer.begin_drain();
+    broadcaster.stop();
+  });
   producer.stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
@@ -140,10 +144,11 @@ int producer(int argc, char** argv) {
   producer::Producer producer(producer_settings(s, kafka));
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
+  register_metrics_route(*server);
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
-  serve_until_signal(*server, s, "producer", signal, nullptr);
+  serve_until_signal(*server, s, "producer", signal, [&] { producer.begin_drain(); });
   producer.stop();
   return 0;
 }
@@ -168,16 +173,7 @@ int consumer(int argc, char** argv) {
     h.threads = 8;
     auto server = make_server(h);
     register_health_routes(*server, [&] { return worker.readiness(); });
-    server->Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      auto st = worker.stats();
-      res.set_content("# TYPE feedpipe_jobs_taken_total counter\nfeedpipe_jobs_taken_total " +
-                          std::to_string(st.jobs_taken) +
-                          "\n# TYPE feedpipe_jobs_recorded_total counter\nfeedpipe_jobs_recorded_total " +
-                          std::to_string(st.jobs_recorded) + "\n# TYPE feedpipe_fetches_total counter\nfeedpipe_fetches_total " +
-                          std::to_string(st.fetches) + "\n# TYPE feedpipe_sqlite_busy_retries_total counter\nfeedpipe_sqlite_busy_retries_total " +
-                          std::to_string(Database::busy_retries()) + "\n",
-                      "text/plain; version=0.0.4");
-    });
+    register_metrics_route(*server);
       serve_until_signal(*server, s, "consumer", signal, nullptr);
   }
   worker.stop();
@@ -199,6 +195,7 @@ int broadcaster(int argc, char** argv) {
   register_health_routes(*server, [&] {
     return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
   });
+  register_metrics_route(*server);
   broadcaster.register_routes(*server);
   broadcaster.start();
   serve_behind_front(*server, broadcaster, s, "broadcaster", signal, [&] { broadcaster.stop(); });

@@ -89,6 +89,17 @@ TEST_F(StandaloneTest, BatchStreamsEveryJobOnceInOrderThenCompletes) {
     EXPECT_EQ(job["items_total"], 5);
   }
 
+  // Prometheus metrics count the outcomes.
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("feedpipe_jobs_total{status=\"ok\"} 200\n"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("feedpipe_jobs_total{status=\"not_modified\"} 200\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("feedpipe_items_stored_total 1000\n"), std::string::npos);
+  EXPECT_NE(metrics->body.find("feedpipe_fetch_duration_seconds_count"), std::string::npos);
+  EXPECT_NE(metrics->body.find("feedpipe_sse_streams_open"), std::string::npos);
+  EXPECT_NE(metrics->body.find("process_resident_memory_bytes"), std::string::npos);
+
   // Stored items are readable per feed, newest first.
   auto items = get_json(port_, "/v1/feeds/" + std::to_string(snap["jobs"][7]["feed_id"].get<int>()) + "/items?limit=2");
   ASSERT_EQ(items["items"].size(), 2u);
