@@ -173,13 +173,23 @@ EventMessage insert_event(Database& db, const std::string& batch_id, int64_t seq
   return ev;
 }
 
+// An event whose row is written at the end of the transaction, so that its `ts` is the moment
+// the transaction commits (the whole group's work precedes it), as DESIGN.md defines `ts`.
+struct PendingEvent {
+  std::string batch_id;
+  int64_t seq;
+  std::string type;
+  std::optional<int64_t> job_id;
+  nlohmann::json data;
+};
+
 nlohmann::json nullable(const std::optional<int64_t>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 
 void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t items_new,
-                std::optional<int64_t> items_total, const std::string& now, int64_t ts,
-                std::vector<EventMessage>& events) {
+                std::optional<int64_t> items_total, const std::string& now,
+                std::vector<PendingEvent>& events) {
   bool failed = o.status == JobStatus::failed;
   std::optional<int64_t> http_status;
   if (o.http_status) http_status = o.http_status;
@@ -209,16 +219,15 @@ void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t it
                       {"duration_ms", o.duration_ms},
                       {"error", o.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.error)},
                       {"progress", progress}};
-  events.push_back(insert_event(db, job.batch_id, p.seq, failed ? "job.failed" : "job.completed",
-                                job.id, std::move(data), ts));
+  events.push_back({job.batch_id, p.seq, failed ? "job.failed" : "job.completed", job.id, std::move(data)});
   if (p.done >= p.total) {
     auto q = db.prepare("UPDATE batches SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
     q.bind(1, job.batch_id);
     q.step();
     int64_t seq = q.int64(0);
     q.reset();
-    events.push_back(insert_event(db, job.batch_id, seq, "batch.completed", std::nullopt,
-                                  {{"status", "completed"}, {"progress", progress}}, ts));
+    events.push_back({job.batch_id, seq, "batch.completed", std::nullopt,
+                      {{"status", "completed"}, {"progress", progress}}});
   }
 }
 
@@ -226,9 +235,8 @@ void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t it
 
 std::vector<EventMessage> record_outcomes_in_transaction(Database& db,
                                                          const std::vector<JobOutcome>& outcomes) {
-  std::vector<EventMessage> events;
+  std::vector<PendingEvent> pending;
   const std::string now = now_rfc3339();
-  const int64_t ts = now_ms();
   for (const JobOutcome& o : outcomes) {
     auto job = load_open_job(db, o.job_id);
     if (!job) continue;  // already final: a redelivery changes nothing
@@ -241,10 +249,15 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db,
       update_feed_state(db, *job->feed_id, o, now);
     }
     if (job->feed_id && o.status != JobStatus::failed) items_total = count_items(db, *job->feed_id);
-    finish_job(db, *job, o, items_new, items_total, now, ts, events);
+    finish_job(db, *job, o, items_new, items_total, now, pending);
     for (const JobRow& sibling : open_siblings(db, *job))
-      finish_job(db, sibling, o, items_new, items_total, now, ts, events);
+      finish_job(db, sibling, o, items_new, items_total, now, pending);
   }
+  std::vector<EventMessage> events;
+  events.reserve(pending.size());
+  const int64_t ts = now_ms();
+  for (auto& e : pending)
+    events.push_back(insert_event(db, e.batch_id, e.seq, std::move(e.type), e.job_id, std::move(e.data), ts));
   return events;
 }
 
