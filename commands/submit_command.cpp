@@ -46,11 +46,11 @@ int submit(int argc, char** argv) {
   if (!res) {
     std::fprintf(stderr, "feedpipe submit: cannot reach %s: %s\n", s.str("api").c_str(),
                  httplib::to_string(res.error()).c_str());
-    return 1;
+    return 2;
   }
   if (res->status != 202) {
     std::fprintf(stderr, "feedpipe submit: HTTP %d: %s\n", res->status, res->body.c_str());
-    return 1;
+    return 2;
   }
   auto accepted = nlohmann::json::parse(res->body);
   std::string batch_id = accepted["batch_id"];
@@ -98,7 +98,7 @@ int submit(int argc, char** argv) {
     if (!stream && !completed) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
   std::fprintf(stderr, "\n");
-  return failed > 0 ? 3 : 0;
+  return failed > 0 ? 1 : 0;  // 0: every job succeeded; 1: some failed; 2: usage or connection
 }
 
 }  // namespace feedpipe::commands
