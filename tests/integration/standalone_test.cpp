@@ -211,6 +211,25 @@ TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {
   EXPECT_EQ(get_json(port_, "/v1/batches/" + batch)["status"], "completed");
 }
 
+TEST_F(StandaloneTest, SubmitWatchFollowsABatchToTheEnd) {
+  std::vector<std::string> args{"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch"};
+  for (const auto& url : feed_urls(3000, 30)) args.push_back(url);
+  Process submit("submit", args, dir_.file("submit.log"));
+  EXPECT_EQ(submit.wait_exit(60s), 0) << submit.log();
+  std::string batch = submit.first_line(5s);
+  ASSERT_FALSE(batch.empty());
+  auto snap = get_json(port_, "/v1/batches/" + batch);
+  EXPECT_EQ(snap["status"], "completed");
+  EXPECT_EQ(snap["done"], 30);
+  EXPECT_NE(submit.log().find("30/30 done"), std::string::npos) << submit.log();
+
+  // A failed job makes the exit code 1.
+  Process failing("submit", {"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch",
+                             "http://127.0.0.1:" + std::to_string(feeds_.port()) + "/missing"},
+                  dir_.file("submit-failing.log"));
+  EXPECT_EQ(failing.wait_exit(60s), 1) << failing.log();
+}
+
 TEST_F(StandaloneTest, ServesThePages) {
   httplib::Client client("127.0.0.1", port_);
   auto index = client.Get("/");
