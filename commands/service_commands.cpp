@@ -102,8 +102,14 @@ int standalone(int argc, char** argv) {
   producer::Producer producer(producer_cfg);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   std::vector<std::unique_ptr<consumer::Consumer>> consumers;
-  for (long i = 0; i < s.integer("consumers"); ++i)
-    consumers.push_back(std::make_unique<consumer::Consumer>(consumer_settings(s, kafka)));
+  for (long i = 0; i < s.integer("consumers"); ++i) {
+    auto cs = consumer_settings(s, kafka);
+    // In one process the hub hears of an event at commit; its copy from Kafka is then a no-op.
+    cs.on_events_committed = [&hub = broadcaster.hub()](const std::vector<EventMessage>& events) {
+      for (const auto& e : events) hub.on_event(e);
+    };
+    consumers.push_back(std::make_unique<consumer::Consumer>(std::move(cs)));
+  }
 
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] {

@@ -4,12 +4,19 @@
 usage: held_feeds.py PORTFILE
 Listens on 127.0.0.1 (any free port, written to PORTFILE). GET /feed/<name>.xml answers a small
 RSS document once POST /release has been received; until then the request waits.
+POST /release?spread_ms=N lets each held request go at its own moment within N ms of the
+release (a fixed pseudo-random order), instead of all at once.
 """
+import random
 import sys
 import threading
+import time
+from urllib.parse import parse_qs, urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 released = threading.Event()
+release = {"at": 0.0, "spread_s": 0.0}
+delays = random.Random(42)
 held = 0
 held_lock = threading.Lock()
 
@@ -33,6 +40,9 @@ class Handler(BaseHTTPRequestHandler):
             with held_lock:
                 held += 1
             released.wait()
+            with held_lock:
+                delay = delays.uniform(0, release["spread_s"])
+            time.sleep(max(0.0, release["at"] + delay - time.monotonic()))
             name = self.path.rsplit("/", 1)[-1]
             body = FEED.format(name=name, items="".join(ITEM.format(name=name, i=i) for i in range(5))).encode()
         self.send_response(200)
@@ -42,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_POST(self):
+        spread_ms = parse_qs(urlsplit(self.path).query).get("spread_ms", ["0"])[0]
+        release["spread_s"] = float(spread_ms) / 1000.0
+        release["at"] = time.monotonic()
         released.set()
         self.send_response(204)
         self.send_header("Content-Length", "0")

@@ -8,7 +8,8 @@
 # standalone process, submits the batches, opens the streams with sseload, releases the feeds
 # and prints sseload's line, the server's resident memory per open stream (from
 # /proc/PID/status, total and above the pre-stream baseline) and its CPU per delivered event.
-# FEEDPIPE_BENCH_ARGS adds flags to the standalone command line.
+# FEEDPIPE_BENCH_ARGS adds flags to the standalone command line. SPREAD_MS=N answers the held feeds
+# at pseudo-random moments within N ms of the release instead of all at once (default 0: a burst).
 set -euo pipefail
 BUILD=${1:?usage: run.sh BUILD_DIR [STREAMS] [BATCHES] [FEEDS]}
 STREAMS=${2:-10000}
@@ -76,7 +77,7 @@ PEAK_RSS=$(rss_kb)
 SOCKSTAT=$(grep '^TCP:' /proc/net/sockstat)  # kernel TCP memory (pages), both ends of every stream
 OPEN_FDS=$(ls "/proc/$SERVER/fd" | wc -l)
 CPU0=$(cpu_ticks)
-curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release" >/dev/null
+curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release?spread_ms=${SPREAD_MS:-0}" >/dev/null
 wait "$LOAD" || true
 CPU1=$(cpu_ticks)
 AFTER_RSS=$(rss_kb)
@@ -91,3 +92,9 @@ awk -v base="$BASE_RSS" -v peak="$PEAK_RSS" -v n="$STREAMS" -v fds="$OPEN_FDS" -
     fds, base, peak, after, peak / n, (peak - base) / n
   if (ev > 0) printf "server cpu during delivery: %.2f s, %.1f us per delivered event\n", (c1 - c0) / hz, (c1 - c0) / hz * 1e6 / ev
 }'
+# Where the latency goes: commit → arrival from Kafka at the broadcaster (p50/p99 from buckets).
+curl -fs "http://127.0.0.1:$PORT/metrics" | awk '
+  /^feedpipe_event_arrival_lag_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[++n] = le; c[n] = $2 }
+  /^feedpipe_event_arrival_lag_seconds_count/ { total = $2 }
+  END { if (total > 0) { p50 = p99 = ""; for (i = 1; i <= n; i++) { if (p50 == "" && c[i] >= total * 0.5) p50 = b[i]; if (p99 == "" && c[i] >= total * 0.99) p99 = b[i] }
+        printf "broker path (commit -> broadcaster): %d events, p50 <= %s s, p99 <= %s s\n", total, p50, p99 } }'

@@ -10,11 +10,14 @@
 // and stop() may be called from any thread.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/kafka.h"
+#include "common/model.h"
 #include "consumer/fetcher/fetcher.h"
 
 namespace feedpipe::consumer {
@@ -28,6 +31,9 @@ struct ConsumerSettings {
   size_t max_write_group = 512;      // outcomes per SQLite transaction
   std::chrono::milliseconds commit_interval{500};
   std::chrono::milliseconds drain_timeout{10000};  // on stop: time to finish jobs in flight
+  // Same-process subscribers of committed events (standalone: the broadcaster's hub), so that
+  // they need not wait for the round trip through Kafka; Kafka still carries every event.
+  std::function<void(const std::vector<EventMessage>&)> on_events_committed;
 };
 
 struct ConsumerStats {

@@ -33,8 +33,12 @@ void count_events(const std::vector<EventMessage>& events) {
 }  // namespace
 
 OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets,
-                             size_t max_group)
-    : db_path_(std::move(db_path)), events_(events), offsets_(offsets), max_group_(max_group) {
+                             size_t max_group, CommittedEventsListener on_committed)
+    : db_path_(std::move(db_path)),
+      events_(events),
+      on_committed_(std::move(on_committed)),
+      offsets_(offsets),
+      max_group_(max_group) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -107,6 +111,13 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
         if (!events_.produce(kEventsTopic, ev.batch_id, serialize(ev), 0, &error))
           spdlog::warn("event {}#{} not published ({}); broadcasters read it from SQLite", ev.batch_id,
                        ev.seq, error);
+      }
+      if (on_committed_ && !events.empty()) {
+        try {
+          on_committed_(events);
+        } catch (const std::exception& e) {  // Kafka and the SQLite sweep still deliver them
+          spdlog::warn("in-process event listener: {}", e.what());
+        }
       }
       static auto& latency = metrics::histogram(
           "feedpipe_job_latency_seconds", "From a consumer taking a job to its outcome being committed.");

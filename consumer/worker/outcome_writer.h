@@ -4,6 +4,7 @@
 // then publishes their events to feed.refresh.events and releases the jobs' offsets.
 // submit() and mark_running() are thread-safe.
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -24,9 +25,13 @@ struct JobRef {
   std::chrono::steady_clock::time_point taken_at;  // when the consumer read the job
 };
 
+// Told the events of each committed group, on the writer thread, after they went to Kafka.
+using CommittedEventsListener = std::function<void(const std::vector<EventMessage>&)>;
+
 class OutcomeWriter {
  public:
-  OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets, size_t max_group);
+  OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets, size_t max_group,
+                CommittedEventsListener on_committed = nullptr);
   ~OutcomeWriter();
 
   void submit(JobOutcome outcome, JobRef ref);
@@ -43,6 +48,7 @@ class OutcomeWriter {
 
   std::string db_path_;
   KafkaProducer& events_;
+  CommittedEventsListener on_committed_;
   OffsetTracker& offsets_;
   size_t max_group_;
   mutable std::mutex mu_;

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The peer of bench/sse/run.sh: the same load against nginx with the nchan module (one worker).
+#
+#   bench/sse/nchan.sh [STREAMS=10000] [BATCHES=10] [FEEDS=30]
+#
+# Opens STREAMS EventSource subscriptions over BATCHES channels with sseload, publishes FEEDS
+# feedpipe-shaped events plus a final one per channel (nchan_publish.py; SPREAD_MS as in run.sh),
+# DELETEs each channel to end its streams, and prints sseload's line, the worker's resident memory
+# per stream and its CPU per delivered event. Installs nginx and libnginx-mod-nchan when missing
+# (Debian); needs sseload (BUILD_DIR/bench/sse/sseload or ../shared/tools/sseload), else skips.
+set -euo pipefail
+STREAMS=${1:-10000}
+BATCHES=${2:-10}
+FEEDS=${3:-30}
+HERE=$(cd "$(dirname "$0")" && pwd)
+MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+if [[ ! -f $MODULE ]] || ! command -v nginx >/dev/null; then
+  echo "installing nginx libnginx-mod-nchan"
+  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-nchan >/dev/null
+fi
+SSELOAD=${SSELOAD:-${BUILD_DIR:-$HERE/../../build}/bench/sse/sseload}
+if [[ ! -x $SSELOAD ]]; then
+  SRC=$HERE/../../../shared/tools/sseload/sseload.c
+  if [[ -f $SRC ]]; then
+    SSELOAD=$(mktemp -d)/sseload
+    gcc -O2 -o "$SSELOAD" "$SRC"
+  else
+    echo "sseload not available (../shared/tools/sseload missing): skipped"
+    exit 0
+  fi
+fi
+ulimit -n "$(ulimit -Hn)"
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$WORK/logs"
+cat >"$WORK/nginx.conf" <<CONF
+load_module $MODULE;
+worker_processes 1;
+worker_rlimit_nofile $(ulimit -Hn);
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log warn;
+events { worker_connections $(( $(ulimit -Hn) - 100 )); multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/body;
+  server {
+    listen 127.0.0.1:$PORT backlog=4096;
+    location ~ ^/sub/(\w+)$ { nchan_subscriber eventsource; nchan_channel_id \$1; }
+    location ~ ^/pub/(\w+)$ { nchan_publisher; nchan_channel_id \$1; }
+  }
+}
+CONF
+nginx -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
+MASTER=$!
+WORKER=""
+for _ in $(seq 100); do
+  WORKER=$(pgrep -P "$MASTER" | head -1 || true)
+  [[ -n $WORKER ]] && curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
+  sleep 0.1
+done
+[[ -n $WORKER ]] || { echo "nginx did not start:"; cat "$WORK/logs/error.log"; exit 1; }
+
+: >"$WORK/paths"
+for b in $(seq "$BATCHES"); do echo "/sub/b$b" >>"$WORK/paths"; done
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$WORKER/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$WORKER/stat"; }
+BASE_RSS=$(rss_kb)
+"$SSELOAD" -p "$PORT" -u "$WORK/paths" -n "$STREAMS" -d 120 -r 5000 >"$WORK/sseload.out" &
+LOAD=$!
+PIDS+=($LOAD)
+for _ in $(seq 300); do
+  fds=$(ls "/proc/$WORKER/fd" | wc -l)
+  ((fds >= STREAMS)) && break
+  sleep 0.1
+done
+sleep 1
+PEAK_RSS=$(rss_kb)
+OPEN_FDS=$(ls "/proc/$WORKER/fd" | wc -l)
+CPU0=$(cpu_ticks)
+python3 "$HERE/nchan_publish.py" "$PORT" "$BATCHES" "$FEEDS" "${SPREAD_MS:-0}"
+wait "$LOAD" || true
+CPU1=$(cpu_ticks)
+AFTER_RSS=$(rss_kb)
+HZ=$(getconf CLK_TCK)
+LINE=$(cat "$WORK/sseload.out")
+EVENTS=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' <<<"$LINE")
+echo "$LINE"
+awk -v base="$BASE_RSS" -v peak="$PEAK_RSS" -v n="$STREAMS" -v fds="$OPEN_FDS" -v after="$AFTER_RSS" \
+  -v c0="$CPU0" -v c1="$CPU1" -v hz="$HZ" -v ev="${EVENTS:-0}" 'BEGIN {
+  printf "server: open_fds=%d rss_base_kb=%d rss_streams_kb=%d rss_after_kb=%d kb_per_stream_total=%.1f kb_per_stream_delta=%.1f\n",
+    fds, base, peak, after, peak / n, (peak - base) / n
+  if (ev > 0) printf "server cpu during delivery: %.2f s, %.1f us per delivered event\n", (c1 - c0) / hz, (c1 - c0) / hz * 1e6 / ev
+}'
