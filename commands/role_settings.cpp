@@ -23,7 +23,10 @@ void add_http_settings(Settings& s, const std::string& default_listen) {
 
 void add_producer_settings(Settings& s) {
   s.add("max-batch-feeds", "10000", "most feeds in one batch")
-      .add("outbox-sweep-ms", "5000", "how often jobs Kafka has not acknowledged are published again");
+      .add("outbox-sweep-ms", "5000", "how often jobs Kafka has not acknowledged are published again")
+      .add("shutdown-grace-ms", "1000",
+           "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that "
+           "load balancers move clients away");
 }
 
 void add_consumer_settings(Settings& s) {

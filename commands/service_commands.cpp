@@ -1,6 +1,7 @@
 // The long-running commands: standalone (every role in one process) and one command per role.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -38,10 +39,11 @@ void serve_until_signal(httplib::Server& server, const Settings& s, const std::s
 // Serves `server` behind the event-loop front (broadcaster/stream_server.h): the front owns the
 // --http address and serves every SSE stream itself; everything else it forwards to `server`,
 // which listens on an internal loopback port. On a shutdown signal the front ends its streams
-// with a final `retry:` first, then `before_stop` runs, then the server stops.
+// with a final `retry:` first (after `drain`, which runs while everything still serves), then
+// `before_stop` runs, then the server stops.
 void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const Settings& s,
                         const std::string& role, ShutdownSignal& signal,
-                        const std::function<void()>& before_stop) {
+                        const std::function<void()>& drain, const std::function<void()>& before_stop) {
   auto [host, port] = parse_host_port(s.str("http"), "http");
   int internal = bind_server(server, "127.0.0.1", 0);
   StreamServerSettings front_settings = stream_server_settings(s, broadcaster.settings());
@@ -54,6 +56,7 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
   spdlog::info("feedpipe {} listening on http://{}:{} (API on internal port {})", role, shown_host,
                bound, internal);
   signal.set_action([&] {
+    if (drain) drain();
     front.stop();
     if (before_stop) before_stop();
     server.stop();
@@ -61,6 +64,14 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
   server.listen_after_bind();
   signal.set_action(nullptr);
   front.stop();
+}
+
+// The producer's part of a graceful shutdown: refuse new batches with 503, then give load
+// balancers --shutdown-grace-ms to notice before the listener closes.
+void drain_producer(producer::Producer& producer, const Settings& s) {
+  producer.begin_drain();
+  spdlog::info("shutting down: refusing new batches for {} ms before closing", s.integer("shutdown-grace-ms"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
 }
 
 std::string first_failure(const std::vector<std::string>& reasons) {
@@ -126,10 +137,9 @@ int standalone(int argc, char** argv) {
   broadcaster.start();
   for (auto& c : consumers) c->start();
   producer.start();
-  serve_behind_front(*server, broadcaster, s, "standalone", signal, [&] {
-    producer.begin_drain();
-    broadcaster.stop();
-  });
+  serve_behind_front(
+      *server, broadcaster, s, "standalone", signal, [&] { drain_producer(producer, s); },
+      [&] { broadcaster.stop(); });
   producer.stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
@@ -154,7 +164,7 @@ int producer(int argc, char** argv) {
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
-  serve_until_signal(*server, s, "producer", signal, [&] { producer.begin_drain(); });
+  serve_until_signal(*server, s, "producer", signal, [&] { drain_producer(producer, s); });
   producer.stop();
   return 0;
 }
@@ -204,7 +214,7 @@ int broadcaster(int argc, char** argv) {
   register_metrics_route(*server);
   broadcaster.register_routes(*server);
   broadcaster.start();
-  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, [&] { broadcaster.stop(); });
+  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, nullptr, [&] { broadcaster.stop(); });
   broadcaster.stop();
   return 0;
 }

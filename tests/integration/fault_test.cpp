@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <sqlite3.h>
 
 #include "common/kafka.h"
 #include "tests/support/harness.h"
@@ -13,28 +12,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int16_t kProduceApiKey = 0;  // Kafka protocol ApiKey of Produce requests
-
-int count_rows(const std::string& db, const std::string& sql) {
-  sqlite3* handle = nullptr;
-  sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr);
-  int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
-  sqlite3_finalize(stmt);
-  sqlite3_close(handle);
-  return n;
-}
-
-std::string integrity(const std::string& db) {
-  sqlite3* handle = nullptr;
-  sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* stmt = nullptr;
-  sqlite3_prepare_v2(handle, "PRAGMA integrity_check", -1, &stmt, nullptr);
-  std::string result = sqlite3_step(stmt) == SQLITE_ROW ? reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)) : "?";
-  sqlite3_finalize(stmt);
-  sqlite3_close(handle);
-  return result;
-}
 
 // The roles as processes on a broker this test owns, so that it can inject faults.
 class FaultTest : public ::testing::Test {
@@ -65,11 +42,11 @@ class FaultTest : public ::testing::Test {
   }
 
   void expect_exactly_once(const std::string& batch, int total) {
-    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), total + 1);
-    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM jobs WHERE batch_id = '" + batch + "' AND status = 'ok'"), total);
-    EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM (SELECT job_id FROM events WHERE job_id IS NOT NULL "
+    EXPECT_EQ(query_int(db(), "SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), total + 1);
+    EXPECT_EQ(query_int(db(), "SELECT count(*) FROM jobs WHERE batch_id = '" + batch + "' AND status = 'ok'"), total);
+    EXPECT_EQ(query_int(db(), "SELECT count(*) FROM (SELECT job_id FROM events WHERE job_id IS NOT NULL "
                                "GROUP BY job_id HAVING count(*) > 1)"), 0);
-    EXPECT_EQ(integrity(db()), "ok");
+    EXPECT_EQ(integrity_check(db()), "ok");
   }
 
   TempDir dir_;
@@ -97,13 +74,13 @@ TEST_F(FaultTest, ConsumerKilledMidBatchLosesAndRepeatsNothing) {
 
   std::string batch = submit_batch(producer_port, feed_urls(0, 600));
   ASSERT_TRUE(wait_until([&] {
-    return count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 150;
+    return query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 150;
   }, 60s));
   consumers[0]->kill(SIGKILL);
   auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 120s);
   expect_complete_stream(stream, 600);
   expect_exactly_once(batch, 600);
-  EXPECT_EQ(count_rows(db(), "SELECT count(*) FROM items"), 600 * 5);
+  EXPECT_EQ(query_int(db(), "SELECT count(*) FROM items"), 600 * 5);
 }
 
 TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
@@ -121,7 +98,7 @@ TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
   std::string batch = submit_batch(producer_port, feed_urls(100, 50));  // the outbox takes it
   ASSERT_FALSE(batch.empty());
   std::this_thread::sleep_for(2s);
-  EXPECT_EQ(count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'"), 0);
+  EXPECT_EQ(query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'"), 0);
   rd_kafka_mock_broker_set_up(broker_.cluster(), 1);
 
   auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 90s);
@@ -141,7 +118,7 @@ TEST_F(FaultTest, BrokerDownMidBatchResumesWithoutLoss) {
   ASSERT_TRUE(ready(broadcaster_port));
   std::string batch = submit_batch(producer_port, feed_urls(300, 200));
   ASSERT_TRUE(wait_until([&] {
-    return count_rows(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 20;
+    return query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 20;
   }, 60s));
   rd_kafka_mock_broker_set_down(broker_.cluster(), 1);
   std::this_thread::sleep_for(3s);

@@ -1,7 +1,6 @@
 // Every role as a process of its own, as an operator runs them: kafka-mock, migrate, one
 // producer, consumers and two broadcasters on one SQLite file.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include "tests/support/harness.h"
 
@@ -53,6 +52,7 @@ class MultiProcessTest : public ::testing::Test {
                                "--fetch-low-speed-seconds", "50", "--fetch-timeout-ms", "55000"});
     }
     if (role == "broadcaster") args.insert(args.end(), {"--heartbeat-ms", "500"});
+    if (role == "producer") args.insert(args.end(), {"--shutdown-grace-ms", "3000"});
     args.insert(args.end(), extra.begin(), extra.end());
     return std::make_unique<Process>(role, args, dir_.file(role + std::to_string(++started_) + ".log"));
   }
@@ -89,16 +89,7 @@ class MultiProcessTest : public ::testing::Test {
   }
 
   // Rows of the events table per job: exactly one each.
-  int count(const std::string& sql) {
-    sqlite3* handle = nullptr;
-    sqlite3_open_v2(db().c_str(), &handle, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* stmt = nullptr;
-    sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr);
-    int n = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : -1;
-    sqlite3_finalize(stmt);
-    sqlite3_close(handle);
-    return n;
-  }
+  int count(const std::string& sql) { return query_int(db(), sql); }
 
   TempDir dir_;
   FeedServer feeds_;
@@ -149,6 +140,44 @@ TEST_F(MultiProcessTest, AConsumerStoppedMidBatchHandsOverWithoutLossOrRepeat) {
   expect_snapshot_agrees(batch, streams[0]);
   EXPECT_EQ(count("SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), 201);
   EXPECT_EQ(count("SELECT count(*) FROM items"), 200 * 5);
+}
+
+TEST_F(MultiProcessTest, SigtermEndsStreamsWithRetryAndTheProducerRefusesBatchesWhileItDrains) {
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(producer_port_, feed_urls(8000, 10));
+  SseResult stream;
+  std::thread reader([&] { stream = read_sse(broadcaster_ports_[0], "/v1/batches/" + batch + "/events", 30s); });
+  ASSERT_TRUE(wait_until([&] {
+    auto metrics = httplib::Client("127.0.0.1", broadcaster_ports_[0]).Get("/metrics");
+    return metrics && metrics->body.find("feedpipe_sse_streams_open 1\n") != std::string::npos;
+  }, 10s));
+  broadcasters_[0]->kill(SIGTERM);
+  reader.join();
+  EXPECT_TRUE(stream.closed_by_server);
+  EXPECT_EQ(stream.retry_lines, 2) << "one `retry:` when the stream opened, one when it was ended";
+  EXPECT_EQ(broadcasters_[0]->wait_exit(10s), 0) << broadcasters_[0]->log();
+
+  producer_->kill(SIGTERM);
+  httplib::Client api("127.0.0.1", producer_port_);
+  int refused_status = 0;
+  std::string retry_after, body;
+  EXPECT_TRUE(wait_until([&] {
+    auto res = api.Post("/v1/batches", R"({"feeds":["http://127.0.0.1:1/f.xml"]})", "application/json");
+    if (!res) return false;
+    refused_status = res->status;
+    retry_after = res->get_header_value("Retry-After");
+    body = res->body;
+    return refused_status == 503;
+  }, 2500ms)) << refused_status;
+  EXPECT_EQ(retry_after, "5");
+  EXPECT_NE(body.find("shutting_down"), std::string::npos) << body;
+  int status = 0;
+  get_json(producer_port_, "/readyz", &status);
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(producer_->wait_exit(10s), 0) << producer_->log();
+  feeds_.hold_requests(false);
+  // What was accepted before still completes, streamed by the other broadcaster.
+  expect_complete_stream(read_sse(broadcaster_ports_[1], "/v1/batches/" + batch + "/events", 60s), 10);
 }
 
 TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {

@@ -2,6 +2,8 @@
 // feed server, real SSE clients.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "tests/support/harness.h"
 
 namespace feedpipe::testing {
@@ -13,15 +15,14 @@ class StandaloneTest : public ::testing::Test {
  protected:
   void SetUp() override { start(); }
 
-  void start() {
+  void start(const std::vector<std::string>& extra = {}) {
     port_ = free_port();
-    process_ = std::make_unique<Process>(
-        "standalone",
-        std::vector<std::string>{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
-                                 dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "2",
-                                 "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50",
-                                 "--fetch-max-host-connections", "1000"},
-        dir_.file("standalone.log"));
+    std::vector<std::string> args{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
+                                  dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "2",
+                                  "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50",
+                                  "--fetch-max-host-connections", "1000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<Process>("standalone", args, dir_.file("standalone.log"));
     ASSERT_TRUE(wait_until([&] {
       int status = 0;
       get_json(port_, "/readyz", &status);
@@ -209,6 +210,57 @@ TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {
   auto stream = read_sse(port_, "/v1/batches/" + batch + "/events", 60s);
   expect_complete_stream(stream, 40);
   EXPECT_EQ(get_json(port_, "/v1/batches/" + batch)["status"], "completed");
+}
+
+// The operator's check of issue 6: 600 feeds answering in 40 ms, SIGKILL after 200 jobs, a
+// restart on the same database, and a client that reconnects with Last-Event-ID.
+TEST_F(StandaloneTest, KilledMidBatchCompletesAfterRestartAndAReconnectingClientMissesNothing) {
+  feeds_.set_delay(40ms);
+  std::string batch = submit_batch(port_, feed_urls(3000, 600));
+  const std::string path = "/v1/batches/" + batch + "/events";
+  SseResult before;
+  std::thread reader([&] { before = read_sse(port_, path, 120s); });
+  bool reached = wait_until([&] { return get_json(port_, "/v1/batches/" + batch).value("done", 0) >= 200; }, 60s);
+  process_->kill(SIGKILL);
+  process_->wait_exit(10s);
+  reader.join();
+  ASSERT_TRUE(reached);
+  ASSERT_FALSE(before.events.empty());
+  ASSERT_LT(before.events.size(), 601u) << "the batch finished before the kill; nothing was tested";
+
+  start();
+  auto after = read_sse(port_, path, 120s, {{"Last-Event-ID", std::to_string(before.events.back().id)}});
+  SseResult whole = after;
+  whole.events.insert(whole.events.begin(), before.events.begin(), before.events.end());
+  expect_complete_stream(whole, 600);
+
+  auto snapshot = get_json(port_, "/v1/batches/" + batch);
+  EXPECT_EQ(snapshot["status"], "completed");
+  EXPECT_EQ(snapshot["done"], 600);
+  EXPECT_EQ(snapshot["failed"], 0);
+  const std::string db = dir_.file("feedpipe.db");
+  EXPECT_EQ(query_int(db, "SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), 601);
+  EXPECT_EQ(query_int(db, "SELECT count(*) FROM jobs WHERE status NOT IN ('ok', 'not_modified', 'failed')"), 0);
+  EXPECT_EQ(query_int(db, "SELECT count(*) FROM items"), 600 * 5);
+  EXPECT_EQ(integrity_check(db), "ok");
+}
+
+TEST_F(StandaloneTest, SigtermHandsBackJobsInFlightAndExitsZeroWithinTheDrainTimeout) {
+  process_->kill(SIGTERM);
+  ASSERT_EQ(process_->wait_exit(20s), 0) << process_->log();
+  start({"--drain-timeout-ms", "2000", "--shutdown-grace-ms", "500"});
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(port_, feed_urls(4000, 30));
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 30; }, 30s)) << feeds_.total_requests();
+  auto signalled = std::chrono::steady_clock::now();
+  process_->kill(SIGTERM);
+  EXPECT_EQ(process_->wait_exit(20s), 0) << process_->log();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 10s) << "grace 0.5 s + drain 2 s, plus stopping";
+
+  feeds_.hold_requests(false);
+  start();
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + batch + "/events", 60s), 30);
+  EXPECT_EQ(integrity_check(dir_.file("feedpipe.db")), "ok");
 }
 
 TEST_F(StandaloneTest, SubmitWatchFollowsABatchToTheEnd) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -220,7 +221,10 @@ SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds 
             if (line.rfind("id:", 0) == 0) ev.id = std::stoll(value(3));
             else if (line.rfind("event:", 0) == 0) ev.event = value(6);
             else if (line.rfind("data:", 0) == 0) { payload += value(5); has_data = true; }
-            else if (line.rfind("retry:", 0) == 0) result.retry = value(6);
+            else if (line.rfind("retry:", 0) == 0) {
+              result.retry = value(6);
+              ++result.retry_lines;
+            }
           }
           if (has_data) {
             ev.data = nlohmann::json::parse(payload, nullptr, false);
@@ -274,5 +278,29 @@ void expect_complete_stream(const SseResult& stream, size_t total) {
   EXPECT_EQ(stream.events.back().event, "batch.completed");
   EXPECT_TRUE(stream.closed_by_server) << "the stream ends after batch.completed";
 }
+
+namespace {
+std::string query_text(const std::string& db, const std::string& sql) {
+  sqlite3* handle = nullptr;
+  std::string result = "?";
+  if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(handle, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      result = text ? reinterpret_cast<const char*>(text) : "";
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(handle);
+  return result;
+}
+}  // namespace
+
+int query_int(const std::string& db, const std::string& sql) {
+  std::string text = query_text(db, sql);
+  return text.empty() || text == "?" ? -1 : std::stoi(text);
+}
+
+std::string integrity_check(const std::string& db) { return query_text(db, "PRAGMA integrity_check"); }
 
 }  // namespace feedpipe::testing

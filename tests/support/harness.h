@@ -95,6 +95,7 @@ struct SseResult {
   bool closed_by_server = false;
   int status = 0;
   std::string retry;
+  int retry_lines = 0;  // a server that ends a stream on shutdown sends a second `retry:`
 };
 SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds timeout,
                    const httplib::Headers& headers = {}, size_t stop_after = SIZE_MAX);
@@ -102,6 +103,11 @@ SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds 
 // POST /v1/batches with the given feeds; returns the batch id (fails the test otherwise).
 std::string submit_batch(int port, const std::vector<std::string>& feeds);
 nlohmann::json get_json(int port, const std::string& path, int* status = nullptr);
+
+// The first column of the first row of `sql` on the SQLite file `db` (opened read-only), or -1.
+int query_int(const std::string& db, const std::string& sql);
+// PRAGMA integrity_check's answer: "ok" when the file is sound.
+std::string integrity_check(const std::string& db);
 
 // Asserts the usual stream invariants: ids 1..n strictly consecutive, each job event once,
 // batch.completed last with id total+1.
