@@ -11,19 +11,25 @@ void add_common_settings(Settings& s) {
       .add("kafka-linger-ms", "5", "producer batching delay")
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
+      .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
+      .add("sqlite-memory-mb", "8", "soft limit on the memory of all SQLite connections together")
+      .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("log-level", "info", "trace, debug, info, warn or error")
       .add("log-format", "text", "text or json");
 }
 
 void add_http_settings(Settings& s, const std::string& default_listen) {
   s.add("http", default_listen, "HOST:PORT to serve HTTP on")
-      .add("http-threads", "256", "worker threads of the cpp-httplib API server (SSE streams are served by the event-loop front)")
+      .add("http-threads", "32", "worker threads of the cpp-httplib API server (SSE streams are served by the event-loop front)")
       .add("http-max-body-bytes", std::to_string(16 << 20), "largest request body accepted");
 }
 
 void add_producer_settings(Settings& s) {
   s.add("max-batch-feeds", "10000", "most feeds in one batch")
       .add("outbox-sweep-ms", "5000", "how often jobs Kafka has not acknowledged are published again")
+      .add("job-lease-ms", "300000",
+           "a job running longer than this (its consumer vanished) is published again; keep it "
+           "above the consumers' job deadline")
       .add("shutdown-grace-ms", "1000",
            "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that "
            "load balancers move clients away");
@@ -70,6 +76,7 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.linger_ms = static_cast<int>(s.integer("kafka-linger-ms"));
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
+  k.compression = s.str("kafka-compression");
   return k;
 }
 
@@ -96,6 +103,7 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
   p.kafka = kafka;
   p.max_batch_feeds = static_cast<size_t>(s.integer("max-batch-feeds"));
   p.outbox_sweep_interval = std::chrono::milliseconds(s.integer("outbox-sweep-ms"));
+  p.job_lease = std::chrono::milliseconds(s.integer("job-lease-ms"));
   return p;
 }
 

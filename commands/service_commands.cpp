@@ -9,6 +9,7 @@
 #include "commands/commands.h"
 #include "commands/role_settings.h"
 #include "commands/signals.h"
+#include "common/memory_trimmer.h"
 #include "common/migrations.h"
 #include "producer/web_routes.h"
 
@@ -95,6 +96,8 @@ int standalone(int argc, char** argv) {
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
+  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
 
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
@@ -119,6 +122,8 @@ int standalone(int argc, char** argv) {
     cs.on_events_committed = [&hub = broadcaster.hub()](const std::vector<EventMessage>& events) {
       for (const auto& e : events) hub.on_event(e);
     };
+    // Nobody else can read the embedded broker's events, and it keeps every message in memory.
+    cs.publish_events = broker == nullptr;
     consumers.push_back(std::make_unique<consumer::Consumer>(std::move(cs)));
   }
 
@@ -154,6 +159,8 @@ int producer(int argc, char** argv) {
   add_producer_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
+  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
@@ -176,6 +183,8 @@ int consumer(int argc, char** argv) {
   add_consumer_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
+  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
@@ -203,6 +212,8 @@ int broadcaster(int argc, char** argv) {
   add_broadcaster_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
+  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);

@@ -66,6 +66,8 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
+void set_sqlite_memory_limit(int64_t bytes) { sqlite3_soft_heap_limit64(bytes); }
+
 Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
   int rc = sqlite3_open_v2(path.c_str(), &db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);

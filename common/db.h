@@ -92,4 +92,8 @@ class Database {
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
 };
 
+// A soft bound on the memory of every SQLite connection of the process together (page caches
+// first give pages back); one connection per thread would otherwise cache up to 2 MiB each.
+void set_sqlite_memory_limit(int64_t bytes);
+
 }  // namespace feedpipe

@@ -145,6 +145,7 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_
   set_conf(*conf, "enable.idempotence", "true");
   set_conf(*conf, "acks", "all");
   set_conf(*conf, "linger.ms", std::to_string(settings.linger_ms));
+  set_conf(*conf, "compression.type", settings.compression);
   for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
   std::string err;
   if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reporter_.get()), err) !=

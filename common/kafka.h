@@ -28,6 +28,7 @@ struct KafkaSettings {
   int linger_ms = 5;
   int fetch_wait_max_ms = 10;       // librdkafka's default (500) caps a consumer at a few thousand msg/s
   int session_timeout_ms = 6000;
+  std::string compression = "lz4";  // producers' compression.type (none, gzip, snappy, lz4, zstd)
   std::map<std::string, std::string> extra;  // any librdkafka property, applied last
 };
 

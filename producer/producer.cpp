@@ -49,7 +49,7 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
 Producer::Producer(ProducerSettings settings)
     : settings_(std::move(settings)),
       publisher_(PublisherSettings{settings_.db_path, settings_.kafka, settings_.outbox_sweep_interval,
-                                   settings_.republish_open_jobs_on_start}) {}
+                                   settings_.republish_open_jobs_on_start, settings_.job_lease}) {}
 
 void Producer::start() { publisher_.start(); }
 void Producer::stop() { publisher_.stop(); }

@@ -20,6 +20,7 @@ struct ProducerSettings {
   KafkaSettings kafka;
   size_t max_batch_feeds = 10000;
   std::chrono::milliseconds outbox_sweep_interval{5000};
+  std::chrono::milliseconds job_lease{300000};  // a job running longer is published again
   bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
 };
 

@@ -72,7 +72,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
     events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
-    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, *events_, offsets_, settings_.max_write_group,
+    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
                                               settings_.on_events_committed);
     auto conf = make_conf(settings_.kafka);
     set_conf(*conf, "group.id", settings_.group_id);

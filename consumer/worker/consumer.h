@@ -34,6 +34,9 @@ struct ConsumerSettings {
   // Same-process subscribers of committed events (standalone: the broadcaster's hub), so that
   // they need not wait for the round trip through Kafka; Kafka still carries every event.
   std::function<void(const std::vector<EventMessage>&)> on_events_committed;
+  // False when every broadcaster is in this process and hears of events through the listener
+  // above (standalone on its embedded broker, which keeps every message in memory).
+  bool publish_events = true;
 };
 
 struct ConsumerStats {

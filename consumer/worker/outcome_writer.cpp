@@ -32,7 +32,7 @@ void count_events(const std::vector<EventMessage>& events) {
 
 }  // namespace
 
-OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets,
+OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer* events, OffsetTracker& offsets,
                              size_t max_group, CommittedEventsListener on_committed)
     : db_path_(std::move(db_path)),
       events_(events),
@@ -106,9 +106,10 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
       running.clear();
       std::vector<EventMessage> events;
       if (!outcomes.empty()) events = record_outcomes(db, outcomes);
-      for (const auto& ev : events) {
+      for (size_t i = 0; events_ && i < events.size(); ++i) {
+        const EventMessage& ev = events[i];
         std::string error;
-        if (!events_.produce(kEventsTopic, ev.batch_id, serialize(ev), 0, &error))
+        if (!events_->produce(kEventsTopic, ev.batch_id, serialize(ev), 0, &error))
           spdlog::warn("event {}#{} not published ({}); broadcasters read it from SQLite", ev.batch_id,
                        ev.seq, error);
       }

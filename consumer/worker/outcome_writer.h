@@ -30,7 +30,8 @@ using CommittedEventsListener = std::function<void(const std::vector<EventMessag
 
 class OutcomeWriter {
  public:
-  OutcomeWriter(std::string db_path, KafkaProducer& events, OffsetTracker& offsets, size_t max_group,
+  // `events` null: events are not published to Kafka (only told to `on_committed`).
+  OutcomeWriter(std::string db_path, KafkaProducer* events, OffsetTracker& offsets, size_t max_group,
                 CommittedEventsListener on_committed = nullptr);
   ~OutcomeWriter();
 
@@ -47,7 +48,7 @@ class OutcomeWriter {
                    std::vector<int64_t>& running);
 
   std::string db_path_;
-  KafkaProducer& events_;
+  KafkaProducer* events_;
   CommittedEventsListener on_committed_;
   OffsetTracker& offsets_;
   size_t max_group_;

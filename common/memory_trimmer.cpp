@@ -1,0 +1,24 @@
+#include "common/memory_trimmer.h"
+
+#include <malloc.h>
+
+namespace feedpipe {
+
+MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) {
+  if (interval.count() <= 0) return;
+  thread_ = std::thread([this, interval] {
+    std::unique_lock lock(mu_);
+    while (!wake_.wait_for(lock, interval, [this] { return stop_; })) ::malloc_trim(0);
+  });
+}
+
+MemoryTrimmer::~MemoryTrimmer() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace feedpipe
