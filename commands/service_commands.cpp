@@ -80,6 +80,7 @@ int standalone(int argc, char** argv) {
   add_producer_settings(s);
   add_consumer_settings(s);
   add_broadcaster_settings(s);
+  add_retention_settings(s);
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
@@ -96,6 +97,7 @@ int standalone(int argc, char** argv) {
     ensure_topics(kafka);
   }
 
+  RetentionPruner pruner(s.str("db"), retention_settings(s));
   auto producer_cfg = producer_settings(s, kafka);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
@@ -120,10 +122,12 @@ int standalone(int argc, char** argv) {
   broadcaster.start();
   for (auto& c : consumers) c->start();
   producer.start();
+  pruner.start();
   serve_behind_front(*server, broadcaster, s, "standalone", signal, [&] {
     producer.begin_drain();
     broadcaster.stop();
   });
+  pruner.stop();
   producer.stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
@@ -136,11 +140,13 @@ int producer(int argc, char** argv) {
   add_common_settings(s);
   add_http_settings(s, "127.0.0.1:8080");
   add_producer_settings(s);
+  add_retention_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
+  RetentionPruner pruner(s.str("db"), retention_settings(s));
   producer::Producer producer(producer_settings(s, kafka));
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
@@ -148,7 +154,9 @@ int producer(int argc, char** argv) {
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
+  pruner.start();
   serve_until_signal(*server, s, "producer", signal, [&] { producer.begin_drain(); });
+  pruner.stop();
   producer.stop();
   return 0;
 }
