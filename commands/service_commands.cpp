@@ -84,6 +84,7 @@ int standalone(int argc, char** argv) {
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
+  const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   ShutdownSignal signal;
 
   migrate_database(s.str("db"));
@@ -97,7 +98,7 @@ int standalone(int argc, char** argv) {
     ensure_topics(kafka);
   }
 
-  RetentionPruner pruner(s.str("db"), retention_settings(s));
+  RetentionPruner pruner(s.str("db"), retention);
   auto producer_cfg = producer_settings(s, kafka);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
@@ -142,11 +143,12 @@ int producer(int argc, char** argv) {
   add_producer_settings(s);
   add_retention_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  const RetentionSettings retention = retention_settings(s);
   ShutdownSignal signal;
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
-  RetentionPruner pruner(s.str("db"), retention_settings(s));
+  RetentionPruner pruner(s.str("db"), retention);
   producer::Producer producer(producer_settings(s, kafka));
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });

@@ -164,7 +164,7 @@ int submit(int argc, char** argv) {
             } else if (data.is_object()) {
               out.job(event, data);
             }
-            out.progress(progress, completed);
+            out.progress(progress, false);  // finish() draws the last one
           }
           out.flush();
           return true;

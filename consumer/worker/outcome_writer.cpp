@@ -35,11 +35,12 @@ void count_and_log_events(const std::vector<EventMessage>& events) {
     const std::string status = data.value("status", "");
     (status == "ok" ? ok : status == "not_modified" ? not_modified : failed).add();
     if (data["items_new"].is_number()) items.add(data["items_new"].get<uint64_t>());
-    if (debug) {
-      spdlog::debug("job {}#{} {} {} http={} items_new={} {} ms{}{}", ev.batch_id, data.value("position", -1L),
-                    status, data.value("url", std::string()), data["http_status"].dump(),
-                    data["items_new"].dump(), data.value("duration_ms", 0L),
-                    status == "failed" ? ": " : "", data["error"].is_string() ? data["error"].get<std::string>() : "");
+    if (debug) {  // one line per job outcome (the fetcher's per-attempt lines are at trace)
+      auto number = [&](const char* key) { return data[key].is_number() ? data[key].dump() : std::string("-"); };
+      spdlog::debug("job {}#{} {} {} http={} items_new={} {} ms{}{}", ev.batch_id, number("position"), status,
+                    data["url"].is_string() ? data["url"].get<std::string>() : "", number("http_status"),
+                    number("items_new"), number("duration_ms"), status == "failed" ? ": " : "",
+                    data["error"].is_string() ? data["error"].get<std::string>() : "");
     }
   }
 }
