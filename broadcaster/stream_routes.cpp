@@ -7,7 +7,9 @@
 #include <optional>
 #include <string>
 
+#include "broadcaster/delivery_metrics.h"
 #include "broadcaster/sse.h"
+#include "common/clock.h"
 #include "common/http.h"
 
 namespace feedpipe {
@@ -71,6 +73,7 @@ void serve_stream(EventHub& hub, const StreamSettings& settings, const std::stri
           size_t, httplib::DataSink& sink) {
         std::string out;
         std::vector<EventMessage> events;
+        const bool live = !*first;  // after the backlog: events as they are committed
         if (*first) {  // the hint and the backlog go out at once
           *first = false;
           out = sse::format_retry(retry_ms);
@@ -82,6 +85,14 @@ void serve_stream(EventHub& hub, const StreamSettings& settings, const std::stri
         bool ending = sub->finished() || sub->stopped();
         if (out.empty() && !ending) out = sse::format_comment("ping");
         if (!out.empty() && !sink.write(out.data(), out.size())) return false;  // client gone
+        if (!events.empty()) {
+          delivery::events_delivered().add(events.size());
+          if (live) {
+            const int64_t written_at = now_ms();
+            for (const EventMessage& e : events)
+              if (auto ts = delivery::event_ts_ms(e.data)) delivery::observe_latency(*ts, written_at);
+          }
+        }
         if (ending) sink.done();
         return true;
       });

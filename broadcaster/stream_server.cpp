@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -28,8 +29,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "broadcaster/delivery_metrics.h"
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/sse.h"
+#include "common/clock.h"
 
 namespace feedpipe {
 namespace {
@@ -204,9 +207,15 @@ struct StreamServer::Impl {
     int64_t last = 0;
     bool completed = false;
     std::vector<Client*> streams;
+    std::vector<int64_t> fresh_ts;  // ts of the events the last pull() added (latency metric)
     size_t offset_after(int64_t cursor) const {
       if (cursor < 0) cursor = 0;
       return cursor < last ? offsets[static_cast<size_t>(cursor)] : log.size();
+    }
+    // How many whole frames the first `bytes` of the log hold.
+    int64_t frames_within(size_t bytes) const {
+      if (bytes >= log.size()) return last;
+      return (std::upper_bound(offsets.begin(), offsets.end(), bytes) - offsets.begin()) - 1;
     }
   };
   struct Timer {
@@ -244,6 +253,7 @@ struct StreamServer::Impl {
   Clock::time_point now = Clock::now();
   Clock::time_point listen_paused_until{};
   bool listen_paused = false;
+  uint64_t delivered = 0;  // events written since the last add to the counter (one add per loop turn)
   sockaddr_storage backend_addr{};
   socklen_t backend_addr_len = 0;
 
@@ -364,6 +374,10 @@ struct StreamServer::Impl {
       now = Clock::now();
       for (int i = 0; i < n; ++i) dispatch(static_cast<Handle*>(events[i].data.ptr), events[i].events);
       run_timers();
+      if (delivered > 0) {
+        delivery::events_delivered().add(delivered);
+        delivered = 0;
+      }
       if (listen_paused && now >= listen_paused_until) {
         listen_paused = false;
         watch(&listener, EPOLLIN);
@@ -532,12 +546,15 @@ struct StreamServer::Impl {
       c->out.erase(0, static_cast<size_t>(n));
     }
     if (c->state == State::stream && c->skip_to == 0) {
-      const std::string& log = c->group->log;
+      const Group& g = *c->group;
+      const std::string& log = g.log;
+      const size_t started = c->sent;
       while (!blocked && c->sent < log.size()) {
         ssize_t n = write_some(log.data() + c->sent, log.size() - c->sent);
         if (n < 0) return close_client(c);
         c->sent += static_cast<size_t>(n);
       }
+      if (c->sent != started) delivered += static_cast<uint64_t>(g.frames_within(c->sent) - g.frames_within(started));
     }
     if (blocked) {
       watch(c, client_interest(c) | EPOLLOUT);
@@ -657,8 +674,10 @@ struct StreamServer::Impl {
   // Takes the batch's new events from the hub into the group's log.
   bool pull(Group& g) {
     std::vector<EventMessage> events = g.sub->next(std::chrono::milliseconds(0));
+    g.fresh_ts.clear();
     for (const EventMessage& e : events) {
       if (e.seq != g.last + 1) continue;  // the hub hands out seq order; never expected
+      if (auto ts = delivery::event_ts_ms(e.data)) g.fresh_ts.push_back(*ts);
       g.offsets.push_back(g.log.size());
       g.log += sse::format_event(e.seq, e.type, e.data);
       g.last = e.seq;
@@ -698,9 +717,14 @@ struct StreamServer::Impl {
       if (it == groups.end()) continue;
       Group& g = *it->second;
       if (!pull(g)) continue;
+      const uint64_t delivered_before = delivered;
       // Backwards: closing a stream moves the last one into its slot (groups go in bury()).
       for (size_t i = g.streams.size(); i-- > 0;)
         if (i < g.streams.size()) push(g.streams[i]);
+      if (delivered != delivered_before) {  // live events reached a socket: once per event
+        const int64_t written_at = now_ms();
+        for (int64_t ts : g.fresh_ts) delivery::observe_latency(ts, written_at);
+      }
     }
   }
 

@@ -63,6 +63,15 @@ void add_broadcaster_settings(Settings& s) {
            "output a stream may lag behind (beyond the kernel's buffer) before it is dropped");
 }
 
+void add_retention_settings(Settings& s) {
+  s.add("retention-age", "7d",
+        "completed batches older than this are deleted with their jobs and events (0: keep forever); "
+        "a duration: 90 (seconds), 30m, 12h, 7d")
+      .add("items-per-feed", "500", "items kept per feed, newest by published date else first seen (0: all)")
+      .add("retention-interval", "1h", "how often the pruner runs (also once 10 s after start)")
+      .add("retention-chunk-rows", "5000", "rows deleted per pruner transaction, so writers never wait long");
+}
+
 bool parse_settings(Settings& s, int argc, char** argv) {
   if (!s.parse(argc, argv)) return false;
   setup_logging(s.str("log-level"), s.str("log-format"));
@@ -129,6 +138,19 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
   c.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
   return c;
+}
+
+RetentionSettings retention_settings(const Settings& s) {
+  RetentionSettings r;
+  r.batch_age = s.duration("retention-age");
+  r.interval = s.duration("retention-interval");
+  if (r.interval.count() <= 0) throw ConfigError("--retention-interval must be more than 0");
+  long items = s.integer("items-per-feed"), chunk = s.integer("retention-chunk-rows");
+  if (items < 0) throw ConfigError("--items-per-feed must be 0 (keep all) or more");
+  if (chunk < 1) throw ConfigError("--retention-chunk-rows must be at least 1");
+  r.items_per_feed = static_cast<size_t>(items);
+  r.chunk = static_cast<size_t>(chunk);
+  return r;
 }
 
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka) {

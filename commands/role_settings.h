@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/http.h"
 #include "common/kafka.h"
+#include "common/retention.h"
 #include "consumer/worker/consumer.h"
 #include "producer/producer.h"
 
@@ -16,6 +17,7 @@ void add_http_settings(Settings& s, const std::string& default_listen);
 void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
+void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
 
 // Parses and sets up logging; false when --help was printed.
 bool parse_settings(Settings& s, int argc, char** argv);
@@ -24,6 +26,7 @@ KafkaSettings kafka_settings(const Settings& s);
 HttpServerSettings http_settings(const Settings& s);
 producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka);
 consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
+RetentionSettings retention_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);

@@ -92,9 +92,11 @@ int standalone(int argc, char** argv) {
   add_producer_settings(s);
   add_consumer_settings(s);
   add_broadcaster_settings(s);
+  add_retention_settings(s);
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
+  const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   ShutdownSignal signal;
   MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
@@ -110,6 +112,7 @@ int standalone(int argc, char** argv) {
     ensure_topics(kafka);
   }
 
+  RetentionPruner pruner(s.str("db"), retention);
   auto producer_cfg = producer_settings(s, kafka);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
@@ -142,9 +145,11 @@ int standalone(int argc, char** argv) {
   broadcaster.start();
   for (auto& c : consumers) c->start();
   producer.start();
+  pruner.start();
   serve_behind_front(
       *server, broadcaster, s, "standalone", signal, [&] { drain_producer(producer, s); },
       [&] { broadcaster.stop(); });
+  pruner.stop();
   producer.stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
@@ -157,13 +162,16 @@ int producer(int argc, char** argv) {
   add_common_settings(s);
   add_http_settings(s, "127.0.0.1:8080");
   add_producer_settings(s);
+  add_retention_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  const RetentionSettings retention = retention_settings(s);
   ShutdownSignal signal;
   MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
+  RetentionPruner pruner(s.str("db"), retention);
   producer::Producer producer(producer_settings(s, kafka));
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
@@ -171,7 +179,9 @@ int producer(int argc, char** argv) {
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
+  pruner.start();
   serve_until_signal(*server, s, "producer", signal, [&] { drain_producer(producer, s); });
+  pruner.stop();
   producer.stop();
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -98,6 +99,30 @@ double Settings::number(const std::string& name) const {
   double n = std::strtod(v.c_str(), &end);
   if (v.empty() || *end != '\0') throw ConfigError("--" + name + " must be a number, not '" + v + "'");
   return n;
+}
+
+std::chrono::milliseconds Settings::duration(const std::string& name) const {
+  return parse_duration(entry(name).value, name);
+}
+
+std::chrono::milliseconds parse_duration(const std::string& value, const std::string& setting) {
+  auto bad = [&] {
+    return ConfigError("--" + setting + " must be a duration such as 90 (seconds), 250ms, 30s, 15m, 12h or 7d, not '" +
+                       value + "'");
+  };
+  size_t digits = 0;
+  while (digits < value.size() && std::isdigit(static_cast<unsigned char>(value[digits]))) ++digits;
+  if (digits == 0 || digits > 15) throw bad();
+  long long n = std::stoll(value.substr(0, digits));
+  std::string unit = value.substr(digits);
+  long long ms_per_unit = 0;
+  if (unit.empty() || unit == "s") ms_per_unit = 1000;
+  else if (unit == "ms") ms_per_unit = 1;
+  else if (unit == "m") ms_per_unit = 60'000;
+  else if (unit == "h") ms_per_unit = 3'600'000;
+  else if (unit == "d") ms_per_unit = 86'400'000;
+  else throw bad();
+  return std::chrono::milliseconds(n * ms_per_unit);
 }
 
 bool Settings::on(const std::string& name) const { return entry(name).value == "true"; }

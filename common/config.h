@@ -2,6 +2,7 @@
 // Command-line settings: every setting is a flag `--name VALUE` (or `--name=VALUE`) and an
 // environment variable FEEDPIPE_NAME (upper case, '-' → '_'); the flag wins. `--help` prints
 // every setting with its default.
+#include <chrono>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,9 @@ class Settings {
   std::string str(const std::string& name) const;
   long integer(const std::string& name) const;  // throws ConfigError when not a number
   double number(const std::string& name) const;
+  // A duration: a number of seconds ("90"), or a number with a unit: ms, s, m, h or d ("7d",
+  // "12h", "30m", "250ms"). Throws ConfigError naming the setting when it is not one.
+  std::chrono::milliseconds duration(const std::string& name) const;
   bool on(const std::string& name) const;
   const std::vector<std::string>& args() const { return args_; }
   std::string help() const;
@@ -49,6 +53,9 @@ class Settings {
   std::map<std::string, Entry> entries_;
   std::vector<std::string> args_;
 };
+
+// Parses a duration as Settings::duration() does; `setting` names the flag in the error.
+std::chrono::milliseconds parse_duration(const std::string& value, const std::string& setting);
 
 // Splits "host:port" (host may be [v6]); throws ConfigError.
 std::pair<std::string, int> parse_host_port(const std::string& value, const std::string& setting);

@@ -15,3 +15,4 @@ struct EmbeddedFile {
 // Sorted by name.
 const std::vector<feedpipe::EmbeddedFile>& feedpipe_embedded_migrations();
 const std::vector<feedpipe::EmbeddedFile>& feedpipe_embedded_web();
+const std::vector<feedpipe::EmbeddedFile>& feedpipe_embedded_docs();  // docs/openapi.json

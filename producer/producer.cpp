@@ -105,6 +105,10 @@ void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
     publisher_.publish(created.jobs);
     publisher_.publish_events(created.events);
     spdlog::info("batch {} accepted: {} feed(s)", created.batch_id, request.feeds.size());
+    for (const auto& ev : created.events)
+      if (ev.type == "batch.completed")
+        spdlog::info("batch {} completed: {} feed(s), every one failed at once (not fetchable URLs)",
+                     created.batch_id, request.feeds.size());
   }
   res.set_header("Location", "/v1/batches/" + created.batch_id);
   send_json(res, 202, accepted_body(created.batch_id));

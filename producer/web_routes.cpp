@@ -35,7 +35,21 @@ void serve(httplib::Response& res, const std::string& name) {
 
 }  // namespace
 
+std::string_view openapi_document() {
+  for (const auto& f : feedpipe_embedded_docs())
+    if (f.name == "openapi.json") return f.content;
+  return {};
+}
+
 void register_web_routes(httplib::Server& server) {
+  server.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(openapi_document()), "application/json");
+  });
+  server.Get("/openapi.yaml", [](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string(openapi_document()), "application/yaml");
+  });
   server.Get("/", [](const httplib::Request&, httplib::Response& res) { serve(res, "index.html"); });
   server.Get(R"(/batches/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
     serve(res, "batch.html");

@@ -233,7 +233,7 @@ struct Fetcher::Impl {
       try {
         if (auto reason = refused_address_reason(&address->addr)) {
           job->refused = "refused address " + address_to_string(&address->addr) + " (" + *reason + ")";
-          spdlog::debug("fetcher: tag {} {}: {}", job->request.tag, job->request.url, job->refused);
+          spdlog::trace("fetcher: tag {} {}: {}", job->request.tag, job->request.url, job->refused);
           return CURL_SOCKET_BAD;
         }
       } catch (...) {
@@ -273,7 +273,7 @@ struct Fetcher::Impl {
       else
         r.final_url = job.request.url;
     }
-    spdlog::debug("fetcher: tag {} {} finished: {} http {} attempts {} in {} ms{}{}", r.tag, job.request.url,
+    spdlog::trace("fetcher: tag {} {} finished: {} http {} attempts {} in {} ms{}{}", r.tag, job.request.url,
                   status == FetchStatus::ok ? "ok" : status == FetchStatus::not_modified ? "not_modified" : "failed",
                   r.http_status, r.attempts, r.duration.count(), r.error.empty() ? "" : ": ", r.error);
     results.push_back(std::move(r));
@@ -362,7 +362,7 @@ struct Fetcher::Impl {
       curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, settings.low_speed_window_s);
     }
 
-    spdlog::debug("fetcher: tag {} {} attempt {}", req.tag, req.url, job->attempts);
+    spdlog::trace("fetcher: tag {} {} attempt {}", req.tag, req.url, job->attempts);
     CURLMcode mc = curl_multi_add_handle(multi, easy);
     if (mc != CURLM_OK) {
       release_handle(*job, false);
@@ -508,7 +508,7 @@ struct Fetcher::Impl {
                      " ms too close)");
       return;
     }
-    spdlog::debug("fetcher: tag {} {} attempt {} failed: {}; retry in {} ms", job->request.tag, job->request.url,
+    spdlog::trace("fetcher: tag {} {} attempt {} failed: {}; retry in {} ms", job->request.tag, job->request.url,
                   job->attempts, v.error, delay);
     job->last_error = v.error;
     waiting.emplace(now + milliseconds(delay), std::move(job));

@@ -15,18 +15,33 @@ metrics::Counter& jobs_total(const std::string& status) {
   return metrics::counter("feedpipe_jobs_total", "Jobs recorded, by outcome.", "status=\"" + status + "\"");
 }
 
-void count_events(const std::vector<EventMessage>& events) {
+// Counts outcomes in metrics and logs them: one line per job at debug, one per batch at info.
+void count_and_log_events(const std::vector<EventMessage>& events) {
   static auto& items = metrics::counter("feedpipe_items_stored_total", "Items stored for the first time.");
   static auto& ok = jobs_total("ok");
   static auto& not_modified = jobs_total("not_modified");
   static auto& failed = jobs_total("failed");
+  const bool debug = spdlog::should_log(spdlog::level::debug);
   for (const auto& ev : events) {
-    if (ev.type == "batch.completed") continue;
     auto data = nlohmann::json::parse(ev.data, nullptr, false);
     if (!data.is_object()) continue;
+    if (ev.type == "batch.completed") {
+      auto p = data.value("progress", nlohmann::json::object());
+      if (!p.is_object()) p = nlohmann::json::object();
+      spdlog::info("batch {} completed: {} feed(s), {} failed", ev.batch_id, p.value("total", 0L),
+                   p.value("failed", 0L));
+      continue;
+    }
     const std::string status = data.value("status", "");
     (status == "ok" ? ok : status == "not_modified" ? not_modified : failed).add();
     if (data["items_new"].is_number()) items.add(data["items_new"].get<uint64_t>());
+    if (debug) {  // one line per job outcome (the fetcher's per-attempt lines are at trace)
+      auto number = [&](const char* key) { return data[key].is_number() ? data[key].dump() : std::string("-"); };
+      spdlog::debug("job {}#{} {} {} http={} items_new={} {} ms{}{}", ev.batch_id, number("position"), status,
+                    data["url"].is_string() ? data["url"].get<std::string>() : "", number("http_status"),
+                    number("items_new"), number("duration_ms"), status == "failed" ? ": " : "",
+                    data["error"].is_string() ? data["error"].get<std::string>() : "");
+    }
   }
 }
 
@@ -127,7 +142,7 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
         offsets_.done(ref.partition, ref.offset);
         latency.observe(std::chrono::duration<double>(now - ref.taken_at).count());
       }
-      count_events(events);
+      count_and_log_events(events);
       written_ += outcomes.size();
       return;
     } catch (const std::exception& e) {

@@ -2,6 +2,9 @@
 // feed server, real SSE clients.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/support/harness.h"
@@ -100,6 +103,14 @@ TEST_F(StandaloneTest, BatchStreamsEveryJobOnceInOrderThenCompletes) {
   EXPECT_NE(metrics->body.find("feedpipe_fetch_duration_seconds_count"), std::string::npos);
   EXPECT_NE(metrics->body.find("feedpipe_sse_streams_open"), std::string::npos);
   EXPECT_NE(metrics->body.find("process_resident_memory_bytes"), std::string::npos);
+  // The streams read above were counted: 201 events live, 201 replayed, 201 of the second batch.
+  auto sample = [&](const std::string& series) {
+    size_t at = metrics->body.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics->body.substr(at + series.size() + 2));
+  };
+  EXPECT_GE(sample("feedpipe_events_delivered_total"), 603) << metrics->body;
+  EXPECT_GT(sample("feedpipe_event_delivery_latency_seconds_count"), 0) << metrics->body;
+  EXPECT_GE(sample("feedpipe_retention_pruned_total{kind=\"batches\"}"), 0) << metrics->body;
 
   // Stored items are readable per feed, newest first.
   auto items = get_json(port_, "/v1/feeds/" + std::to_string(snap["jobs"][7]["feed_id"].get<int>()) + "/items?limit=2");
@@ -273,13 +284,56 @@ TEST_F(StandaloneTest, SubmitWatchFollowsABatchToTheEnd) {
   auto snap = get_json(port_, "/v1/batches/" + batch);
   EXPECT_EQ(snap["status"], "completed");
   EXPECT_EQ(snap["done"], 30);
-  EXPECT_NE(submit.log().find("30/30 done"), std::string::npos) << submit.log();
+  // stdout is not a terminal: the batch id, one line per job, then the summary.
+  std::istringstream lines(submit.output());
+  std::vector<std::string> out;
+  for (std::string line; std::getline(lines, line);) out.push_back(line);
+  ASSERT_EQ(out.size(), 32u) << submit.output();
+  EXPECT_EQ(out[0], batch);
+  std::set<std::string> urls;
+  for (size_t i = 1; i <= 30; ++i) {
+    EXPECT_EQ(out[i].rfind("ok\t", 0), 0u) << out[i];
+    urls.insert(out[i].substr(3));
+  }
+  auto submitted = feed_urls(3000, 30);
+  EXPECT_EQ(urls, std::set<std::string>(submitted.begin(), submitted.end()));
+  EXPECT_EQ(out[31].rfind("30/30 done, 0 failed in ", 0), 0u) << out[31];
+  EXPECT_NE(out[31].find(" feeds/s)"), std::string::npos) << out[31];
+  EXPECT_EQ(submit.output().find('\r'), std::string::npos) << "no progress bar without a terminal";
 
   // A failed job makes the exit code 1.
-  Process failing("submit", {"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch",
-                             "http://127.0.0.1:" + std::to_string(feeds_.port()) + "/missing"},
+  std::string missing = "http://127.0.0.1:" + std::to_string(feeds_.port()) + "/missing";
+  Process failing("submit", {"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch", missing},
                   dir_.file("submit-failing.log"));
   EXPECT_EQ(failing.wait_exit(60s), 1) << failing.log();
+  EXPECT_NE(failing.output().find("failed\t" + missing + "\t"), std::string::npos) << failing.output();
+  EXPECT_NE(failing.output().find("1/1 done, 1 failed"), std::string::npos) << failing.output();
+}
+
+TEST_F(StandaloneTest, SubmitReadsUrlsFromStdin) {
+  std::string list = dir_.file("feeds.txt");
+  {
+    std::ofstream out(list);
+    out << "# feeds to refresh\n\n" << feeds_.url(3100) << "\n   \n  " << feeds_.url(3101) << "  \r\n"
+        << "# " << feeds_.url(3199) << " is commented out\n" << feeds_.url(3102);  // no final newline
+  }
+  Process submit("submit", {"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch", "-"},
+                 dir_.file("submit-stdin.log"), list);
+  EXPECT_EQ(submit.wait_exit(60s), 0) << submit.log();
+  std::string batch = submit.first_line(5s);
+  ASSERT_FALSE(batch.empty()) << submit.log();
+  auto snap = get_json(port_, "/v1/batches/" + batch);
+  ASSERT_EQ(snap["total"], 3) << snap.dump();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(snap["jobs"][i]["url"], feeds_.url(3100 + i));
+  EXPECT_NE(submit.output().find("3/3 done, 0 failed"), std::string::npos) << submit.output();
+
+  // Nothing but comments: a usage error, nothing submitted.
+  std::string empty = dir_.file("empty.txt");
+  std::ofstream(empty) << "# nothing\n\n";
+  Process nothing("submit", {"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "-"},
+                  dir_.file("submit-empty.log"), empty);
+  EXPECT_EQ(nothing.wait_exit(10s), 2);
+  EXPECT_NE(nothing.log().find("at least one feed URL"), std::string::npos) << nothing.log();
 }
 
 TEST_F(StandaloneTest, ServesThePages) {
@@ -292,6 +346,19 @@ TEST_F(StandaloneTest, ServesThePages) {
   ASSERT_TRUE(page);
   EXPECT_EQ(page->status, 200);
   EXPECT_NE(page->body.find("data-testid"), std::string::npos);
+
+  // The API's description, as JSON and (the same document: JSON is YAML) as YAML.
+  auto openapi = client.Get("/openapi.json");
+  ASSERT_TRUE(openapi);
+  EXPECT_EQ(openapi->status, 200);
+  EXPECT_NE(openapi->get_header_value("Content-Type").find("application/json"), std::string::npos);
+  auto doc = nlohmann::json::parse(openapi->body, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded());
+  EXPECT_TRUE(doc["paths"].contains("/v1/batches/{id}/events"));
+  auto yaml = client.Get("/openapi.yaml");
+  ASSERT_TRUE(yaml);
+  EXPECT_EQ(yaml->status, 200);
+  EXPECT_EQ(yaml->body, openapi->body);
 }
 
 }  // namespace

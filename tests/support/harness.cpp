@@ -60,7 +60,8 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-Process::Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path)
+Process::Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,
+                 const std::string& stdin_path)
     : name_(name), log_path_(log_path), stdout_path_(log_path + ".stdout") {
   std::vector<std::string> argv_s{feedpipe_binary()};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -71,6 +72,11 @@ Process::Process(const std::string& name, const std::vector<std::string>& args, 
     int err = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(out, 1);
     dup2(err, 2);
+    if (!stdin_path.empty()) {
+      int in = open(stdin_path.c_str(), O_RDONLY);
+      if (in < 0) _exit(126);
+      dup2(in, 0);
+    }
     setpgid(0, 0);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
@@ -124,6 +130,13 @@ int Process::wait_exit(std::chrono::milliseconds timeout) {
 
 std::string Process::log() const {
   std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Process::output() const {
+  std::ifstream in(stdout_path_);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();

@@ -32,11 +32,13 @@ class TempDir {
   std::string path_;
 };
 
-// A child process running the feedpipe binary. Its stdout and stderr go to a log file; the
-// destructor sends SIGTERM, then SIGKILL after a grace period, to this PID only.
+// A child process running the feedpipe binary. Its stderr goes to a log file, its stdout to the
+// log file's name + ".stdout", its stdin comes from `stdin_path` (when given); the destructor
+// sends SIGTERM, then SIGKILL after a grace period, to this PID only.
 class Process {
  public:
-  Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path);
+  Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,
+          const std::string& stdin_path = "");
   ~Process();
   pid_t pid() const { return pid_; }
   // First line the process printed on stdout (waits up to `timeout`); empty on timeout.
@@ -45,7 +47,8 @@ class Process {
   // Waits for exit; returns the exit status (or -1 on timeout / signal).
   int wait_exit(std::chrono::milliseconds timeout);
   bool running();
-  std::string log() const;
+  std::string log() const;     // stderr so far
+  std::string output() const;  // stdout so far
 
  private:
   std::string name_, log_path_, stdout_path_;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "broadcaster/broadcaster.h"
+#include "broadcaster/delivery_metrics.h"
 #include "broadcaster_test_util.h"
 #include "common/kafka.h"
 
@@ -176,6 +177,8 @@ void expect_ids(const std::vector<SseEvent>& events, int64_t from, int64_t to) {
 }
 
 TEST_F(BroadcasterTest, StreamDeliversEveryEventInOrderThenCloses) {
+  const uint64_t delivered_before = feedpipe::delivery::events_delivered().value();
+  const uint64_t observed_before = feedpipe::delivery::delivery_latency().count();
   BroadcasterSettings s;
   s.sweep_interval = 60s;  // live events must come through Kafka
   start(s);
@@ -207,6 +210,10 @@ TEST_F(BroadcasterTest, StreamDeliversEveryEventInOrderThenCloses) {
   }
   EXPECT_EQ(positions.size(), static_cast<size_t>(kJobs));
   EXPECT_EQ(parsed.events.back().event, "batch.completed");
+  // The thread-per-stream route counts what it wrote, and the latency of the live events.
+  EXPECT_EQ(feedpipe::delivery::events_delivered().value() - delivered_before, static_cast<uint64_t>(kJobs + 1));
+  EXPECT_GE(feedpipe::delivery::delivery_latency().count() - observed_before, 1u);
+  EXPECT_LE(feedpipe::delivery::delivery_latency().count() - observed_before, static_cast<uint64_t>(kJobs + 1));
 }
 
 TEST_F(BroadcasterTest, ReconnectWithLastEventIdGetsTheRestWithoutRepeats) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "broadcaster/delivery_metrics.h"
 #include "broadcaster/event_hub.h"
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/stream_routes.h"
@@ -205,6 +206,44 @@ TEST_F(StreamServerTest, StreamsLiveEventsInOrderWithoutGapsOrRepeats) {
   EXPECT_EQ(sse.ids, seq_range(1, 7));
   EXPECT_EQ(sse.types.back(), "batch.completed");
   EXPECT_TRUE(wait_for([&] { return server->open_streams() == 0 && hub.watched_batches() == 0; }, 5s));
+}
+
+TEST_F(StreamServerTest, CountsDeliveredEventsAndTheLatencyOfLiveOnes) {
+  auto& delivered = feedpipe::delivery::events_delivered();
+  auto& latency = feedpipe::delivery::delivery_latency();
+  const uint64_t delivered_before = delivered.value(), observed_before = latency.count();
+  start();
+  auto jobs = tmp.create_batch("b1", 3);
+  RawClient live(port);
+  live.send_all(stream_request("/v1/batches/b1/events"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s));
+  finish_all(jobs);
+  ASSERT_TRUE(live.read_to_eof(10s));
+  ASSERT_EQ(parse_sse(split_response(live.data).body).ids, seq_range(1, 4));
+  // A replay after the end counts as delivered too, but has no delivery latency.
+  ASSERT_TRUE(wait_for([&] { return hub.watched_batches() == 0; }, 5s));
+  RawClient replay(port);
+  replay.send_all(stream_request("/v1/batches/b1/events", "Last-Event-ID: 1\r\n"));
+  ASSERT_TRUE(replay.read_to_eof(5s));
+  ASSERT_EQ(parse_sse(split_response(replay.data).body).ids, seq_range(2, 4));
+  EXPECT_TRUE(wait_for([&] { return delivered.value() - delivered_before == 7; }, 5s))
+      << delivered.value() - delivered_before;
+  // Once per live event at most (one stream); at least one fan-out wrote live events.
+  uint64_t observed = latency.count() - observed_before;
+  EXPECT_GE(observed, 1u);
+  EXPECT_LE(observed, 4u);
+  std::string text = feedpipe::metrics::render();
+  EXPECT_NE(text.find("feedpipe_events_delivered_total "), std::string::npos);
+  EXPECT_NE(text.find("feedpipe_event_delivery_latency_seconds_bucket{le=\"+Inf\"}"), std::string::npos) << text;
+}
+
+TEST(DeliveryMetrics, FindsTheTopLevelTsOfEventData) {
+  using feedpipe::delivery::event_ts_ms;
+  EXPECT_EQ(event_ts_ms(R"({"batch_id":"b","error":"say \"ts\": 5","progress":{"done":1},"seq":2,"ts":1767225600123})"),
+            1767225600123);
+  EXPECT_EQ(event_ts_ms(R"({"ts": 42})"), 42);
+  EXPECT_FALSE(event_ts_ms(R"({"seq":1})").has_value());
+  EXPECT_FALSE(event_ts_ms(R"({"ts":"soon"})").has_value());
 }
 
 TEST_F(StreamServerTest, ResumesFromLastEventIdHeaderOrQuery) {
