@@ -16,6 +16,9 @@ void add_http_settings(Settings& s, const std::string& default_listen);
 void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
+// Access settings every serving command shares (stream token secret, CORS, trusted proxies,
+// rate-limiter memory); add_producer_settings and add_broadcaster_settings add their own.
+void add_access_settings(Settings& s);
 
 // Parses and sets up logging; false when --help was printed.
 bool parse_settings(Settings& s, int argc, char** argv);
@@ -27,5 +30,7 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);
+// --cors-origins as a policy (off when empty); throws ConfigError for a malformed origin.
+CorsPolicy cors_policy(const Settings& s);
 
 }  // namespace feedpipe::commands

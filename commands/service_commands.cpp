@@ -80,6 +80,7 @@ int standalone(int argc, char** argv) {
   add_producer_settings(s);
   add_consumer_settings(s);
   add_broadcaster_settings(s);
+  add_access_settings(s);
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
@@ -113,6 +114,7 @@ int standalone(int argc, char** argv) {
     return first_failure(reasons);
   });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
   broadcaster.register_routes(*server);
   producer::register_web_routes(*server);
@@ -136,6 +138,7 @@ int producer(int argc, char** argv) {
   add_common_settings(s);
   add_http_settings(s, "127.0.0.1:8080");
   add_producer_settings(s);
+  add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   migrate_database(s.str("db"));
@@ -145,6 +148,7 @@ int producer(int argc, char** argv) {
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
@@ -185,6 +189,7 @@ int broadcaster(int argc, char** argv) {
   add_common_settings(s);
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
+  add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   migrate_database(s.str("db"));
@@ -196,6 +201,7 @@ int broadcaster(int argc, char** argv) {
     return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
   });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   broadcaster.register_routes(*server);
   broadcaster.start();
   serve_behind_front(*server, broadcaster, s, "broadcaster", signal, [&] { broadcaster.stop(); });
