@@ -100,6 +100,12 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
   return f;
 }
 
+void check_access_settings(const Settings& s, bool api_tokens) {
+  if (api_tokens) ApiTokens::load(s.str("api-tokens-file"), s.str("api-tokens"));
+  cors_policy(s);
+  TrustedProxies::parse(s.str("trusted-proxies"));
+}
+
 CorsPolicy cors_policy(const Settings& s) { return CorsPolicy::parse(s.str("cors-origins")); }
 
 HttpServerSettings http_settings(const Settings& s) {

@@ -30,6 +30,9 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);
+// Reads the access settings (token file and list when `api_tokens`, origins, proxy addresses)
+// so that a mistake stops the command at once, before it opens the database or the broker.
+void check_access_settings(const Settings& s, bool api_tokens);
 // --cors-origins as a policy (off when empty); throws ConfigError for a malformed origin.
 CorsPolicy cors_policy(const Settings& s);
 

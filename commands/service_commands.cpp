@@ -84,6 +84,7 @@ int standalone(int argc, char** argv) {
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
+  check_access_settings(s, true);
   ShutdownSignal signal;
 
   migrate_database(s.str("db"));
@@ -140,6 +141,7 @@ int producer(int argc, char** argv) {
   add_producer_settings(s);
   add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  check_access_settings(s, true);
   ShutdownSignal signal;
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
@@ -191,6 +193,7 @@ int broadcaster(int argc, char** argv) {
   add_broadcaster_settings(s);
   add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  check_access_settings(s, false);
   ShutdownSignal signal;
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
