@@ -28,7 +28,8 @@ void Broadcaster::stop() {
 
 void Broadcaster::register_routes(httplib::Server& server) {
   register_stream_routes(server, hub_,
-                         {settings_.heartbeat, settings_.retry_ms, settings_.poll_page_limit});
+                         {settings_.heartbeat, settings_.retry_ms, settings_.poll_page_limit,
+                          settings_.stream_token_secret});
 }
 
 bool Broadcaster::ready() const { return reader_ && reader_->ready(); }

@@ -45,6 +45,7 @@ struct BroadcasterSettings {
   int poll_page_limit = 1000;                     // events per JSON page
   size_t max_streams = 20000;                     // open SSE streams per process (then 503)
   size_t stream_buffer_bytes = 256 * 1024;        // a stream lagging further is dropped
+  std::string stream_token_secret;                // set: streams need ?token= (common/stream_token.h)
 };
 
 class Broadcaster {

@@ -11,6 +11,7 @@
 #include "broadcaster/sse.h"
 #include "common/clock.h"
 #include "common/http.h"
+#include "common/stream_token.h"
 
 namespace feedpipe {
 namespace {
@@ -104,6 +105,14 @@ void register_stream_routes(httplib::Server& server, EventHub& hub, const Stream
   server.Get(R"(/v1/batches/([^/]+)/events)",
              [&hub, settings](const httplib::Request& req, httplib::Response& res) {
                const std::string batch_id = req.matches[1];
+               if (!settings.stream_token_secret.empty()) {
+                 bool has_token = req.has_param("token");
+                 if (!has_token || !stream_token_valid(settings.stream_token_secret, batch_id,
+                                                       req.get_param_value("token")))
+                   return send_error(res, 403, has_token ? "invalid_stream_token" : "stream_token_required",
+                                     has_token ? "the stream token does not match this batch"
+                                               : "this stream needs ?token= (the stream_token answered with the batch)");
+               }
                try {
                  if (wants_json(req))
                    serve_page(hub, settings, batch_id, req, res);

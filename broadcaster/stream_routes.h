@@ -9,13 +9,15 @@
 //   Accept: application/json: one page {"events":[{"id","event","data"}…],"next_after","done"}
 //     of the events after ?after= (default 0), read from SQLite, for clients that poll.
 //   Refusals carry {"error":{"code","message"}}: 404 batch_not_found, 400 for a cursor that is
-//     not a non-negative integer.
+//     not a non-negative integer, 403 stream_token_required / invalid_stream_token when a
+//     stream_token_secret is set and ?token= is not the batch's token (common/stream_token.h).
 //
 // Threading: cpp-httplib serves each connection on a thread of its pool, and an open stream
 // holds its thread until it ends. The hub must outlive the server's request threads.
 #include <httplib.h>
 
 #include <chrono>
+#include <string>
 
 #include "broadcaster/event_hub.h"
 
@@ -25,6 +27,7 @@ struct StreamSettings {
   std::chrono::milliseconds heartbeat{15000};  // silence after which a `: ping` is sent
   int retry_ms = 3000;                         // the `retry:` hint for reconnecting browsers
   int poll_page_limit = 1000;                  // events per JSON page
+  std::string stream_token_secret;             // set: ?token= must be the batch's signed token (403)
 };
 
 void register_stream_routes(httplib::Server& server, EventHub& hub, const StreamSettings& settings);

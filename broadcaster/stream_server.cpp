@@ -33,6 +33,8 @@
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/sse.h"
 #include "common/clock.h"
+#include "common/rate_limiter.h"
+#include "common/stream_token.h"
 
 namespace feedpipe {
 namespace {
@@ -90,10 +92,13 @@ const char* reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
@@ -112,11 +117,10 @@ std::string error_response(int status, const std::string& code, const std::strin
   return out;
 }
 
-const std::string& stream_head() {
-  static const std::string head =
-      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-      "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
-  return head;
+// `extra_headers`: complete header lines (the CORS headers), or empty.
+std::string stream_head(const std::string& extra_headers) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+         "X-Accel-Buffering: no\r\n" + extra_headers + "Connection: close\r\n\r\n";
 }
 
 // /v1/batches/{id}/events → id, else empty.
@@ -177,6 +181,8 @@ struct StreamServer::Impl {
     State state = State::head;
     bool close_after_flush = false;
     bool linger = false;  // after the response, read (and drop) what the client still sends
+    std::string cors;     // CORS header lines for this request's answers (empty: none)
+    std::string address;  // streams: the client address counted against max_streams_per_ip
     std::string in;   // the request head while it arrives
     std::string out;  // output the kernel has not taken yet
     uint64_t timer_token = 0;
@@ -225,7 +231,11 @@ struct StreamServer::Impl {
     bool operator>(const Timer& o) const { return when > o.when; }
   };
 
-  Impl(EventHub& h, StreamServerSettings s) : hub(h), settings(std::move(s)), wakeup(std::make_shared<Wakeup>()) {
+  Impl(EventHub& h, StreamServerSettings s)
+      : hub(h),
+        settings(std::move(s)),
+        wakeup(std::make_shared<Wakeup>()),
+        stream_limiter(settings.stream_rate_per_minute, settings.rate_limit_max_clients) {
     std::weak_ptr<Wakeup> weak = wakeup;
     hub.set_growth_listener([weak](const std::string& batch_id) {
       if (auto w = weak.lock()) w->batch_grew(batch_id);
@@ -235,6 +245,8 @@ struct StreamServer::Impl {
   EventHub& hub;
   StreamServerSettings settings;
   std::shared_ptr<Wakeup> wakeup;
+  RateLimiter stream_limiter;                         // stream opens per client address
+  std::unordered_map<std::string, size_t> streams_by_address;  // open streams; no zero entries
   int epfd = -1;
   Handle listener{Kind::listener};
   Handle wake_handle{Kind::wakeup};
@@ -506,6 +518,11 @@ struct StreamServer::Impl {
         return respond(c, error_response(400, "bad_request", "the request could not be read"));
       case http1::ParseStatus::complete: break;
     }
+    if (settings.cors.enabled()) {
+      if (const std::string* origin = head.header("Origin"))
+        if (auto allowed = settings.cors.allowed(*origin))
+          c->cors = CorsPolicy::as_lines(CorsPolicy::response_headers(*allowed));
+    }
     std::string batch_id = events_batch_id(head.path);
     if (head.method == "GET" && !batch_id.empty() && !wants_json(head)) return open_stream(c, head, batch_id);
     forward(c, head);
@@ -603,10 +620,53 @@ struct StreamServer::Impl {
   }
 
   // ---- streams ----
+  // The access checks of a stream request, in order: open rate, signed token, total streams,
+  // streams of this client address. False when `c` was answered with the refusal.
+  bool admit_stream(Client* c, const http1::RequestHead& head, const std::string& batch_id,
+                    const std::string& address) {
+    if (stream_limiter.enabled()) {
+      auto decision = stream_limiter.acquire(address);
+      if (!decision.allowed) {
+        respond(c, error_response(429, "rate_limited",
+                                  "more than " + std::to_string(settings.stream_rate_per_minute) +
+                                      " stream opens per minute from this address; retry in " +
+                                      std::to_string(decision.retry_after_s) + " s",
+                                  "Retry-After: " + std::to_string(decision.retry_after_s) + "\r\n" + c->cors));
+        return false;
+      }
+    }
+    if (!settings.stream_token_secret.empty()) {
+      auto token = http1::query_param(head.query, "token");
+      if (!token || !stream_token_valid(settings.stream_token_secret, batch_id, *token)) {
+        respond(c, error_response(403, token ? "invalid_stream_token" : "stream_token_required",
+                                  token ? "the stream token does not match this batch"
+                                        : "this stream needs ?token= (the stream_token answered with the batch)",
+                                  c->cors));
+        return false;
+      }
+    }
+    if (stream_count.load() >= settings.max_streams) {
+      respond(c, error_response(503, "too_many_streams", "this server holds its maximum of open streams; retry later",
+                                "Retry-After: 5\r\n" + c->cors));
+      return false;
+    }
+    if (settings.max_streams_per_ip > 0) {
+      auto it = streams_by_address.find(address);
+      if (it != streams_by_address.end() && it->second >= settings.max_streams_per_ip) {
+        respond(c, error_response(429, "too_many_streams_from_address",
+                                  "this address holds its maximum of " + std::to_string(settings.max_streams_per_ip) +
+                                      " open streams; close some or retry later",
+                                  "Retry-After: 5\r\n" + c->cors));
+        return false;
+      }
+    }
+    return true;
+  }
+
   void open_stream(Client* c, const http1::RequestHead& head, const std::string& batch_id) {
-    if (stream_count.load() >= settings.max_streams)
-      return respond(c, error_response(503, "too_many_streams", "this server holds its maximum of open streams; retry later",
-                                       "Retry-After: 5\r\n"));
+    const std::string* forwarded = head.header("X-Forwarded-For");
+    std::string address = settings.trusted_proxies.client_address(peer_ip(c->fd), forwarded ? *forwarded : "");
+    if (!admit_stream(c, head, batch_id, address)) return;
     int64_t cursor = 0;
     std::string text;
     if (const std::string* h = head.header("Last-Event-ID")) text = *h;
@@ -615,7 +675,7 @@ struct StreamServer::Impl {
       auto seq = parse_seq(text);
       if (!seq)
         return respond(c, error_response(400, "invalid_last_event_id",
-                                         "Last-Event-ID must be a non-negative integer (an event id)"));
+                                         "Last-Event-ID must be a non-negative integer (an event id)", c->cors));
       cursor = *seq;
     }
     Group* g = nullptr;
@@ -628,9 +688,9 @@ struct StreamServer::Impl {
         sub = hub.subscribe(batch_id, 0);
       } catch (const std::exception& e) {
         spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
-        return respond(c, error_response(500, "internal", "cannot read the batch's events; try again"));
+        return respond(c, error_response(500, "internal", "cannot read the batch's events; try again", c->cors));
       }
-      if (!sub) return respond(c, error_response(404, "batch_not_found", "no batch with id " + batch_id));
+      if (!sub) return respond(c, error_response(404, "batch_not_found", "no batch with id " + batch_id, c->cors));
       auto group = std::make_unique<Group>();
       group->batch_id = batch_id;
       group->sub = std::move(sub);
@@ -645,6 +705,8 @@ struct StreamServer::Impl {
     g->streams.push_back(c);
     ++stream_count;
     streams_open_gauge().add(1);
+    c->address = std::move(address);
+    ++streams_by_address[c->address];
     if (cursor <= g->last) {
       c->sent = g->offset_after(cursor);
     } else {
@@ -652,7 +714,8 @@ struct StreamServer::Impl {
       c->skip_to = cursor;
     }
     c->floor = g->log.size();
-    c->out = stream_head();
+    c->out = stream_head(c->cors);
+    std::string().swap(c->cors);
     c->out += sse::format_retry(settings.retry_ms);
     c->last_write = now;
     schedule(c, now + settings.heartbeat);
@@ -664,6 +727,8 @@ struct StreamServer::Impl {
     c->group = nullptr;
     --stream_count;
     streams_open_gauge().add(-1);
+    if (auto it = streams_by_address.find(c->address); it != streams_by_address.end() && --it->second == 0)
+      streams_by_address.erase(it);
     Client* moved = g->streams.back();
     g->streams[c->group_index] = moved;
     moved->group_index = c->group_index;
@@ -754,16 +819,16 @@ struct StreamServer::Impl {
   // ---- forwarding ----
   void forward(Client* c, const http1::RequestHead& head) {
     if (settings.backend_port <= 0)
-      return respond(c, error_response(404, "not_found", "no such resource: " + head.path));
+      return respond(c, error_response(404, "not_found", "no such resource: " + head.path, c->cors));
     uint64_t length = 0;
     if (const std::string* te = head.header("Transfer-Encoding"); te && !http1::iequals(*te, "identity"))
-      return respond(c, error_response(411, "length_required", "send the request body with a Content-Length"));
+      return respond(c, error_response(411, "length_required", "send the request body with a Content-Length", c->cors));
     if (const std::string* cl = head.header("Content-Length")) {
       auto value = parse_seq(*cl);
-      if (!value) return respond(c, error_response(400, "bad_request", "invalid Content-Length"));
+      if (!value) return respond(c, error_response(400, "bad_request", "invalid Content-Length", c->cors));
       length = static_cast<uint64_t>(*value);
       if (length > settings.max_body_bytes)
-        return respond(c, error_response(413, "body_too_large", "the request body exceeds the server's limit"));
+        return respond(c, error_response(413, "body_too_large", "the request body exceeds the server's limit", c->cors));
     }
     std::string request = head.method + " " + head.target + " HTTP/1.1\r\n";
     std::string forwarded_for;
@@ -787,10 +852,10 @@ struct StreamServer::Impl {
     std::string().swap(c->in);
 
     int fd = ::socket(backend_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return respond(c, error_response(502, "bad_gateway", "cannot reach the API server"));
+    if (fd < 0) return respond(c, error_response(502, "bad_gateway", "cannot reach the API server", c->cors));
     if (::connect(fd, reinterpret_cast<sockaddr*>(&backend_addr), backend_addr_len) != 0 && errno != EINPROGRESS) {
       ::close(fd);
-      return respond(c, error_response(502, "bad_gateway", "cannot reach the API server"));
+      return respond(c, error_response(502, "bad_gateway", "cannot reach the API server", c->cors));
     }
     auto* b = new Backend;
     b->fd = fd;
@@ -847,7 +912,7 @@ struct StreamServer::Impl {
     c->backend = nullptr;
     if (relayed) return close_client(c);
     c->body_left = 0;
-    respond(c, error_response(502, "bad_gateway", "the API server did not answer"));
+    respond(c, error_response(502, "bad_gateway", "the API server did not answer", c->cors));
   }
 
   uint32_t backend_interest(Backend* b) const {

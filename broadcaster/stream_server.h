@@ -8,7 +8,10 @@
 //     `retry:` first, then the events after Last-Event-ID (header, else ?last_event_id=), then
 //     live events as the EventHub receives them, a `: ping` after each heartbeat of silence, and
 //     the connection closes after batch.completed. 404 JSON for an unknown batch, 400 for a bad
-//     cursor, 503 + Retry-After when max_streams are open.
+//     cursor, 503 + Retry-After when max_streams are open; 429 + Retry-After when the client's
+//     address opens streams faster than stream_rate_per_minute or holds max_streams_per_ip;
+//     403 without the batch's signed token when stream_token_secret is set. With CORS on, an
+//     admitted Origin gets Access-Control-Allow-Origin on the stream and on these refusals.
 //   Anything else: relayed to the backend (request head with Connection: close and
 //     X-Forwarded-For, then the body, Content-Length bounded; chunked request bodies get 411),
 //     the backend's response bytes relayed back until it closes; then the client is closed.
@@ -32,6 +35,8 @@
 #include <string>
 
 #include "broadcaster/event_hub.h"
+#include "common/client_address.h"
+#include "common/cors.h"
 
 namespace feedpipe {
 
@@ -46,6 +51,17 @@ struct StreamServerSettings {
   std::chrono::milliseconds head_timeout{30000};  // a request head must arrive within this
   int retry_ms = 3000;                         // the `retry:` hint
   int backlog = 4096;
+  // Access (off unless configured). Stream opens per minute per client address (0: no limit),
+  // then 429 + Retry-After; open streams per client address (0: no cap), then 429; clients the
+  // rate limiter remembers; the secret of signed stream tokens (empty: no token needed, else
+  // ?token= must be the batch's token or 403); origins that may open streams (CORS); proxies
+  // whose X-Forwarded-For names the client.
+  long stream_rate_per_minute = 0;
+  size_t max_streams_per_ip = 20000;
+  size_t rate_limit_max_clients = 100000;
+  std::string stream_token_secret;
+  CorsPolicy cors;
+  TrustedProxies trusted_proxies = TrustedProxies::parse("127.0.0.1,::1");
 };
 
 class StreamServer {

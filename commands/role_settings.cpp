@@ -1,5 +1,7 @@
 #include "commands/role_settings.h"
 
+#include <spdlog/spdlog.h>
+
 #include "common/logging.h"
 
 namespace feedpipe::commands {
@@ -32,7 +34,10 @@ void add_producer_settings(Settings& s) {
            "above the consumers' job deadline")
       .add("shutdown-grace-ms", "1000",
            "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that "
-           "load balancers move clients away");
+           "load balancers move clients away")
+      .add("api-tokens", "", "comma-separated bearer tokens; when any is set (here or in --api-tokens-file), POST /v1/batches needs Authorization: Bearer <token>")
+      .add("api-tokens-file", "", "file of bearer tokens, one per line (# comments, blank lines ignored)")
+      .add("submit-rate-limit", "0", "batches per minute per token (per client address without tokens); more get 429 (0: no limit)");
 }
 
 void add_consumer_settings(Settings& s) {
@@ -60,7 +65,16 @@ void add_broadcaster_settings(Settings& s) {
       .add("sse-retry-ms", "3000", "SSE retry: hint")
       .add("max-streams", "20000", "open SSE streams per process; more get 503 with Retry-After")
       .add("stream-buffer-bytes", std::to_string(256 * 1024),
-           "output a stream may lag behind (beyond the kernel's buffer) before it is dropped");
+           "output a stream may lag behind (beyond the kernel's buffer) before it is dropped")
+      .add("max-streams-per-ip", "20000", "open SSE streams per client address; more get 429 with Retry-After (0: no cap)")
+      .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
+}
+
+void add_access_settings(Settings& s) {
+  s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch); give the producer and broadcasters the same secret")
+      .add("cors-origins", "", "origins allowed to call the API and open streams from a browser (comma list, or *); off when empty")
+      .add("trusted-proxies", "127.0.0.1,::1", "addresses of proxies whose X-Forwarded-For names the client (for per-client limits)")
+      .add("rate-limit-max-clients", "100000", "clients each rate limiter remembers (idle ones are forgotten after a minute)");
 }
 
 void add_retention_settings(Settings& s) {
@@ -96,8 +110,22 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
   f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
   f.heartbeat = b.heartbeat;
   f.retry_ms = b.retry_ms;
+  f.stream_token_secret = b.stream_token_secret;
+  f.stream_rate_per_minute = s.integer("stream-rate-limit");
+  f.max_streams_per_ip = static_cast<size_t>(s.integer("max-streams-per-ip"));
+  f.rate_limit_max_clients = static_cast<size_t>(s.integer("rate-limit-max-clients"));
+  f.cors = cors_policy(s);
+  f.trusted_proxies = TrustedProxies::parse(s.str("trusted-proxies"));
   return f;
 }
+
+void check_access_settings(const Settings& s, bool api_tokens) {
+  if (api_tokens) ApiTokens::load(s.str("api-tokens-file"), s.str("api-tokens"));
+  cors_policy(s);
+  TrustedProxies::parse(s.str("trusted-proxies"));
+}
+
+CorsPolicy cors_policy(const Settings& s) { return CorsPolicy::parse(s.str("cors-origins")); }
 
 HttpServerSettings http_settings(const Settings& s) {
   HttpServerSettings h;
@@ -112,7 +140,13 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
   p.kafka = kafka;
   p.max_batch_feeds = static_cast<size_t>(s.integer("max-batch-feeds"));
   p.outbox_sweep_interval = std::chrono::milliseconds(s.integer("outbox-sweep-ms"));
-  p.job_lease = std::chrono::milliseconds(s.integer("job-lease-ms"));
+  p.job_lease = std::chrono::milliseconds(s.integer("job-lease-ms"))
+  p.api_tokens = ApiTokens::load(s.str("api-tokens-file"), s.str("api-tokens"));
+  p.submit_rate_per_minute = s.integer("submit-rate-limit");
+  p.rate_limit_max_clients = static_cast<size_t>(s.integer("rate-limit-max-clients"));
+  p.stream_token_secret = s.str("stream-token-secret");
+  p.trusted_proxies = TrustedProxies::parse(s.str("trusted-proxies"));
+  if (p.api_tokens.enabled()) spdlog::info("POST /v1/batches needs a bearer token ({} configured)", p.api_tokens.size());
   return p;
 }
 
@@ -162,6 +196,7 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.retry_ms = static_cast<int>(s.integer("sse-retry-ms"));
   b.max_streams = static_cast<size_t>(s.integer("max-streams"));
   b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
+  b.stream_token_secret = s.str("stream-token-secret");
   return b;
 }
 

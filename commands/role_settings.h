@@ -18,6 +18,9 @@ void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
+// Access settings every serving command shares (stream token secret, CORS, trusted proxies,
+// rate-limiter memory); add_producer_settings and add_broadcaster_settings add their own.
+void add_access_settings(Settings& s);
 
 // Parses and sets up logging; false when --help was printed.
 bool parse_settings(Settings& s, int argc, char** argv);
@@ -30,5 +33,10 @@ RetentionSettings retention_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);
+// Reads the access settings (token file and list when `api_tokens`, origins, proxy addresses)
+// so that a mistake stops the command at once, before it opens the database or the broker.
+void check_access_settings(const Settings& s, bool api_tokens);
+// --cors-origins as a policy (off when empty); throws ConfigError for a malformed origin.
+CorsPolicy cors_policy(const Settings& s);
 
 }  // namespace feedpipe::commands

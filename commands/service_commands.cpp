@@ -93,10 +93,12 @@ int standalone(int argc, char** argv) {
   add_consumer_settings(s);
   add_broadcaster_settings(s);
   add_retention_settings(s);
+  add_access_settings(s);
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
+  check_access_settings(s, true);
   ShutdownSignal signal;
   MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
@@ -138,6 +140,7 @@ int standalone(int argc, char** argv) {
     return first_failure(reasons);
   });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
   broadcaster.register_routes(*server);
   producer::register_web_routes(*server);
@@ -163,8 +166,10 @@ int producer(int argc, char** argv) {
   add_http_settings(s, "127.0.0.1:8080");
   add_producer_settings(s);
   add_retention_settings(s);
+  add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);
+  check_access_settings(s, true);
   ShutdownSignal signal;
   MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
@@ -176,6 +181,7 @@ int producer(int argc, char** argv) {
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
   producer::register_web_routes(*server);
   producer.start();
@@ -220,7 +226,9 @@ int broadcaster(int argc, char** argv) {
   add_common_settings(s);
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
+  add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  check_access_settings(s, false);
   ShutdownSignal signal;
   MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
@@ -233,6 +241,7 @@ int broadcaster(int argc, char** argv) {
     return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
   });
   register_metrics_route(*server);
+  enable_cors(*server, cors_policy(s));
   broadcaster.register_routes(*server);
   broadcaster.start();
   serve_behind_front(*server, broadcaster, s, "broadcaster", signal, nullptr, [&] { broadcaster.stop(); });

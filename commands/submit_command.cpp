@@ -74,8 +74,9 @@ int submit(int argc, char** argv) {
   s.positional("URL…|-");
   s.add("api", "http://127.0.0.1:8080", "base URL of the API")
       .add("file", "", "read feed URLs from this file, one per line")
-      .add_switch("watch", "follow the batch's events until it completes")
+      .add_switch("watch", "follow the batch's events with a progress bar until it completes")
       .add("watch-read-timeout-ms", "60000", "reconnect a watch stream silent for this long (the server pings every 15 s)")
+      .add("token", "", "bearer token sent as Authorization: Bearer <token> (when the API requires one)")
       .add("log-level", "warn", "trace, debug, info, warn or error")
       .add("log-format", "text", "text or json");
   if (!parse_settings(s, argc, argv)) return 0;
@@ -102,7 +103,9 @@ int submit(int argc, char** argv) {
   auto started = SteadyClock::now();
   httplib::Client client(s.str("api"));
   client.set_connection_timeout(5, 0);
-  auto res = client.Post("/v1/batches", nlohmann::json{{"feeds", feeds}}.dump(), "application/json");
+  httplib::Headers post_headers;
+  if (!s.str("token").empty()) post_headers.emplace("Authorization", "Bearer " + s.str("token"));
+  auto res = client.Post("/v1/batches", post_headers, nlohmann::json{{"feeds", feeds}}.dump(), "application/json");
   if (!res) {
     std::fprintf(stderr, "feedpipe submit: cannot reach %s: %s (is feedpipe running there? see --api)\n",
                  s.str("api").c_str(), httplib::to_string(res.error()).c_str());
@@ -110,6 +113,10 @@ int submit(int argc, char** argv) {
   }
   if (res->status != 202) {
     std::fprintf(stderr, "feedpipe submit: HTTP %d: %s\n", res->status, res->body.c_str());
+    if (res->status == 401)
+      std::fprintf(stderr, "feedpipe submit: %s\n",
+                   s.str("token").empty() ? "this API needs a bearer token: give --token (or FEEDPIPE_TOKEN)"
+                                          : "the API refused the token given with --token");
     return 2;
   }
   auto accepted = nlohmann::json::parse(res->body);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace feedpipe {
@@ -17,6 +18,43 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+void send_rate_limited(httplib::Response& res, int retry_after_s, const std::string& message) {
+  res.set_header("Retry-After", std::to_string(std::max(1, retry_after_s)));
+  send_error(res, 429, "rate_limited", message);
+}
+
+std::string client_address(const httplib::Request& req, const TrustedProxies& proxies) {
+  return proxies.client_address(req.remote_addr, req.get_header_value("X-Forwarded-For"));
+}
+
+void enable_cors(httplib::Server& server, const CorsPolicy& policy) {
+  if (!policy.enabled()) return;
+  server.set_pre_routing_handler([policy](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;
+    res.set_header("Allow", "GET, POST, OPTIONS");
+    if (!req.has_header("Origin")) {
+      res.status = 204;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    auto origin = policy.allowed(req.get_header_value("Origin"));
+    if (!origin) {
+      res.set_header("Vary", "Origin");
+      send_error(res, 403, "origin_not_allowed", "this origin may not call the API (see --cors-origins)");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    for (const auto& [name, value] : CorsPolicy::preflight_headers(*origin)) res.set_header(name, value);
+    res.status = 204;
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  server.set_post_routing_handler([policy](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "OPTIONS" || !req.has_header("Origin")) return;
+    if (auto origin = policy.allowed(req.get_header_value("Origin")))
+      for (const auto& [name, value] : CorsPolicy::response_headers(*origin)) res.set_header(name, value);
+    else
+      res.set_header("Vary", "Origin");
+  });
 }
 
 std::unique_ptr<httplib::Server> make_server(const HttpServerSettings& settings) {

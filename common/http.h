@@ -9,10 +9,23 @@
 #include <memory>
 #include <string>
 
+#include "common/client_address.h"
+#include "common/cors.h"
+
 namespace feedpipe {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message);
+// 429 with Retry-After (whole seconds, at least 1) and the JSON error.
+void send_rate_limited(httplib::Response& res, int retry_after_s, const std::string& message);
+
+// The request's client address for per-client limits (see common/client_address.h).
+std::string client_address(const httplib::Request& req, const TrustedProxies& proxies);
+
+// Cross-origin access for every route of `server` (nothing when the policy is off): responses to
+// an admitted Origin carry Access-Control-Allow-Origin and Vary: Origin; OPTIONS is answered
+// as a preflight (204 with the allowed methods and headers; 403 for an origin not admitted).
+void enable_cors(httplib::Server& server, const CorsPolicy& policy);
 
 struct HttpServerSettings {
   int threads = 256;                  // each open SSE stream holds one thread (cpp-httplib's model)

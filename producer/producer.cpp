@@ -8,15 +8,22 @@
 #include "common/db_pool.h"
 #include "common/http.h"
 #include "common/queries.h"
+#include "common/stream_token.h"
 #include "producer/batch_intake.h"
 
 namespace feedpipe::producer {
 namespace {
 
-nlohmann::json accepted_body(const std::string& batch_id) {
-  return {{"batch_id", batch_id},
-          {"status_url", "/v1/batches/" + batch_id},
-          {"events_url", "/v1/batches/" + batch_id + "/events"}};
+nlohmann::json accepted_body(const std::string& batch_id, const std::string& stream_token_secret) {
+  nlohmann::json body{{"batch_id", batch_id},
+                      {"status_url", "/v1/batches/" + batch_id},
+                      {"events_url", "/v1/batches/" + batch_id + "/events"}};
+  if (!stream_token_secret.empty()) {  // hex: nothing to escape in the query
+    std::string token = stream_token(stream_token_secret, batch_id);
+    body["stream_token"] = token;
+    body["events_url"] = "/v1/batches/" + batch_id + "/events?token=" + token;
+  }
+  return body;
 }
 
 std::string etag_of(const std::string& body) { return "\"" + fnv1a_hex(body) + "\""; }
@@ -49,7 +56,8 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
 Producer::Producer(ProducerSettings settings)
     : settings_(std::move(settings)),
       publisher_(PublisherSettings{settings_.db_path, settings_.kafka, settings_.outbox_sweep_interval,
-                                   settings_.republish_open_jobs_on_start, settings_.job_lease}) {}
+                                   settings_.republish_open_jobs_on_start, settings_.job_lease}),
+      submit_limiter_(settings_.submit_rate_per_minute, settings_.rate_limit_max_clients) {}
 
 void Producer::start() { publisher_.start(); }
 void Producer::stop() { publisher_.stop(); }
@@ -83,11 +91,42 @@ void Producer::register_routes(httplib::Server& server) {
   server.Post(R"(/v1/batches/([^/]+))", not_allowed);
 }
 
+bool Producer::admit_submission(const httplib::Request& req, httplib::Response& res) {
+  std::string rate_key;
+  if (settings_.api_tokens.enabled()) {
+    auto token = bearer_token(req.get_header_value("Authorization"));
+    if (!token || !settings_.api_tokens.accepts(*token)) {
+      // Never log the token itself: only that one was refused, and from where.
+      spdlog::debug("POST /v1/batches from {} refused: {}", client_address(req, settings_.trusted_proxies),
+                    token ? "invalid bearer token" : "no bearer token");
+      res.set_header("WWW-Authenticate", token ? "Bearer error=\"invalid_token\"" : "Bearer");
+      send_error(res, 401, "unauthorized",
+                 token ? "the bearer token is not valid"
+                       : "submitting a batch needs an Authorization: Bearer <token> header");
+      return false;
+    }
+    rate_key = token_key(*token);
+  } else {
+    rate_key = "ip:" + client_address(req, settings_.trusted_proxies);
+  }
+  if (submit_limiter_.enabled()) {
+    auto decision = submit_limiter_.acquire(rate_key);
+    if (!decision.allowed) {
+      send_rate_limited(res, decision.retry_after_s,
+                        "more than " + std::to_string(settings_.submit_rate_per_minute) +
+                            " batches per minute; retry in " + std::to_string(decision.retry_after_s) + " s");
+      return false;
+    }
+  }
+  return true;
+}
+
 void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
   if (draining_) {
     res.set_header("Retry-After", "5");
     return send_error(res, 503, "shutting_down", "this producer is shutting down; retry in a few seconds");
   }
+  if (!admit_submission(req, res)) return;
   auto parsed = parse_batch_request(req.body, settings_.max_batch_feeds);
   if (auto* refusal = std::get_if<Refusal>(&parsed)) {
     send_error(res, refusal->status, refusal->code, refusal->message);
@@ -111,7 +150,7 @@ void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
                      created.batch_id, request.feeds.size());
   }
   res.set_header("Location", "/v1/batches/" + created.batch_id);
-  send_json(res, 202, accepted_body(created.batch_id));
+  send_json(res, 202, accepted_body(created.batch_id, settings_.stream_token_secret));
 }
 
 void Producer::get_batch(const httplib::Request& req, httplib::Response& res) {

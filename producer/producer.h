@@ -11,6 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "common/api_tokens.h"
+#include "common/client_address.h"
+#include "common/rate_limiter.h"
 #include "producer/job_publisher.h"
 
 namespace feedpipe::producer {
@@ -22,6 +25,15 @@ struct ProducerSettings {
   std::chrono::milliseconds outbox_sweep_interval{5000};
   std::chrono::milliseconds job_lease{300000};  // a job running longer is published again
   bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
+  // Access (all off unless configured): bearer tokens for POST /v1/batches; batches per minute
+  // per token (per client address without tokens), 0 = no limit; clients the limiter remembers;
+  // the secret that signs stream tokens (empty: streams need none); proxies whose
+  // X-Forwarded-For names the client.
+  ApiTokens api_tokens;
+  long submit_rate_per_minute = 0;
+  size_t rate_limit_max_clients = 100000;
+  std::string stream_token_secret;
+  TrustedProxies trusted_proxies = TrustedProxies::parse("127.0.0.1,::1");
 };
 
 class Producer {
@@ -38,6 +50,8 @@ class Producer {
 
  private:
   void post_batch(const httplib::Request& req, httplib::Response& res);
+  // Checks the bearer token and the submit rate; false when `res` holds the refusal.
+  bool admit_submission(const httplib::Request& req, httplib::Response& res);
   void get_batch(const httplib::Request& req, httplib::Response& res);
   void list_batches(const httplib::Request& req, httplib::Response& res);
   void get_feed(const httplib::Request& req, httplib::Response& res);
@@ -45,6 +59,7 @@ class Producer {
 
   ProducerSettings settings_;
   JobPublisher publisher_;
+  RateLimiter submit_limiter_;
   std::atomic<bool> draining_{false};
 };
 

@@ -1,6 +1,8 @@
 // One batch, live: the snapshot draws a row per feed, then the event stream (SSE) updates rows
 // and progress as each feed finishes. EventSource reconnects by itself with Last-Event-ID.
 const batchId = decodeURIComponent(window.location.pathname.split('/').pop());
+// The stream token (servers started with --stream-token-secret), passed on from the page's URL.
+const streamToken = new URLSearchParams(window.location.search).get('token');
 document.getElementById('batch-id').textContent = batchId;
 const rows = new Map();
 
@@ -46,8 +48,19 @@ async function main() {
   renderProgress(snapshot, snapshot.status);
   if (snapshot.status === 'completed') return;
 
-  const events = new EventSource(`/v1/batches/${encodeURIComponent(batchId)}/events`);
+  const query = streamToken ? `?token=${encodeURIComponent(streamToken)}` : '';
+  const events = new EventSource(`/v1/batches/${encodeURIComponent(batchId)}/events${query}`);
+  let received = false;
+  events.addEventListener('error', () => {
+    // A refused stream (403 without the batch's token, 429) closes the EventSource for good.
+    if (!received && events.readyState === EventSource.CLOSED) {
+      document.getElementById('error').textContent = streamToken
+        ? 'Live updates were refused; reload the page to try again.'
+        : 'Live updates were refused: open this page from the link given when the batch was submitted.';
+    }
+  });
   const onJob = (event) => {
+    received = true;
     const data = JSON.parse(event.data);
     renderJob(data);
     renderProgress(data.progress, 'running');
@@ -55,6 +68,7 @@ async function main() {
   events.addEventListener('job.completed', onJob);
   events.addEventListener('job.failed', onJob);
   events.addEventListener('batch.completed', (event) => {
+    received = true;
     const data = JSON.parse(event.data);
     renderProgress(data.progress, data.status);
     events.close();

@@ -18,7 +18,9 @@ form.addEventListener('submit', async (event) => {
       errorBox.textContent = body.error ? body.error.message : `HTTP ${res.status}`;
       return;
     }
-    window.location.href = `/batches/${encodeURIComponent(body.batch_id)}`;
+    // With signed stream tokens on, the page needs the batch's token to open its stream.
+    const query = body.stream_token ? `?token=${encodeURIComponent(body.stream_token)}` : '';
+    window.location.href = `/batches/${encodeURIComponent(body.batch_id)}${query}`;
   } catch (err) {
     errorBox.textContent = `Cannot reach the server: ${err}`;
   }

@@ -2,7 +2,9 @@
 // Submits feeds on `/`, watches `/batches/{id}` reach N / N over SSE, then kills and restarts
 // feedpipe mid-batch (the page's EventSource must reconnect and resume with Last-Event-ID).
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
-// SCREENSHOT (a path: save a picture of the finished batch page).
+// SCREENSHOT (a path: save a picture of the finished batch page), FEEDPIPE_E2E_ARGS (more
+// standalone flags, space-separated; with --stream-token-secret the page must carry the batch's
+// stream token from the submit answer to its EventSource).
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -16,6 +18,8 @@ const here = path.dirname(new URL(import.meta.url).pathname);
 const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const FEEDS = 30;
+const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
+const streamTokens = extraArgs.includes('--stream-token-secret');
 const children = [];
 const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
 
@@ -65,7 +69,7 @@ const feedServer = http.createServer((req, res) => {
 
 function startFeedpipe(port, db, log) {
   const child = spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', db,
-    '--allow-private-networks', '--consumers', '1', '--sse-retry-ms', '500'],
+    '--allow-private-networks', '--consumers', '1', '--sse-retry-ms', '500', ...extraArgs],
   { stdio: ['ignore', log, log] });
   children.push(child);
   return child;
@@ -96,6 +100,7 @@ async function main() {
     await Promise.all([page.waitForURL(/\/batches\/[^/]+$/), page.click('[data-testid=submit]')]);
     await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
       FEEDS, { timeout: 30_000 });
+    if (streamTokens) assert.match(page.url(), /\?token=[0-9a-f]{64}$/);
     const statuses = await page.$$eval('[data-testid=job]', (rows) => rows.map((r) => r.dataset.status));
     assert.equal(statuses.length, FEEDS);
     assert.ok(statuses.every((s) => s === 'ok'), `statuses: ${statuses}`);
