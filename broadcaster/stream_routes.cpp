@@ -102,6 +102,7 @@ void serve_stream(EventHub& hub, const StreamSettings& settings, const std::stri
 }  // namespace
 
 void register_stream_routes(httplib::Server& server, EventHub& hub, const StreamSettings& settings) {
+  refuse_other_methods(server, R"(/v1/batches/([^/]+)/events)", {"GET"});
   server.Get(R"(/v1/batches/([^/]+)/events)",
              [&hub, settings](const httplib::Request& req, httplib::Response& res) {
                const std::string batch_id = req.matches[1];

@@ -87,6 +87,25 @@ std::unique_ptr<httplib::Server> make_server(const HttpServerSettings& settings)
   return server;
 }
 
+void refuse_other_methods(httplib::Server& server, const std::string& pattern,
+                          const std::vector<std::string>& allowed) {
+  std::string allow;
+  for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+  if (std::find(allowed.begin(), allowed.end(), "GET") != allowed.end()) allow += ", HEAD";
+  auto refuse = [allow](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Allow", allow);
+    send_error(res, 405, "method_not_allowed",
+               req.method + " is not allowed on " + req.path + "; allowed: " + allow);
+  };
+  auto allowed_method = [&](const char* m) {
+    return std::find(allowed.begin(), allowed.end(), m) != allowed.end();
+  };
+  if (!allowed_method("POST")) server.Post(pattern, refuse);
+  if (!allowed_method("PUT")) server.Put(pattern, refuse);
+  if (!allowed_method("DELETE")) server.Delete(pattern, refuse);
+  if (!allowed_method("PATCH")) server.Patch(pattern, refuse);
+}
+
 void register_health_routes(httplib::Server& server, ReadinessCheck readiness) {
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"status", "ok"}});

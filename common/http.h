@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/client_address.h"
 #include "common/cors.h"
@@ -37,6 +38,11 @@ struct HttpServerSettings {
 // A server with the thread pool and limits set, and an error handler that gives bodiless
 // error answers (404, 405, 413 …) the JSON error shape.
 std::unique_ptr<httplib::Server> make_server(const HttpServerSettings& settings);
+
+// Answers every other method of `pattern` (POST, PUT, DELETE, PATCH unless listed in `allowed`)
+// with 405, an `Allow` header and the JSON error shape; cpp-httplib alone would answer 404.
+void refuse_other_methods(httplib::Server& server, const std::string& pattern,
+                          const std::vector<std::string>& allowed);
 
 // An empty string means ready; otherwise the reason the process cannot do its work yet.
 using ReadinessCheck = std::function<std::string()>;

@@ -48,32 +48,6 @@ std::string new_batch_id() {
   return buf;
 }
 
-std::variant<BatchRequest, Refusal> parse_batch_request(const std::string& body, size_t max_feeds) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_discarded())
-    return Refusal{400, "malformed_json", "the request body is not valid JSON"};
-  if (!j.is_object())
-    return Refusal{400, "invalid_request", "the request body must be a JSON object like {\"feeds\":[\"https://…\"]}"};
-  auto it = j.find("feeds");
-  if (it == j.end())
-    return Refusal{400, "invalid_request", "the field \"feeds\" is missing"};
-  if (!it->is_array())
-    return Refusal{400, "invalid_request", "\"feeds\" must be an array of URL strings"};
-  if (it->empty()) return Refusal{422, "empty_batch", "\"feeds\" is empty: give at least one feed URL"};
-  if (it->size() > max_feeds)
-    return Refusal{413, "batch_too_large",
-                   "the batch has " + std::to_string(it->size()) + " feeds; the limit is " +
-                       std::to_string(max_feeds)};
-  BatchRequest request;
-  request.feeds.reserve(it->size());
-  for (size_t i = 0; i < it->size(); ++i) {
-    if (!(*it)[i].is_string())
-      return Refusal{400, "invalid_request", "feeds[" + std::to_string(i) + "] is not a string"};
-    request.feeds.push_back((*it)[i].get<std::string>());
-  }
-  return request;
-}
-
 std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
                                                  const std::string& idempotency_key,
                                                  const std::string& body) {

@@ -1,5 +1,5 @@
 #pragma once
-// Turning a POST /v1/batches body into a batch: validation (DESIGN.md's status per case) and the
+// Turning a parsed POST /v1/batches request (producer/batch_request.h) into a batch: the
 // one transaction that writes the batch, its feeds and jobs, and the immediate failures of
 // strings that are not fetchable URLs.
 #include <nlohmann/json.hpp>
@@ -11,22 +11,9 @@
 
 #include "common/db.h"
 #include "common/model.h"
+#include "producer/batch_request.h"
 
 namespace feedpipe::producer {
-
-// A refusal: HTTP status, machine-readable code and a message for the user.
-struct Refusal {
-  int status;
-  std::string code;
-  std::string message;
-};
-
-struct BatchRequest {
-  std::vector<std::string> feeds;
-};
-
-// Parses and validates the body; a Refusal for malformed JSON, wrong shape, empty or too large.
-std::variant<BatchRequest, Refusal> parse_batch_request(const std::string& body, size_t max_feeds);
 
 struct CreatedBatch {
   std::string batch_id;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <cstdio>
 #include <limits>
 
@@ -51,6 +52,14 @@ bool int_param(const httplib::Request& req, httplib::Response& res, const char* 
   return true;
 }
 
+// The feed id of a /v1/feeds/{id} path (digits, by the route); nullopt beyond int64 (404, not 500).
+std::optional<int64_t> feed_id_of(const std::string& digits) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return id;
+}
+
 }  // namespace
 
 Producer::Producer(ProducerSettings settings)
@@ -80,15 +89,10 @@ void Producer::register_routes(httplib::Server& server) {
   server.Get(R"(/v1/batches/([^/]+))", [this](const auto& req, auto& res) { get_batch(req, res); });
   server.Get(R"(/v1/feeds/(\d+))", [this](const auto& req, auto& res) { get_feed(req, res); });
   server.Get(R"(/v1/feeds/(\d+)/items)", [this](const auto& req, auto& res) { get_feed_items(req, res); });
-  auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
-    send_error(res, 405, "method_not_allowed", req.method + " is not allowed on " + req.path);
-  };
-  for (const char* path : {"/v1/batches", R"(/v1/batches/([^/]+))"}) {
-    server.Put(path, not_allowed);
-    server.Delete(path, not_allowed);
-    server.Patch(path, not_allowed);
-  }
-  server.Post(R"(/v1/batches/([^/]+))", not_allowed);
+  refuse_other_methods(server, "/v1/batches", {"GET", "POST"});
+  refuse_other_methods(server, R"(/v1/batches/([^/]+))", {"GET"});
+  refuse_other_methods(server, R"(/v1/feeds/(\d+))", {"GET"});
+  refuse_other_methods(server, R"(/v1/feeds/(\d+)/items)", {"GET"});
 }
 
 bool Producer::admit_submission(const httplib::Request& req, httplib::Response& res) {
@@ -180,19 +184,20 @@ void Producer::list_batches(const httplib::Request& req, httplib::Response& res)
 }
 
 void Producer::get_feed(const httplib::Request& req, httplib::Response& res) {
-  int64_t feed_id = std::stoll(req.matches[1]);
-  auto state = feed_state(thread_db(settings_.db_path), feed_id);
-  if (!state) return send_error(res, 404, "feed_not_found", "no feed with id " + std::to_string(feed_id));
+  auto feed_id = feed_id_of(req.matches[1]);
+  auto state = feed_id ? feed_state(thread_db(settings_.db_path), *feed_id) : std::nullopt;
+  if (!state) return send_error(res, 404, "feed_not_found", "no feed with id " + std::string(req.matches[1]));
   send_json(res, 200, *state);
 }
 
 void Producer::get_feed_items(const httplib::Request& req, httplib::Response& res) {
-  int64_t feed_id = std::stoll(req.matches[1]);
+  auto feed_id = feed_id_of(req.matches[1]);
   long limit = 50, after = 0;
   if (!int_param(req, res, "limit", 1, 500, limit)) return;
   if (!int_param(req, res, "after", 0, std::numeric_limits<long>::max(), after)) return;
-  auto items = feed_items(thread_db(settings_.db_path), feed_id, static_cast<int>(limit), after);
-  if (!items) return send_error(res, 404, "feed_not_found", "no feed with id " + std::to_string(feed_id));
+  auto items = feed_id ? feed_items(thread_db(settings_.db_path), *feed_id, static_cast<int>(limit), after)
+                       : std::nullopt;
+  if (!items) return send_error(res, 404, "feed_not_found", "no feed with id " + std::string(req.matches[1]));
   send_json(res, 200, *items);
 }
 

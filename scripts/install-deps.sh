@@ -7,9 +7,10 @@ packages=(
   librdkafka-dev libcpp-httplib-dev libcurl4-openssl-dev libpugixml-dev libsqlite3-dev
   libspdlog-dev nlohmann-json3-dev googletest libgtest-dev zlib1g-dev libssl-dev
 )
-# Tools the test suite uses beyond the build: compose file check, Kafka CLI, sanitizer runtimes.
+# Tools the test suite uses beyond the build: compose file check, Kafka CLI, browser, and clang
+# with its libFuzzer and sanitizer runtimes (scripts/fuzz.sh).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(docker-compose kcat sqlite3 chromium)
+  packages+=(docker-compose kcat sqlite3 chromium clang libclang-rt-14-dev)
   command -v node >/dev/null || packages+=(nodejs npm)
 fi
 

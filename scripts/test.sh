@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: install what is missing, build, and run
 # unit and integration tests, then the same tests under AddressSanitizer/UndefinedBehaviorSanitizer,
-# the concurrent parts under ThreadSanitizer, and the compose file check.
-# Set FEEDPIPE_QUICK=1 to skip the sanitizer builds.
+# the concurrent parts under ThreadSanitizer, a bounded libFuzzer run (scripts/fuzz.sh), and the
+# compose file check. Set FEEDPIPE_QUICK=1 to skip the sanitizer builds and the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -35,6 +35,10 @@ if [[ "${FEEDPIPE_QUICK:-0}" != "1" ]]; then
     scripts/build.sh -DFEEDPIPE_WERROR=ON -DFEEDPIPE_SANITIZE=thread
   TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
     timeout 900 build-tsan/tests/unit_tests --gtest_filter="$(cat tests/tsan_tests.txt | paste -sd:)"
+
+  step "fuzzing the feed parser and the request parsers (libFuzzer, ASan + UBSan; 30 s each)"
+  # A bounded run: about 2.5 min on 2 cores, build included. Fuzz longer with scripts/fuzz.sh 600.
+  BUILD_DIR=build-fuzz timeout 600 scripts/fuzz.sh "${FEEDPIPE_FUZZ_SECONDS:-30}"
 fi
 
 if [[ -f compose.yaml ]]; then

@@ -187,6 +187,14 @@ struct Fetcher::Impl {
     return n;
   }
 
+  // Whether a Content-Length value is a number larger than `cap` (an unreadable one is left to libcurl).
+  static bool announces_more_than(std::string_view value, size_t cap) {
+    if (value.empty() || value.size() > 19 ||
+        !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    return std::stoull(std::string(value)) > cap;
+  }
+
   static size_t on_header(char* data, size_t size, size_t count, void* user) {
     auto* job = static_cast<Job*>(user);
     size_t n = size * count;
@@ -219,6 +227,14 @@ struct Fetcher::Impl {
       else if (iequals(name, "Last-Modified")) job->last_modified = value;
       else if (iequals(name, "Content-Type")) job->content_type = value;
       else if (iequals(name, "Retry-After")) job->retry_after_s = parse_retry_after(value);
+      else if (iequals(name, "Content-Length") && job->status >= 200 && job->status < 300 &&
+               announces_more_than(value, job->settings->max_body_bytes)) {
+        // Over the cap before a byte of it arrives (even compressed, such a body would be over
+        // it decoded): fail now rather than read to the cap or, for a server that lies about the
+        // length, to the timeout.
+        job->body_exceeded = true;
+        return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+      }
     } catch (...) {
       return 0;
     }

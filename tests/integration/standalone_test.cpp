@@ -173,41 +173,85 @@ TEST_F(StandaloneTest, BadUrlsFailTheirJobsButNotTheBatch) {
   EXPECT_EQ(snap["jobs"][3]["http_status"], 404);
 }
 
+// Asserts DESIGN.md's refusal shape: the status, and {"error":{"code","message"}} with that code.
+void expect_refusal(const httplib::Result& res, int status, const std::string& code, const std::string& what) {
+  ASSERT_TRUE(res) << what << ": no answer (" << httplib::to_string(res.error()) << ")";
+  EXPECT_EQ(res->status, status) << what;
+  auto body = nlohmann::json::parse(res->body, nullptr, false);
+  ASSERT_TRUE(body.is_object() && body["error"].is_object()) << what << ": " << res->body.substr(0, 200);
+  EXPECT_EQ(body["error"]["code"], code) << what << ": " << res->body;
+  EXPECT_TRUE(body["error"]["message"].is_string() && !body["error"]["message"].get<std::string>().empty())
+      << what << ": " << res->body;
+  EXPECT_NE(res->get_header_value("Content-Type").find("application/json"), std::string::npos) << what;
+}
+
 TEST_F(StandaloneTest, RefusesMalformedRequestsWithJsonErrors) {
+  // A batch accepted before the refusals, held at the feed server until they are done.
+  feeds_.hold_requests(true);
+  std::string accepted = submit_batch(port_, feed_urls(4000, 5));
+  ASSERT_FALSE(accepted.empty());
+
   httplib::Client client("127.0.0.1", port_);
+  auto many_urls = [](int n) {
+    std::string body = R"({"feeds":[)";
+    for (int i = 0; i < n; ++i) body += (i ? ",\"http://x.test/" : "\"http://x.test/") + std::to_string(i) + "\"";
+    return body + "]}";
+  };
   struct Case {
     std::string body;
     int status;
     std::string code;
   };
-  std::string too_many = R"({"feeds":[)";
-  for (int i = 0; i < 10001; ++i) too_many += (i ? ",\"http://x.test/" : "\"http://x.test/") + std::to_string(i) + "\"";
-  too_many += "]}";
   for (const auto& c : std::vector<Case>{{"{", 400, "malformed_json"},
                                          {"[1]", 400, "invalid_request"},
                                          {R"({"feeds":"x"})", 400, "invalid_request"},
                                          {R"({"feeds":[1]})", 400, "invalid_request"},
                                          {R"({"other":[]})", 400, "invalid_request"},
                                          {R"({"feeds":[]})", 422, "empty_batch"},
-                                         {too_many, 413, "batch_too_large"}}) {
-    auto res = client.Post("/v1/batches", c.body, "application/json");
-    ASSERT_TRUE(res);
-    EXPECT_EQ(res->status, c.status) << c.body.substr(0, 40);
-    auto body = nlohmann::json::parse(res->body, nullptr, false);
-    EXPECT_EQ(body["error"]["code"], c.code) << res->body;
-    EXPECT_FALSE(body["error"]["message"].get<std::string>().empty());
+                                         {many_urls(10001), 413, "batch_too_large"},
+                                         {many_urls(200000), 413, "batch_too_large"},
+                                         {std::string(1 << 20, '['), 400, "invalid_request"}}) {
+    expect_refusal(client.Post("/v1/batches", c.body, "application/json"), c.status, c.code,
+                   "POST " + c.body.substr(0, 40) + " (" + std::to_string(c.body.size()) + " bytes)");
   }
+  // A body over --http-max-body-bytes (16 MiB) is refused from its Content-Length.
+  expect_refusal(client.Post("/v1/batches", std::string((16u << 20) + 1, ' '), "application/json"), 413,
+                 "body_too_large", "a 16 MiB + 1 body");
+
+  expect_refusal(client.Get("/v1/batches/doesnotexist"), 404, "batch_not_found", "unknown batch");
+  expect_refusal(client.Get("/v1/batches/doesnotexist/events", {{"Accept", "text/event-stream"}}), 404,
+                 "batch_not_found", "events of an unknown batch");
+  expect_refusal(client.Get("/v1/feeds/99999999999999999999999"), 404, "feed_not_found", "feed id beyond int64");
+  expect_refusal(client.Get("/v1/nothing-here"), 404, "not_found", "unknown path");
+
+  // Wrong methods: 405 with the JSON shape and an Allow header, on every API path.
+  const std::string batch_path = "/v1/batches/" + accepted;
+  auto call = [&](const std::string& method, const std::string& path) {
+    if (method == "POST") return client.Post(path, "{}", "application/json");
+    if (method == "PUT") return client.Put(path, "{}", "application/json");
+    if (method == "PATCH") return client.Patch(path, "{}", "application/json");
+    return client.Delete(path);
+  };
+  for (const auto& [method, path] : std::vector<std::pair<std::string, std::string>>{
+           {"DELETE", "/v1/batches"}, {"PUT", "/v1/batches"}, {"PATCH", batch_path}, {"POST", batch_path},
+           {"DELETE", batch_path}, {"POST", batch_path + "/events"}, {"DELETE", "/v1/feeds/1"},
+           {"PUT", "/v1/feeds/1/items"}}) {
+    auto res = call(method, path);
+    expect_refusal(res, 405, "method_not_allowed", method + " " + path);
+    if (res) {
+      EXPECT_NE(res->get_header_value("Allow").find("GET"), std::string::npos) << method << " " << path;
+    }
+  }
+
+  // Still serving, and the batch accepted before completes.
   int status = 0;
-  get_json(port_, "/v1/batches/doesnotexist", &status);
-  EXPECT_EQ(status, 404);
-  get_json(port_, "/v1/batches/doesnotexist/events", &status);
-  EXPECT_EQ(status, 404);
-  auto del = client.Delete("/v1/batches");
-  ASSERT_TRUE(del);
-  EXPECT_EQ(del->status, 405);
-  // Still serving.
   get_json(port_, "/healthz", &status);
   EXPECT_EQ(status, 200);
+  feeds_.hold_requests(false);
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + accepted + "/events", 30s), 5);
+  auto snap = get_json(port_, "/v1/batches/" + accepted);
+  EXPECT_EQ(snap["status"], "completed");
+  EXPECT_EQ(snap["failed"], 0);
 }
 
 TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {

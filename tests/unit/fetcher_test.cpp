@@ -105,6 +105,13 @@ class FetcherTest : public ::testing::Test {
     server_.Get("/big", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(std::string(5000, 'x'), "application/octet-stream");
     });
+    server_.Get("/liar", [](const httplib::Request&, httplib::Response& res) {
+      // Announces 2 GiB, sends a few bytes, then closes.
+      res.set_content_provider(size_t{2} << 30, "application/rss+xml", [](size_t, size_t, httplib::DataSink& sink) {
+        sink.write("<rss>", 5);
+        return false;
+      });
+    });
     server_.Get("/big-404", [](const httplib::Request&, httplib::Response& res) {
       res.status = 404;
       res.set_content(std::string(5000, 'x'), "text/html");
@@ -310,6 +317,15 @@ TEST_F(FetcherTest, BodyOverCapFails) {
   EXPECT_EQ(r.error, "body exceeds 1000 bytes");
   EXPECT_EQ(r.attempts, 1);
   EXPECT_TRUE(r.body.empty());
+}
+
+TEST_F(FetcherTest, AnnouncedLengthOverCapFailsAtOnce) {
+  FetchSettings s = settings();
+  s.max_body_bytes = 1000;
+  FetchResult r = fetch(s, FetchRequest{1, url("/liar"), "", ""});
+  EXPECT_EQ(r.status, FetchStatus::failed);
+  EXPECT_EQ(r.error, "body exceeds 1000 bytes");
+  EXPECT_EQ(r.attempts, 1);  // not retried as a transfer cut short
 }
 
 TEST_F(FetcherTest, LargeErrorPageKeepsHttpStatus) {

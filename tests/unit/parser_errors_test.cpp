@@ -124,6 +124,27 @@ TEST(ParserErrors, PlainEntityDeclarationIsHarmless) {
   EXPECT_EQ(r.feed->title, "T");
 }
 
+TEST(ParserErrors, ExternalEntityIsNeverRead) {
+  // XXE: a SYSTEM entity is neither fetched nor read from disk; its reference stays text.
+  ParseResult r = parse_feed(R"(<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd"><!ENTITY % p SYSTEM "http://127.0.0.1:1/x.dtd"> %p;]>
+<rss><channel><title>a&xxe;b</title></channel></rss>)");
+  ASSERT_TRUE(r) << r.error;
+  EXPECT_EQ(r.feed->title, "a&xxe;b");
+}
+
+TEST(ParserErrors, OneEntityReferencedManyTimesIsCapped) {
+  // The "quadratic blowup": no entity references another, but 2,000 references to a 10 KB value
+  // would make 20 MB of text from a 30 KB document. Expansion stops at 1 MiB in total.
+  std::string doc = "<!DOCTYPE rss [<!ENTITY big \"" + std::string(10000, 'x') + "\">]><rss><channel><title>";
+  for (int i = 0; i < 2000; ++i) doc += "&big;";
+  doc += "</title></channel></rss>";
+  ParseResult r = parse_feed(doc);
+  ASSERT_TRUE(r) << r.error;
+  EXPECT_LE(r.feed->title.size(), (1u << 20) + doc.size());
+  EXPECT_GE(r.feed->title.size(), 100u * 10000u);  // expanded up to the cap, as an XML parser would
+}
+
 TEST(ParserErrors, JsonThatIsNotAFeed) {
   EXPECT_THAT(parse_feed(R"({"hello": "world"})").error, HasSubstr("not a feed"));
   ParseResult r = parse_feed("{\n  \"version\": \"https://jsonfeed.org/version/1\",\n  \"items\": [,]\n}");

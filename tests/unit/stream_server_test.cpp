@@ -518,4 +518,26 @@ TEST(StreamServerRequestParser, ParsesHeadsAndQueries) {
   EXPECT_EQ(parse_request_head("GET /%zz HTTP/1.1\r\n\r\n", 1024, h), ParseStatus::bad_request);
 }
 
+// Found by fuzz/fuzz_request_head: control bytes in the target or a field value were accepted, and
+// the front copies both into the request it sends the API server.
+TEST(StreamServerRequestParser, RefusesControlBytesInTargetAndValues) {
+  using namespace feedpipe::http1;
+  using namespace std::string_literals;
+  RequestHead h;
+  const std::string fuzzer_found =
+      "GET /v1\0\0`0\0\0\x33@/abc/ev$nts?last_event_id=13&after=3 HTTP/1.1\r\nHos-: 127.0.0.1\r\n"
+      "Accept: text/event-s\x01\0\0\0m\r\nLast-EventI-D: 12\r\n\r\n"s;
+  EXPECT_EQ(parse_request_head(fuzzer_found, 1024, h), ParseStatus::bad_request);
+  for (const std::string& target : {"/a\0b"s, "/a\rb"s, "/a\tb"s, "/a\x7f"s, "/a?b\x01"s})
+    EXPECT_EQ(parse_request_head("GET " + target + " HTTP/1.1\r\n\r\n", 1024, h), ParseStatus::bad_request)
+        << "target " << target.size();
+  for (const std::string& value : {"a\0b"s, "a\x1b[2J"s, "a\x7f"s, "a\rb"s})
+    EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\nX: " + value + "\r\n\r\n", 1024, h), ParseStatus::bad_request)
+        << "value " << value.size();
+  // A tab inside a value and bytes beyond ASCII (obs-text) are allowed.
+  ASSERT_EQ(parse_request_head("GET /caf%C3%A9 HTTP/1.1\r\nX: a\tb \xc3\xa9\r\n\r\n", 1024, h), ParseStatus::complete);
+  EXPECT_EQ(*h.header("x"), "a\tb \xc3\xa9");
+  EXPECT_EQ(h.path, "/caf\xc3\xa9");
+}
+
 }  // namespace
