@@ -140,7 +140,7 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
   p.kafka = kafka;
   p.max_batch_feeds = static_cast<size_t>(s.integer("max-batch-feeds"));
   p.outbox_sweep_interval = std::chrono::milliseconds(s.integer("outbox-sweep-ms"));
-  p.job_lease = std::chrono::milliseconds(s.integer("job-lease-ms"))
+  p.job_lease = std::chrono::milliseconds(s.integer("job-lease-ms"));
   p.api_tokens = ApiTokens::load(s.str("api-tokens-file"), s.str("api-tokens"));
   p.submit_rate_per_minute = s.integer("submit-rate-limit");
   p.rate_limit_max_clients = static_cast<size_t>(s.integer("rate-limit-max-clients"));
