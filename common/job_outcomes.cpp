@@ -26,14 +26,14 @@ std::string item_key(const ItemRecord& item) {
 void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const std::string& now) {
   bool success = o.status != JobStatus::failed;
   if (!success) {
-    db.prepare(
-          "UPDATE feeds SET last_fetch_at = ?, last_http_status = ?, "
-          "consecutive_failures = consecutive_failures + 1, last_error = ? WHERE id = ?")
-        .bind(1, now)
-        .bind(2, static_cast<int64_t>(o.http_status))
-        .bind(3, o.error)
-        .bind(4, feed_id)
-        .run();
+    auto q = db.prepare(
+        "UPDATE feeds SET last_fetch_at = ?1, last_http_status = ?2, "
+        "consecutive_failures = consecutive_failures + 1, last_error = ?3, "
+        "next_fetch_at = CASE WHEN ?5 IS NULL THEN next_fetch_at "
+        "ELSE strftime('%Y-%m-%dT%H:%M:%SZ', ?1, '+' || ?5 || ' seconds') END WHERE id = ?4");
+    q.bind(1, now).bind(2, static_cast<int64_t>(o.http_status)).bind(3, o.error).bind(4, feed_id);
+    if (o.retry_after_s) q.bind(5, *o.retry_after_s);
+    q.run();
     return;
   }
   const FeedFetch& f = *o.fetch;
@@ -41,7 +41,7 @@ void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const
   // A 200 replaces the validators; a 304 keeps the old ones unless the server sent new ones.
   db.prepare(
         "UPDATE feeds SET last_fetch_at = ?1, last_success_at = ?1, last_http_status = ?2, "
-        "consecutive_failures = 0, last_error = NULL, "
+        "consecutive_failures = 0, last_error = NULL, next_fetch_at = NULL, "
         "final_url = COALESCE(?3, final_url), "
         "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
         "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "

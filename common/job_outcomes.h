@@ -31,6 +31,7 @@ struct JobOutcome {
   long http_status = 0;
   int64_t duration_ms = 0;
   std::string error;
+  std::optional<int64_t> retry_after_s;  // failed: the server asked for this many seconds of peace
   std::optional<FeedFetch> fetch;  // absent when nothing was fetched (invalid URL, refused address …)
 };
 

@@ -88,7 +88,7 @@ std::vector<EventMessage> events_after(Database& db, const std::string& batch_id
 std::optional<nlohmann::json> feed_state(Database& db, int64_t feed_id) {
   auto q = db.prepare(
       "SELECT url, final_url, title, link, last_fetch_at, last_success_at, last_http_status, "
-      "consecutive_failures, last_error, etag, last_modified, "
+      "consecutive_failures, last_error, etag, last_modified, next_fetch_at, "
       "(SELECT count(*) FROM items WHERE feed_id = feeds.id) FROM feeds WHERE id = ?");
   q.bind(1, feed_id);
   if (!q.step()) return std::nullopt;
@@ -104,7 +104,8 @@ std::optional<nlohmann::json> feed_state(Database& db, int64_t feed_id) {
                         {"last_error", column_json(q, 8)},
                         {"etag", column_json(q, 9)},
                         {"last_modified", column_json(q, 10)},
-                        {"items_total", q.int64(11)},
+                        {"next_fetch_allowed_at", column_json(q, 11)},
+                        {"items_total", q.int64(12)},
                         {"items_url", "/v1/feeds/" + std::to_string(feed_id) + "/items"}};
 }
 

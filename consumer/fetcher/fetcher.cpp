@@ -278,6 +278,7 @@ struct Fetcher::Impl {
     r.attempts = job.attempts;
     r.duration = std::chrono::duration_cast<milliseconds>(Clock::now() - job.started);
     r.error = std::move(error);
+    if (status == FetchStatus::failed && (job.status == 429 || job.status == 503)) r.retry_after_s = job.retry_after_s;
     if (status != FetchStatus::failed) {
       r.body = std::move(job.body);
       r.etag = std::move(job.etag);

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct FetchResult {
   std::string error;
   int attempts = 0;
   std::chrono::milliseconds duration{0};  // whole job incl. retries
+  std::optional<long> retry_after_s;      // failed with 429/503: the server's Retry-After, if any
 };
 
 class Fetcher {

@@ -39,6 +39,7 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
     case fetcher::FetchStatus::failed:
       o.status = JobStatus::failed;
       o.error = r.error;
+      o.retry_after_s = r.retry_after_s;
       break;
     case fetcher::FetchStatus::not_modified:
       o.status = JobStatus::not_modified;
@@ -203,15 +204,30 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     fetcher::FetchRequest request;
     request.tag = static_cast<uint64_t>(it->first);
     request.url = it->second.front().job.url;
-    auto q = db.prepare("SELECT etag, last_modified FROM feeds WHERE id = ?");
+    auto q = db.prepare(
+        "SELECT etag, last_modified, next_fetch_at, "
+        "coalesce(next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) FROM feeds WHERE id = ?");
     q.bind(1, it->first);
+    std::string not_before;
     if (q.step()) {
       request.etag = q.text(0);
       request.last_modified = q.text(1);
+      if (q.int64(3)) not_before = q.text(2);
     }
     q.reset();
+    if (!not_before.empty()) return refuse_until_retry_after(it->first, not_before);
     fetcher_.add(std::move(request));
     ++fetches_;
+  }
+
+  // The feed's server answered an earlier fetch with 429/503 and a Retry-After that has not
+  // passed: fail the feed's jobs at once rather than knock again.
+  void refuse_until_retry_after(int64_t feed_id, const std::string& until) {
+    fetcher::FetchResult r;
+    r.tag = static_cast<uint64_t>(feed_id);
+    r.status = fetcher::FetchStatus::failed;
+    r.error = "not fetched: the server asked (Retry-After) not to be fetched before " + until;
+    finish(std::move(r));
   }
 
   void finish(fetcher::FetchResult&& result) {

@@ -202,6 +202,25 @@ TEST_F(HostileTest, EveryHostileFeedFailsAloneWithItsReason) {
   EXPECT_EQ(after["jobs"][0]["status"], "ok");
 }
 
+TEST_F(HostileTest, ARetryAfterBeyondTheDeadlineIsShownAndHonouredByTheNextJob) {
+  RawServer hostile;
+  install_hostile_routes(hostile);
+  start(true);
+  nlohmann::json first = run_batch({hostile.url("/429-late")});
+  ASSERT_EQ(first["jobs"][0]["status"], "failed");
+  int64_t feed_id = first["jobs"][0]["feed_id"];
+  nlohmann::json feed = get_json(port_, "/v1/feeds/" + std::to_string(feed_id));
+  ASSERT_TRUE(feed["next_fetch_allowed_at"].is_string()) << feed.dump();
+  const std::string last_fetch = feed["last_fetch_at"], next = feed["next_fetch_allowed_at"];
+  EXPECT_GT(next, last_fetch) << "Retry-After: 3600 puts the next fetch an hour after the last";
+
+  nlohmann::json second = run_batch({hostile.url("/429-late")});
+  EXPECT_EQ(second["jobs"][0]["status"], "failed");
+  EXPECT_NE(error_of(second["jobs"][0]).find("not fetched: the server asked (Retry-After) not to be fetched before " + next),
+            std::string::npos) << error_of(second["jobs"][0]);
+  EXPECT_EQ(hostile.requests("/429-late"), 1) << "the server was knocked on again before its Retry-After";
+}
+
 TEST_F(HostileTest, WithoutAllowPrivateNetworksNoLoopbackSpellingGetsThrough) {
   RawServer local;
   local.on("/feed.xml", [](const std::string&, RawServer::Connection& c) {

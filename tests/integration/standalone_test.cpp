@@ -405,5 +405,42 @@ TEST_F(StandaloneTest, ServesThePages) {
   EXPECT_EQ(yaml->body, openapi->body);
 }
 
+// docs/openapi.json stays true: every operation it lists answers on a running server with the
+// status it documents for success.
+TEST_F(StandaloneTest, EveryOperationInTheOpenApiDocumentAnswers) {
+  std::string batch = submit_batch(port_, feed_urls(5000, 1));
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + batch + "/events", 30s), 1);
+  int64_t feed_id = get_json(port_, "/v1/batches/" + batch)["jobs"][0]["feed_id"];
+  auto doc = get_json(port_, "/openapi.json");
+  ASSERT_TRUE(doc.is_object());
+  httplib::Client client("127.0.0.1", port_);
+  client.set_read_timeout(10, 0);
+  int checked = 0;
+  for (const auto& [path, operations] : doc["paths"].items()) {
+    std::string target = path;
+    auto fill = [&](const std::string& name, const std::string& value) {
+      if (auto at = target.find(name); at != std::string::npos) target.replace(at, name.size(), value);
+    };
+    fill("{id}", path.rfind("/v1/feeds/", 0) == 0 ? std::to_string(feed_id) : batch);
+    for (const auto& [method, operation] : operations.items()) {
+      std::string success = operation["responses"].contains("202") ? "202" : "200";
+      ASSERT_TRUE(operation["responses"].contains(success)) << method << " " << path;
+      if (method != "get" && method != "post") {
+        ADD_FAILURE() << "no request written for " << method << " " << path;
+        continue;
+      }
+      httplib::Headers headers;
+      if (path == "/v1/batches/{id}/events") headers.emplace("Accept", "text/event-stream");
+      auto res = method == "get" ? client.Get(target, headers)
+                                 : client.Post(target, nlohmann::json{{"feeds", {feeds_.url(5001)}}}.dump(),
+                                               "application/json");
+      ASSERT_TRUE(res) << method << " " << target;
+      EXPECT_EQ(std::to_string(res->status), success) << method << " " << target << ": " << res->body;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 13);
+}
+
 }  // namespace
 }  // namespace feedpipe::testing
