@@ -14,7 +14,7 @@ void add_common_settings(Settings& s) {
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
-      .add("sqlite-memory-mb", "8", "soft limit on the memory of all SQLite connections together")
+      .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("log-level", "info", "trace, debug, info, warn or error")
       .add("log-format", "text", "text or json");

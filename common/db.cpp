@@ -90,7 +90,12 @@ Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
   }
   exec("PRAGMA synchronous=NORMAL");
   exec("PRAGMA foreign_keys=ON");
+  // Every thread of a role keeps its own connection; most only read a little. Threads that write
+  // a lot raise it (set_cache_kib).
+  set_cache_kib(kDefaultCacheKib);
 }
+
+void Database::set_cache_kib(int kib) { exec("PRAGMA cache_size=-" + std::to_string(kib)); }
 
 Database::~Database() {
   for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);

@@ -70,6 +70,10 @@ class Database {
   Database& operator=(const Database&) = delete;
 
   void exec(std::string_view sql);
+  // This connection's page cache (SQLite's default is 2 MiB per connection).
+  static constexpr int kDefaultCacheKib = 256;
+  static constexpr int kWriterCacheKib = 2048;
+  void set_cache_kib(int kib);
   // A cached prepared statement, reset and with bindings cleared.
   Statement prepare(const std::string& sql);
   int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -67,6 +67,8 @@ for b in $(seq 1 "$BATCHES"); do
   ((b == 1)) && first_rss=$rss
   python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f'| $b | {r[\"seconds\"]:.2f} | {r[\"events\"]} | {$rss/1024:.0f} | $dbs |')" "$result"
 done
+awk '/^Anonymous/ {a = $2} /^Pss_File/ {f = $2} /^Pss_Shmem/ {m = $2} END {
+  printf "at the end: anonymous %.0f MB, file-backed %.0f MB, shared memory %.0f MB\n", a / 1024, f / 1024, m / 1024 }' "/proc/$fp/smaps_rollup"
 python3 - "$first_rss" "$rss" "$BATCHES" "$FEEDS" <<'PY'
 import sys
 first, last, batches, feeds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

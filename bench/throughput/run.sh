@@ -80,7 +80,7 @@ curl_rate=$(rate "$FEEDS" "$t0" "$t1")
 echo "feedpipe standalone over $FEEDS feeds"
 FP_PORT=$(port)
 "$FEEDPIPE_BIN" standalone --http "127.0.0.1:$FP_PORT" --db "$work/feedpipe.db" --allow-private-networks \
-  --max-batch-feeds "$FEEDS" --log-level warn > "$work/feedpipe.log" 2>&1 &
+  --max-batch-feeds "$FEEDS" --log-level warn ${FEEDPIPE_ARGS:-} > "$work/feedpipe.log" 2>&1 &
 fp=$!
 pids+=($fp)
 for _ in $(seq 1 300); do curl -sf "127.0.0.1:$FP_PORT/readyz" >/dev/null && break; sleep 0.1; done

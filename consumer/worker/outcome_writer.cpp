@@ -93,6 +93,11 @@ size_t OutcomeWriter::backlog() const {
 }
 
 void OutcomeWriter::run() {
+  try {
+    thread_db(db_path_).set_cache_kib(Database::kWriterCacheKib);
+  } catch (const std::exception& e) {
+    spdlog::warn("outcome writer: {}", e.what());  // write_group retries opening and reports
+  }
   for (;;) {
     std::vector<JobOutcome> outcomes;
     std::vector<JobRef> refs;
