@@ -157,7 +157,8 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   void step() {
     size_t backlog = offsets_.in_flight();
     std::vector<int64_t> started;
-    if (backlog < settings_.max_backlog) {
+    const bool reading = backlog < settings_.max_backlog;
+    if (reading) {
       // Wait for Kafka only when there is nothing to drive in curl.
       int timeout = fetcher_.pending() == 0 ? 50 : 0;
       for (size_t n = 0; backlog + n < settings_.max_backlog && n < 512; ++n) {
@@ -172,8 +173,10 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       }
     }
     writer_->mark_running(std::move(started));
-    for (auto& result : fetcher_.poll(std::chrono::milliseconds(fetcher_.pending() ? 10 : 0)))
-      finish(std::move(result));
+    // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
+    // poll (woken by new results) instead of spinning, which starved the writer of a core.
+    auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
+    for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
   }
 
   void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
