@@ -14,6 +14,7 @@ start = time.time()
 conn.request("POST", "/v1/batches", json.dumps({"feeds": feeds}), {"Content-Type": "application/json"})
 res = conn.getresponse()
 body = json.loads(res.read())
+accepted = time.time() - start
 if res.status != 202:
     sys.exit(f"submit failed: {res.status} {body}")
 stream = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
@@ -36,6 +37,7 @@ for raw in resp:
 elapsed = time.time() - start
 lags.sort()
 pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 1) if lags else None
-print(json.dumps({"batch_id": body["batch_id"], "seconds": round(elapsed, 3), "events": events,
+print(json.dumps({"batch_id": body["batch_id"], "seconds": round(elapsed, 3),
+                  "post_seconds": round(accepted, 3), "events": events,
                   "statuses": statuses, "lag_ms_p50": pct(0.50), "lag_ms_p99": pct(0.99),
                   "lag_ms_max": round(lags[-1], 1) if lags else None}))
