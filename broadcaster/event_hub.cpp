@@ -55,6 +55,7 @@ struct Core {
 
   const std::string db_path;
   std::atomic<bool> stopped{false};
+  std::atomic<uint64_t> history_reads{0};
   std::mutex listener_mu;  // guards listener
   EventHub::GrowthListener listener;
 
@@ -176,6 +177,7 @@ std::shared_ptr<Subscription> EventHub::subscribe(const std::string& batch_id, i
   std::lock_guard lock(ch.mu);
   if (!ch.loaded) {
     Database& db = thread_db(core_->db_path);
+    ++core_->history_reads;
     ch.catch_up(db, batch_id);  // throws: the subscription unsubscribes as it goes
     ch.loaded = true;
   }
@@ -250,6 +252,8 @@ std::optional<EventPage> EventHub::read_page(const std::string& batch_id, int64_
   page.done = progress->status == "completed" && progress->last_seq <= page.next_after;
   return page;
 }
+
+uint64_t EventHub::history_reads() const { return core_->history_reads.load(); }
 
 size_t EventHub::watched_batches() const {
   std::lock_guard lock(core_->mu);

@@ -118,6 +118,9 @@ class EventHub {
 
   // The number of batches with at least one subscriber.
   size_t watched_batches() const;
+  // How many times a batch's history was read from SQLite for a first subscriber (subscribers
+  // of an already watched batch share its cache).
+  uint64_t history_reads() const;
 
   // Sets the growth listener (one per hub; nullptr removes it); thread-safe. The listener runs
   // under a hub-wide mutex of its own, so it must not call back into the hub.

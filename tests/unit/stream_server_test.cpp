@@ -478,6 +478,50 @@ TEST_F(StreamServerTest, AThousandStreamsOnOneBatchReceiveEveryEvent) {
   EXPECT_EQ(complete, kStreams);
 }
 
+// A thundering herd after a broadcaster restart: a thousand clients reconnect at once, each with
+// its own Last-Event-ID. One read of the batch's history serves them all, and each client gets
+// exactly the events after its cursor, then the live ones.
+TEST_F(StreamServerTest, AThousandReconnectsAtOnceShareOneHistoryReadAndResumeExactly) {
+  rlimit rl{};
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &rl);
+  constexpr size_t kStreams = 1000;
+  if (rl.rlim_cur < 2 * kStreams + 100) GTEST_SKIP() << "open-file limit " << rl.rlim_cur << " too low";
+  auto jobs = tmp.create_batch("b1", 30);
+  finish_all(std::vector<int64_t>(jobs.begin(), jobs.begin() + 20));  // seqs 1..20 before the restart
+  start();
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (size_t i = 0; i < kStreams; ++i) {
+    clients.push_back(std::make_unique<RawClient>(port));
+    ASSERT_TRUE(clients.back()->connected());
+  }
+  for (size_t i = 0; i < kStreams; ++i) {
+    std::string request = "GET /v1/batches/b1/events HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n"
+                          "Last-Event-ID: " + std::to_string(i % 21) + "\r\n\r\n";
+    clients[i]->send_all(request);
+  }
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == kStreams; }, 20s)) << server->open_streams();
+  EXPECT_EQ(hub.history_reads(), 1u);
+  std::thread publisher([&] { finish_all(std::vector<int64_t>(jobs.begin() + 20, jobs.end())); });
+  auto deadline = Clock::now() + 30s;
+  size_t open = kStreams;
+  std::vector<pollfd> fds(kStreams);
+  while (open > 0 && Clock::now() < deadline) {
+    for (size_t i = 0; i < kStreams; ++i) fds[i] = {clients[i]->eof ? -1 : clients[i]->fd(), POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (size_t i = 0; i < kStreams; ++i)
+      if (fds[i].revents && !clients[i]->read_once()) --open;
+  }
+  publisher.join();
+  EXPECT_EQ(open, 0u) << "every stream is closed after batch.completed";
+  size_t exact = 0;
+  for (size_t i = 0; i < kStreams; ++i)
+    if (parse_sse(split_response(clients[i]->data).body).ids == seq_range(static_cast<int64_t>(i % 21) + 1, 31)) ++exact;
+  EXPECT_EQ(exact, kStreams);
+  EXPECT_EQ(hub.history_reads(), 1u);
+}
+
 TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
   TempDb tmp;
   EventHub hub({tmp.path(), 1000ms});
