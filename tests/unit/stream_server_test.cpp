@@ -143,6 +143,21 @@ Sse parse_sse(const std::string& body) {
   return out;
 }
 
+// Reads every client until the server has closed them all or `timeout` passes; returns how many
+// are still open.
+size_t read_until_closed(std::vector<std::unique_ptr<RawClient>>& clients, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  size_t open = clients.size();
+  std::vector<pollfd> fds(clients.size());
+  while (open > 0 && Clock::now() < deadline) {
+    for (size_t i = 0; i < clients.size(); ++i) fds[i] = {clients[i]->eof ? -1 : clients[i]->fd(), POLLIN, 0};
+    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+    for (size_t i = 0; i < clients.size(); ++i)
+      if (fds[i].revents && !clients[i]->read_once()) --open;
+  }
+  return open;
+}
+
 std::vector<int64_t> seq_range(int64_t from, int64_t to) {
   std::vector<int64_t> v;
   for (int64_t i = from; i <= to; ++i) v.push_back(i);
@@ -461,15 +476,7 @@ TEST_F(StreamServerTest, AThousandStreamsOnOneBatchReceiveEveryEvent) {
     std::vector<int64_t> rest(jobs.begin() + 2, jobs.end());
     finish_all(rest);
   });
-  auto deadline = Clock::now() + 30s;
-  size_t open = kStreams;
-  std::vector<pollfd> fds(kStreams);
-  while (open > 0 && Clock::now() < deadline) {
-    for (size_t i = 0; i < kStreams; ++i) fds[i] = {clients[i]->eof ? -1 : clients[i]->fd(), POLLIN, 0};
-    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
-    for (size_t i = 0; i < kStreams; ++i)
-      if (fds[i].revents && !clients[i]->read_once()) --open;
-  }
+  size_t open = read_until_closed(clients, 30s);
   publisher.join();
   EXPECT_EQ(open, 0u) << "every stream is closed after batch.completed";
   size_t complete = 0;
@@ -504,15 +511,7 @@ TEST_F(StreamServerTest, AThousandReconnectsAtOnceShareOneHistoryReadAndResumeEx
   ASSERT_TRUE(wait_for([&] { return server->open_streams() == kStreams; }, 20s)) << server->open_streams();
   EXPECT_EQ(hub.history_reads(), 1u);
   std::thread publisher([&] { finish_all(std::vector<int64_t>(jobs.begin() + 20, jobs.end())); });
-  auto deadline = Clock::now() + 30s;
-  size_t open = kStreams;
-  std::vector<pollfd> fds(kStreams);
-  while (open > 0 && Clock::now() < deadline) {
-    for (size_t i = 0; i < kStreams; ++i) fds[i] = {clients[i]->eof ? -1 : clients[i]->fd(), POLLIN, 0};
-    if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
-    for (size_t i = 0; i < kStreams; ++i)
-      if (fds[i].revents && !clients[i]->read_once()) --open;
-  }
+  size_t open = read_until_closed(clients, 30s);
   publisher.join();
   EXPECT_EQ(open, 0u) << "every stream is closed after batch.completed";
   size_t exact = 0;
