@@ -215,7 +215,7 @@ int consumer(int argc, char** argv) {
     auto server = make_server(h);
     register_health_routes(*server, [&] { return worker.readiness(); });
     register_metrics_route(*server);
-      serve_until_signal(*server, s, "consumer", signal, nullptr);
+    serve_until_signal(*server, s, "consumer", signal, nullptr);
   }
   worker.stop();
   return 0;

@@ -59,39 +59,10 @@ for b in $(seq "$BATCHES"); do
   echo "/v1/batches/$id/events" >>"$WORK/paths"
 done
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
-BASE_RSS=$(rss_kb)
-
-"$SSELOAD" -p "$PORT" -u "$WORK/paths" -n "$STREAMS" -d 120 -r 5000 >"$WORK/sseload.out" &
-LOAD=$!
-PIDS+=($LOAD)
-# Wait until every stream is open (the server holds one socket per stream).
-for _ in $(seq 300); do
-  fds=$(ls "/proc/$SERVER/fd" | wc -l)
-  ((fds >= STREAMS)) && break
-  sleep 0.1
-done
-sleep 1
-PEAK_RSS=$(rss_kb)
-SOCKSTAT=$(grep '^TCP:' /proc/net/sockstat)  # kernel TCP memory (pages), both ends of every stream
-OPEN_FDS=$(ls "/proc/$SERVER/fd" | wc -l)
-CPU0=$(cpu_ticks)
+source "$HERE/measure.sh"
+open_streams
 curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release?spread_ms=${SPREAD_MS:-0}" >/dev/null
-wait "$LOAD" || true
-CPU1=$(cpu_ticks)
-AFTER_RSS=$(rss_kb)
-HZ=$(getconf CLK_TCK)
-LINE=$(cat "$WORK/sseload.out")
-EVENTS=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' <<<"$LINE")
-echo "$LINE"
-echo "kernel at peak: $SOCKSTAT"
-awk -v base="$BASE_RSS" -v peak="$PEAK_RSS" -v n="$STREAMS" -v fds="$OPEN_FDS" -v after="$AFTER_RSS" \
-  -v c0="$CPU0" -v c1="$CPU1" -v hz="$HZ" -v ev="${EVENTS:-0}" 'BEGIN {
-  printf "server: open_fds=%d rss_base_kb=%d rss_streams_kb=%d rss_after_kb=%d kb_per_stream_total=%.1f kb_per_stream_delta=%.1f\n",
-    fds, base, peak, after, peak / n, (peak - base) / n
-  if (ev > 0) printf "server cpu during delivery: %.2f s, %.1f us per delivered event\n", (c1 - c0) / hz, (c1 - c0) / hz * 1e6 / ev
-}'
+report
 # Where the latency goes: commit → arrival from Kafka at the broadcaster (p50/p99 from buckets).
 curl -fs "http://127.0.0.1:$PORT/metrics" | awk '
   /^feedpipe_event_arrival_lag_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[++n] = le; c[n] = $2 }
