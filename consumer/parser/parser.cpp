@@ -69,26 +69,32 @@ pugi::xml_parse_result load(pugi::xml_document& doc, const std::string& xml) {
                          pugi::encoding_utf8);
 }
 
-// Walks the tree without recursion (nothing may recurse before the depth is known to be sane).
-std::string check_depth(const pugi::xml_document& doc, const std::string& xml, int max_depth) {
-  int depth = 1;  // the root element's
-  pugi::xml_node n = doc.first_child();
-  while (n) {
-    if (n.type() == pugi::node_element && depth > max_depth)
-      return "XML nesting deeper than " + std::to_string(max_depth) + " elements at " +
-             position(xml, static_cast<size_t>(n.offset_debug()));
-    if (n.first_child()) {
-      n = n.first_child();
-      ++depth;
-      continue;
+// Walks the tree with pugixml's own traversal (no recursion, and one call per node instead of
+// several accessor calls into the shared library): nothing may recurse before the depth is
+// known to be sane.
+class DepthCheck : public pugi::xml_tree_walker {
+ public:
+  explicit DepthCheck(int max_depth) : max_depth_(max_depth) {}
+  bool for_each(pugi::xml_node& n) override {
+    // depth() is 0 for the document's children, so the root element's depth is 1.
+    if (depth() >= max_depth_ && n.type() == pugi::node_element) {
+      offending_ = n;
+      return false;
     }
-    while (n && !n.next_sibling()) {
-      n = n.parent();
-      --depth;
-    }
-    if (n) n = n.next_sibling();
+    return true;
   }
-  return "";
+  pugi::xml_node offending() const { return offending_; }
+
+ private:
+  int max_depth_;
+  pugi::xml_node offending_;
+};
+
+std::string check_depth(pugi::xml_document& doc, const std::string& xml, int max_depth) {
+  DepthCheck walker(max_depth);
+  if (doc.traverse(walker)) return "";
+  return "XML nesting deeper than " + std::to_string(max_depth) + " elements at " +
+         position(xml, static_cast<size_t>(walker.offending().offset_debug()));
 }
 
 ParseResult parse_xml(const std::string& text, const ParseOptions& options) {
