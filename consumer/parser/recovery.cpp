@@ -11,12 +11,17 @@
 namespace feedpipe::parser {
 namespace {
 
+// ASCII tests written out (std::isalpha is a call per character, and these run on every
+// reference of the document).
+bool is_ascii_alpha(char c) { return static_cast<unsigned char>((c | 0x20) - 'a') < 26; }
+bool is_ascii_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+bool is_ascii_xdigit(char c) { return is_ascii_digit(c) || static_cast<unsigned char>((c | 0x20) - 'a') < 6; }
+
 bool is_name_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
-         static_cast<unsigned char>(c) >= 0x80;
+  return is_ascii_alpha(c) || c == '_' || c == ':' || static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_name_char(char c) {
-  return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  return is_name_start(c) || is_ascii_digit(c) || c == '-' || c == '.';
 }
 
 // The end (one past) of a DOCTYPE declaration starting at `i`, brackets of its internal subset
@@ -145,8 +150,7 @@ std::string normalize_references(std::string_view s) {
       bool hex = j < s.size() && (s[j] == 'x' || s[j] == 'X');
       if (hex) ++j;
       size_t start = j;
-      while (j < s.size() && (hex ? std::isxdigit(static_cast<unsigned char>(s[j]))
-                                  : std::isdigit(static_cast<unsigned char>(s[j]))))
+      while (j < s.size() && (hex ? is_ascii_xdigit(s[j]) : is_ascii_digit(s[j])))
         ++j;
       if (j > start && j < s.size() && s[j] == ';') {
         // References to what XML forbids (NUL, most controls, surrogates, beyond U+10FFFF)
