@@ -112,7 +112,7 @@ std::string_view namespace_of(pugi::xml_node node) {
   std::string_view prefix = prefix_of(node.name());
   if (prefix == "xml") return ns::xml;
   for (pugi::xml_node n = node; n.type() == pugi::node_element; n = n.parent()) {
-    for (pugi::xml_attribute a : n.attributes()) {
+    for (pugi::xml_attribute a = n.first_attribute(); a; a = a.next_attribute()) {
       std::string_view an = a.name();
       if (prefix.empty() ? an == "xmlns"
                          : (an.size() == prefix.size() + 6 && an.substr(0, 6) == "xmlns:" &&
@@ -126,9 +126,14 @@ std::string_view namespace_of(pugi::xml_node node) {
   return known.empty() ? prefix : known;
 }
 
+bool declares_namespace(pugi::xml_node node) {
+  for (pugi::xml_attribute a = node.first_attribute(); a; a = a.next_attribute())
+    if (std::strncmp(a.name(), "xmlns", 5) == 0) return true;
+  return false;
+}
+
 std::string_view ChildNamespaces::of(pugi::xml_node child) {
-  for (pugi::xml_attribute a : child.attributes())
-    if (std::string_view(a.name()).substr(0, 5) == "xmlns") return namespace_of(child);
+  if (declares_namespace(child)) return namespace_of(child);
   std::string_view prefix = prefix_of(child.name());
   for (int i = 0; i < size_; ++i)
     if (memo_[i].prefix == prefix) return memo_[i].uri;
