@@ -87,7 +87,8 @@ struct Reader {
       else if (local == "updated") updated = c;
       else if (local == "modified") modified = c;  // 0.3
     }
-    auto date = [](pugi::xml_node n) { return n ? parse_date(xml::all_text(n)) : std::string(); };
+    std::string scratch;
+    auto date = [&](pugi::xml_node n) { return n ? parse_date(xml::all_text_view(n, scratch)) : std::string(); };
 
     Item out;
     out.guid = xml::all_text(id);

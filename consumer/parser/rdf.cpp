@@ -58,8 +58,9 @@ Item read_item(pugi::xml_node item, const ParseOptions& options, xml::ChildNames
   if (std::string l = xml::all_text(link); !l.empty()) out.link = xml::resolve(item, options.base_url, l);
   out.title = decode_entities(xml::all_text(title));
   out.author = decode_entities(xml::all_text(creator));
-  out.published = date ? parse_date(xml::all_text(date)) : std::string();
-  out.updated = modified ? parse_date(xml::all_text(modified)) : std::string();
+  std::string scratch;
+  out.published = date ? parse_date(xml::all_text_view(date, scratch)) : std::string();
+  out.updated = modified ? parse_date(xml::all_text_view(modified, scratch)) : std::string();
   if (out.updated.empty()) out.updated = out.published;  // feedparser reads dc:date as the update time
   out.summary = xml::resolve_html(summary, options.base_url, xml::text(summary));
   out.content = xml::resolve_html(content, options.base_url, xml::text(content));

@@ -135,7 +135,10 @@ Item read_item(pugi::xml_node item, const ParseOptions& options, xml::ChildNames
 
   out.author = first_text({n.author, n.dc_creator, n.dc_author, n.itunes_author});
 
-  auto date = [&](pugi::xml_node node) { return node ? parse_date(xml::all_text(node)) : std::string(); };
+  std::string scratch;
+  auto date = [&](pugi::xml_node node) {
+    return node ? parse_date(xml::all_text_view(node, scratch)) : std::string();
+  };
   std::string dc_date = date(n.dc_date);
   out.published = date(n.pub_date);
   if (out.published.empty()) out.published = date(n.dcterms_issued);

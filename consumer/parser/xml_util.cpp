@@ -161,19 +161,45 @@ pugi::xml_attribute attribute(pugi::xml_node node, std::string_view local) {
   return {};
 }
 
+namespace {
+
+bool is_text(pugi::xml_node node) {
+  pugi::xml_node_type type = node.type();
+  return type == pugi::node_pcdata || type == pugi::node_cdata;
+}
+
+}  // namespace
+
 std::string text(pugi::xml_node node) {
+  pugi::xml_node first = node.first_child();
+  if (first && !first.next_sibling() && is_text(first)) return std::string(trim_view(first.value()));
   std::string out;
-  for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) {
-    if (c.type() == pugi::node_element) return trim(inner_markup(node));
-    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+  for (pugi::xml_node c = first; c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element) {
+      out = inner_markup(node);
+      break;
+    }
+    if (is_text(c)) out += c.value();
   }
-  return trim(out);
+  trim_in_place(out);
+  return out;
 }
 
 std::string all_text(pugi::xml_node node) {
-  std::string out;
-  collect_text(out, node);
-  return trim(out);
+  std::string scratch;
+  std::string_view t = all_text_view(node, scratch);
+  if (t.data() == scratch.data() && t.size() == scratch.size()) return scratch;
+  return std::string(t);
+}
+
+std::string_view all_text_view(pugi::xml_node node, std::string& scratch) {
+  pugi::xml_node first = node.first_child();
+  if (!first) return {};
+  if (!first.next_sibling() && is_text(first)) return trim_view(first.value());
+  scratch.clear();
+  collect_text(scratch, node);
+  trim_in_place(scratch);
+  return scratch;
 }
 
 std::string inner_markup(pugi::xml_node node) {

@@ -65,6 +65,10 @@ std::string text(pugi::xml_node node);
 // All character data below the element, trimmed, markup dropped.
 std::string all_text(pugi::xml_node node);
 
+// all_text() without a copy when the element holds a single text node; otherwise the text is
+// collected into `scratch`.
+std::string_view all_text_view(pugi::xml_node node, std::string& scratch);
+
 // The children of the element serialized as markup, XHTML prefixes dropped.
 std::string inner_markup(pugi::xml_node node);
 
