@@ -175,6 +175,13 @@ void rewrite_declaration(std::string& doc) {
 }  // namespace
 
 std::string to_utf8(std::string_view doc, std::string_view http_charset) {
+  std::string storage;
+  std::string_view text = to_utf8(doc, http_charset, storage);
+  if (text.data() == storage.data()) return storage;
+  return std::string(text);
+}
+
+std::string_view to_utf8(std::string_view doc, std::string_view http_charset, std::string& out) {
   std::string charset;
   auto starts = [&](std::string_view bom) { return doc.substr(0, bom.size()) == bom; };
   using namespace std::string_view_literals;
@@ -212,9 +219,19 @@ std::string to_utf8(std::string_view doc, std::string_view http_charset) {
   bool clean = read_as_utf8 && is_clean(doc);
   if (!named && !clean && !is_valid_utf8(doc)) charset = "windows-1252";
 
-  std::string out;
   if (is_utf8_name(charset) || !convert(doc, charset, out)) {
-    out = (read_as_utf8 ? clean : is_clean(doc)) ? std::string(doc) : sanitize_utf8(doc);
+    if (read_as_utf8 ? clean : is_clean(doc)) {
+      // Already what it should be, but for the declaration: when that says UTF-8 in some case
+      // (or is absent) the rewrite changes no more than letter case, which nothing reads.
+      std::string_view declared = declared_encoding(doc);
+      if (declared.empty() || (declared.size() == 5 && (declared[0] | 0x20) == 'u' &&
+                               (declared[1] | 0x20) == 't' && (declared[2] | 0x20) == 'f' &&
+                               declared[3] == '-' && declared[4] == '8'))
+        return doc;
+      out = std::string(doc);
+    } else {
+      out = sanitize_utf8(doc);
+    }
   } else if (!is_clean(out)) {
     out = sanitize_utf8(out);
   }
