@@ -63,13 +63,13 @@ struct Reader {
     return names;
   }
 
-  Item entry(pugi::xml_node e, const std::string& feed_author) const {
+  // `namespaces`: for the children of `e` (see xml::ChildNamespaces).
+  Item entry(pugi::xml_node e, const std::string& feed_author, xml::ChildNamespaces& namespaces) const {
     // One pass over the entry's children: the first of each text element, the last of each
     // date (a repeated date overrides, as in feedparser), every author and link.
     pugi::xml_node id, title, summary, content, source, published, issued, created, updated, modified;
     LinkChoice links;
     std::string author;
-    xml::ChildNamespaces namespaces;
     for (pugi::xml_node c = e.first_child(); c; c = c.next_sibling()) {
       if (c.type() != pugi::node_element) continue;
       std::string_view local = xml::local_name(c);
@@ -87,7 +87,8 @@ struct Reader {
       else if (local == "updated") updated = c;
       else if (local == "modified") modified = c;  // 0.3
     }
-    auto date = [](pugi::xml_node n) { return n ? parse_date(xml::all_text(n)) : std::string(); };
+    std::string scratch;
+    auto date = [&](pugi::xml_node n) { return n ? parse_date(xml::all_text_view(n, scratch)) : std::string(); };
 
     Item out;
     out.guid = xml::all_text(id);
@@ -122,8 +123,18 @@ Feed read_atom(pugi::xml_node root, const ParseOptions& options) {
   feed.title = atom_text(reader.child(root, "title"), true);
   feed.link = reader.link(root);
   std::string feed_author = reader.authors(root);
-  for (pugi::xml_node c = root.first_child(); c; c = c.next_sibling())
-    if (xml::is(c, reader.atom, "entry")) feed.items.push_back(reader.entry(c, feed_author));
+  xml::ChildNamespaces children;      // of the root
+  xml::ChildNamespaces grandchildren;  // of the entries that declare no namespace
+  for (pugi::xml_node c = root.first_child(); c; c = c.next_sibling()) {
+    if (c.type() != pugi::node_element || xml::local_name(c) != "entry" || children.of(c) != reader.atom)
+      continue;
+    if (xml::declares_namespace(c)) {
+      xml::ChildNamespaces own;
+      feed.items.push_back(reader.entry(c, feed_author, own));
+    } else {
+      feed.items.push_back(reader.entry(c, feed_author, grandchildren));
+    }
+  }
   return feed;
 }
 

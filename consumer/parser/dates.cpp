@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace feedpipe::parser {
@@ -328,6 +329,64 @@ std::string parse_rfc822(std::string_view s) {
   return format(f);
 }
 
+// The canonical RFC 822 form, which nearly every pubDate uses, read directly:
+// "Mon, 02 Jan 2006 15:04:05 +0000" (weekday optional, one- or two-digit day, seconds
+// optional, a numeric zone or GMT/UT/UTC/Z), English names capitalized as the RFC writes them.
+// Returns nullopt for anything else, which parse_rfc822() then reads token by token (to the
+// same result for the text this accepts).
+std::optional<std::string> parse_rfc822_canonical(std::string_view s) {
+  size_t pos = 0;
+  auto word3 = [&](std::string_view word, const char (*names)[4], int count) {
+    for (int i = 0; i < count; ++i)
+      if (word == names[i]) return i;
+    return -1;
+  };
+  static constexpr char kDays[7][4] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static constexpr char kMonths[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (s.size() >= 5 && !is_digit(s[0])) {
+    if (word3(s.substr(0, 3), kDays, 7) < 0 || s[3] != ',' || s[4] != ' ') return std::nullopt;
+    pos = 5;
+  }
+  Fields f;
+  size_t day_len = pos + 1 < s.size() && is_digit(s[pos + 1]) ? 2 : 1;
+  auto day = digits(s, pos, day_len);
+  if (!day || pos + 5 > s.size() || s[pos] != ' ' || s[pos + 4] != ' ') return std::nullopt;
+  int month = word3(s.substr(pos + 1, 3), kMonths, 12);
+  if (month < 0) return std::nullopt;
+  pos += 5;
+  auto year = digits(s, pos, 4);
+  if (!year || pos >= s.size() || s[pos] != ' ') return std::nullopt;
+  ++pos;
+  auto hour = digits(s, pos, 2);
+  if (!hour || pos >= s.size() || s[pos] != ':') return std::nullopt;
+  ++pos;
+  auto minute = digits(s, pos, 2);
+  if (!minute) return std::nullopt;
+  if (pos < s.size() && s[pos] == ':') {
+    ++pos;
+    auto second = digits(s, pos, 2);
+    if (!second) return std::nullopt;
+    f.second = *second;
+  }
+  if (pos >= s.size() || s[pos] != ' ') return std::nullopt;
+  std::string_view zone = s.substr(pos + 1);
+  if (zone == "GMT" || zone == "UT" || zone == "UTC" || zone == "Z") {
+    f.offset_minutes = 0;
+  } else if (zone.size() == 5 && (zone[0] == '+' || zone[0] == '-') && is_digit(zone[1]) &&
+             is_digit(zone[2]) && is_digit(zone[3]) && is_digit(zone[4])) {
+    if (!numeric_zone(zone, 0, f.offset_minutes)) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  f.day = *day;
+  f.month = month + 1;
+  f.year = *year;
+  f.hour = *hour;
+  f.minute = *minute;
+  return format(f);
+}
+
 }  // namespace
 
 std::string parse_date(std::string_view text) {
@@ -344,6 +403,7 @@ std::string parse_date(std::string_view text) {
     if (rest.size() >= 10 && rest[4] == '-' && rest[7] == '-')
       if (std::string iso = parse_iso(rest); !iso.empty()) return iso;
   }
+  if (auto canonical = parse_rfc822_canonical(text)) return std::move(*canonical);
   return parse_rfc822(text);
 }
 

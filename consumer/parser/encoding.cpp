@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "consumer/parser/text.h"
 
 namespace feedpipe::parser {
@@ -63,29 +67,40 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+// The index of the first byte at or after `i` that is not printable ASCII or XML white space
+// (tab, LF, CR), or n: sixteen bytes at a time.
+size_t skip_plain_ascii(const char* p, size_t i, size_t n) {
+#if defined(__SSE2__)
+  const __m128i below_space = _mm_set1_epi8(0x20);
+  const __m128i tab = _mm_set1_epi8('\t'), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+  while (i + 16 <= n) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    // signed compare: bytes >= 0x80 are negative, so "< 0x20" catches them and the controls
+    __m128i odd = _mm_cmplt_epi8(v, below_space);
+    __m128i space = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, lf)), _mm_cmpeq_epi8(v, cr));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_andnot_si128(space, odd)));
+    if (mask) return i + static_cast<size_t>(__builtin_ctz(mask));
+    i += 16;
+  }
+#endif
+  for (; i < n; ++i) {
+    auto b = static_cast<unsigned char>(p[i]);
+    if (b >= 0x80 || (b < 0x20 && b != '\t' && b != '\n' && b != '\r')) return i;
+  }
+  return n;
+}
+
 // True when sanitize_utf8() would change nothing: valid UTF-8 without C0 controls other than
-// white space and without C1 controls. Runs of ASCII are checked eight bytes at a time.
+// white space and without C1 controls. Runs of ASCII are checked sixteen bytes at a time.
 bool is_clean(std::string_view s) {
   const char* p = s.data();
   size_t n = s.size(), i = 0;
   char32_t cp;
-  while (i < n) {
-    if (i + 8 <= n) {
-      uint64_t word;
-      std::memcpy(&word, p + i, 8);
-      // no byte >= 0x80, and no byte < 0x20 (each byte + 0x60 stays below 0x80 only if < 0x20)
-      if (!(word & 0x8080808080808080ull) && ((word + 0x6060606060606060ull) & 0x8080808080808080ull) ==
-                                                 0x8080808080808080ull) {
-        i += 8;
-        continue;
-      }
-    }
+  while (true) {
+    i = skip_plain_ascii(p, i, n);
+    if (i >= n) return true;
     auto b = static_cast<unsigned char>(p[i]);
-    if (b < 0x80) {
-      if (b < 0x20 && b != '\t' && b != '\n' && b != '\r') return false;
-      ++i;
-      continue;
-    }
+    if (b < 0x80) return false;  // a control character
     if ((b & 0xE0) == 0xC0 && i + 1 < n) {  // two bytes (Latin letters): the common case
       auto c = static_cast<unsigned char>(p[i + 1]);
       if (b < 0xC2 || (c & 0xC0) != 0x80 || (b == 0xC2 && c < 0xA0)) return false;  // overlong, C1
@@ -96,7 +111,6 @@ bool is_clean(std::string_view s) {
     if (len == 0 || (cp >= 0x80 && cp <= 0x9F)) return false;
     i += len;
   }
-  return true;
 }
 
 // Replaces invalid sequences with U+FFFD and drops the C0 controls XML 1.0 forbids, which
@@ -161,6 +175,13 @@ void rewrite_declaration(std::string& doc) {
 }  // namespace
 
 std::string to_utf8(std::string_view doc, std::string_view http_charset) {
+  std::string storage;
+  std::string_view text = to_utf8(doc, http_charset, storage);
+  if (text.data() == storage.data()) return storage;
+  return std::string(text);
+}
+
+std::string_view to_utf8(std::string_view doc, std::string_view http_charset, std::string& out) {
   std::string charset;
   auto starts = [&](std::string_view bom) { return doc.substr(0, bom.size()) == bom; };
   using namespace std::string_view_literals;
@@ -193,11 +214,24 @@ std::string to_utf8(std::string_view doc, std::string_view http_charset) {
   if (charset == "iso-8859-1" || charset == "latin1" || charset == "iso8859-1" ||
       charset == "l1" || charset == "iso_8859-1")
     charset = "windows-1252";
-  if (!named && !is_valid_utf8(doc)) charset = "windows-1252";
+  // Clean text is valid UTF-8: the usual document is checked once.
+  bool read_as_utf8 = !named || is_utf8_name(charset);
+  bool clean = read_as_utf8 && is_clean(doc);
+  if (!named && !clean && !is_valid_utf8(doc)) charset = "windows-1252";
 
-  std::string out;
   if (is_utf8_name(charset) || !convert(doc, charset, out)) {
-    out = is_clean(doc) ? std::string(doc) : sanitize_utf8(doc);
+    if (read_as_utf8 ? clean : is_clean(doc)) {
+      // Already what it should be, but for the declaration: when that says UTF-8 in some case
+      // (or is absent) the rewrite changes no more than letter case, which nothing reads.
+      std::string_view declared = declared_encoding(doc);
+      if (declared.empty() || (declared.size() == 5 && (declared[0] | 0x20) == 'u' &&
+                               (declared[1] | 0x20) == 't' && (declared[2] | 0x20) == 'f' &&
+                               declared[3] == '-' && declared[4] == '8'))
+        return doc;
+      out = std::string(doc);
+    } else {
+      out = sanitize_utf8(doc);
+    }
   } else if (!is_clean(out)) {
     out = sanitize_utf8(out);
   }

@@ -12,4 +12,9 @@ namespace feedpipe::parser {
 // declaration, if any, says UTF-8.
 std::string to_utf8(std::string_view document, std::string_view http_charset);
 
+// The same without a copy of a document that needs no change: the result is then `document`
+// itself (its BOM removed; an XML declaration that names UTF-8 in another letter case kept as
+// it is), else the text in `storage`.
+std::string_view to_utf8(std::string_view document, std::string_view http_charset, std::string& storage);
+
 }  // namespace feedpipe::parser

@@ -69,33 +69,55 @@ pugi::xml_parse_result load(pugi::xml_document& doc, const std::string& xml) {
                          pugi::encoding_utf8);
 }
 
-// Walks the tree without recursion (nothing may recurse before the depth is known to be sane).
-std::string check_depth(const pugi::xml_document& doc, const std::string& xml, int max_depth) {
-  int depth = 1;  // the root element's
-  pugi::xml_node n = doc.first_child();
-  while (n) {
-    if (n.type() == pugi::node_element && depth > max_depth)
-      return "XML nesting deeper than " + std::to_string(max_depth) + " elements at " +
-             position(xml, static_cast<size_t>(n.offset_debug()));
-    if (n.first_child()) {
-      n = n.first_child();
-      ++depth;
-      continue;
+// Walks the tree with pugixml's own traversal (no recursion, and one call per node instead of
+// several accessor calls into the shared library): nothing may recurse before the depth is
+// known to be sane.
+class DepthCheck : public pugi::xml_tree_walker {
+ public:
+  explicit DepthCheck(int max_depth) : max_depth_(max_depth) {}
+  bool for_each(pugi::xml_node& n) override {
+    // depth() is 0 for the document's children, so the root element's depth is 1.
+    if (depth() >= max_depth_ && n.type() == pugi::node_element) {
+      offending_ = n;
+      return false;
     }
-    while (n && !n.next_sibling()) {
-      n = n.parent();
-      --depth;
-    }
-    if (n) n = n.next_sibling();
+    return true;
   }
-  return "";
+  pugi::xml_node offending() const { return offending_; }
+
+ private:
+  int max_depth_;
+  pugi::xml_node offending_;
+};
+
+// The offset of the first element nested deeper than max_depth, or -1.
+ptrdiff_t too_deep(pugi::xml_document& doc, int max_depth) {
+  DepthCheck walker(max_depth);
+  if (doc.traverse(walker)) return -1;
+  return walker.offending().offset_debug();
 }
 
-ParseResult parse_xml(const std::string& text, const ParseOptions& options) {
+std::string depth_error(std::string_view xml, ptrdiff_t offset, int max_depth) {
+  return "XML nesting deeper than " + std::to_string(max_depth) + " elements at " +
+         position(xml, static_cast<size_t>(offset));
+}
+
+ParseResult parse_xml(std::string_view text, const ParseOptions& options) {
   if (std::string bomb = check_entity_declarations(text); !bomb.empty()) return failure(bomb);
   std::string xml = normalize_references(text);
   pugi::xml_document doc;
-  pugi::xml_parse_result parsed = load(doc, xml);
+  // Parsed in place: the tree points into `xml`, which pugixml rewrites as it goes (no copy
+  // of the document). Where an error needs the text as it was, it is made again.
+  pugi::xml_parse_result parsed = doc.load_buffer_inplace(
+      xml.data(), xml.size(), pugi::parse_default | pugi::parse_declaration, pugi::encoding_utf8);
+  bool rewritten = true;
+  if (!parsed) {
+    // Again from a copy, as before: the error offsets pugixml reports at the end of a buffer
+    // differ between the two.
+    xml = normalize_references(text);
+    parsed = load(doc, xml);
+    rewritten = false;
+  }
   if (!parsed) {
     // Report where the document as sent went wrong, even if the repaired one fails elsewhere.
     std::string error = "XML parse error at " + position(xml, static_cast<size_t>(parsed.offset)) +
@@ -109,7 +131,8 @@ ParseResult parse_xml(const std::string& text, const ParseOptions& options) {
     }
     xml = std::move(repaired);
   }
-  if (std::string deep = check_depth(doc, xml, options.max_depth); !deep.empty()) return failure(deep);
+  if (ptrdiff_t deep = too_deep(doc, options.max_depth); deep >= 0)
+    return failure(depth_error(rewritten ? normalize_references(text) : xml, deep, options.max_depth));
 
   pugi::xml_node root = doc.document_element();
   std::string_view name = xml::local_name(root);
@@ -129,7 +152,8 @@ ParseResult parse_xml(const std::string& text, const ParseOptions& options) {
 
 ParseResult parse_feed(std::string_view document, const ParseOptions& options) {
   try {
-    std::string text = to_utf8(document, options.http_charset);
+    std::string storage;
+    std::string_view text = to_utf8(document, options.http_charset, storage);
     size_t start = text.find_first_not_of(" \t\r\n");
     if (start == std::string::npos) return failure("not a feed: empty document");
     if (text[start] == '{' || text[start] == '[') return read_json_feed(text, options);

@@ -28,10 +28,10 @@ std::string link_of(pugi::xml_node node, const ParseOptions& options) {
   return link.empty() ? link : xml::resolve(node, options.base_url, link);
 }
 
-Item read_item(pugi::xml_node item, const ParseOptions& options) {
+// `namespaces`: for the children of `item` (see xml::ChildNamespaces).
+Item read_item(pugi::xml_node item, const ParseOptions& options, xml::ChildNamespaces& namespaces) {
   // One pass over the item's children, keeping the first of each kind.
   pugi::xml_node title, link, creator, date, modified, summary, content;
-  xml::ChildNamespaces namespaces;
   for (pugi::xml_node c = item.first_child(); c; c = c.next_sibling()) {
     if (c.type() != pugi::node_element) continue;
     std::string_view local = xml::local_name(c);
@@ -58,8 +58,9 @@ Item read_item(pugi::xml_node item, const ParseOptions& options) {
   if (std::string l = xml::all_text(link); !l.empty()) out.link = xml::resolve(item, options.base_url, l);
   out.title = decode_entities(xml::all_text(title));
   out.author = decode_entities(xml::all_text(creator));
-  out.published = date ? parse_date(xml::all_text(date)) : std::string();
-  out.updated = modified ? parse_date(xml::all_text(modified)) : std::string();
+  std::string scratch;
+  out.published = date ? parse_date(xml::all_text_view(date, scratch)) : std::string();
+  out.updated = modified ? parse_date(xml::all_text_view(modified, scratch)) : std::string();
   if (out.updated.empty()) out.updated = out.published;  // feedparser reads dc:date as the update time
   out.summary = xml::resolve_html(summary, options.base_url, xml::text(summary));
   out.content = xml::resolve_html(content, options.base_url, xml::text(content));
@@ -75,8 +76,18 @@ Feed read_rdf(pugi::xml_node rdf, const ParseOptions& options) {
   feed.title = decode_entities(xml::all_text(rss_child(channel, "title")));
   feed.link = link_of(channel, options);
   auto add_items = [&](pugi::xml_node parent) {
-    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
-      if (is_rss(c, "item")) feed.items.push_back(read_item(c, options));
+    xml::ChildNamespaces children;      // of `parent`
+    xml::ChildNamespaces grandchildren;  // of the items that declare no namespace
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
+      if (c.type() != pugi::node_element || xml::local_name(c) != "item") continue;
+      if (std::string_view uri = children.of(c); uri != ns::rss10 && uri != ns::rss090 && !uri.empty()) continue;
+      if (xml::declares_namespace(c)) {
+        xml::ChildNamespaces own;
+        feed.items.push_back(read_item(c, options, own));
+      } else {
+        feed.items.push_back(read_item(c, options, grandchildren));
+      }
+    }
   };
   add_items(rdf);
   if (channel) add_items(channel);  // some generators nest them, RSS 2.0 style

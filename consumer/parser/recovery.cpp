@@ -6,17 +6,26 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "consumer/parser/text.h"
 
 namespace feedpipe::parser {
 namespace {
 
+// ASCII tests written out (std::isalpha is a call per character, and these run on every
+// reference of the document).
+bool is_ascii_alpha(char c) { return static_cast<unsigned char>((c | 0x20) - 'a') < 26; }
+bool is_ascii_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+bool is_ascii_xdigit(char c) { return is_ascii_digit(c) || static_cast<unsigned char>((c | 0x20) - 'a') < 6; }
+
 bool is_name_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
-         static_cast<unsigned char>(c) >= 0x80;
+  return is_ascii_alpha(c) || c == '_' || c == ':' || static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_name_char(char c) {
-  return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  return is_name_start(c) || is_ascii_digit(c) || c == '-' || c == '.';
 }
 
 // The end (one past) of a DOCTYPE declaration starting at `i`, brackets of its internal subset
@@ -78,10 +87,37 @@ size_t tag_end(std::string_view s, size_t i) {
 
 namespace {
 
+// s.find("<!DOCTYPE"), without a memchr call and a comparison for every '<' before it: only a
+// "<!" (found sixteen bytes at a time) is compared.
+size_t find_doctype(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size(), i = 0;
+  for (;;) {
+#if defined(__SSE2__)
+    const __m128i lt = _mm_set1_epi8('<'), bang = _mm_set1_epi8('!');
+    while (i + 17 <= n) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+      auto mask = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(v, lt), _mm_cmpeq_epi8(w, bang))));
+      if (mask) {
+        i += static_cast<size_t>(__builtin_ctz(mask));
+        break;
+      }
+      i += 16;
+    }
+#endif
+    while (i + 1 < n && !(p[i] == '<' && p[i + 1] == '!')) ++i;
+    if (i + 1 >= n) return std::string_view::npos;
+    if (s.substr(i, 9) == "<!DOCTYPE") return i;
+    ++i;
+  }
+}
+
 // The internal general entities of the DOCTYPE, name -> literal value; empty when none.
 std::vector<std::pair<std::string_view, std::string_view>> declared_entities(std::string_view s) {
   std::vector<std::pair<std::string_view, std::string_view>> out;
-  size_t start = s.substr(0, 4096).find("<!DOCTYPE");  // only ever in the prolog
+  size_t start = find_doctype(s.substr(0, 4096));  // only ever in the prolog
   if (start == std::string_view::npos) return out;
   std::string_view doctype = s.substr(start, doctype_end(s, start) - start);
   for (size_t pos = doctype.find("<!ENTITY"); pos != std::string_view::npos;
@@ -103,40 +139,62 @@ std::vector<std::pair<std::string_view, std::string_view>> declared_entities(std
 
 }  // namespace
 
+namespace {
+
+// The first '&', or '<' followed by '!' or '?', at or after `i`; s.size() if none. Sixteen
+// bytes at a time: most of a document is neither.
+size_t next_reference_or_opaque(std::string_view s, size_t i) {
+  const char* p = s.data();
+  size_t n = s.size();
+#if defined(__SSE2__)
+  const __m128i amp = _mm_set1_epi8('&'), lt = _mm_set1_epi8('<');
+  const __m128i bang = _mm_set1_epi8('!'), question = _mm_set1_epi8('?');
+  while (i + 17 <= n) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i + 1));
+    __m128i opens = _mm_and_si128(_mm_cmpeq_epi8(v, lt),
+                                  _mm_or_si128(_mm_cmpeq_epi8(w, bang), _mm_cmpeq_epi8(w, question)));
+    auto mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, amp), opens)));
+    if (mask) return i + static_cast<size_t>(__builtin_ctz(mask));
+    i += 16;
+  }
+#endif
+  for (; i < n; ++i) {
+    if (p[i] == '&') return i;
+    if (p[i] == '<' && i + 1 < n && (p[i + 1] == '!' || p[i + 1] == '?')) return i;
+  }
+  return n;
+}
+
+}  // namespace
+
 std::string normalize_references(std::string_view s) {
   const auto entities = declared_entities(s);
   size_t expansion_budget = std::max<size_t>(s.size(), 1 << 20);
   std::string out;
   out.reserve(s.size() + s.size() / 16);
-  // Where the next "<!" or "<?" (CDATA, comment, DOCTYPE, PI: copied as they are) starts.
-  auto next_opaque = [&](size_t from) {
-    const char* p = s.data();
-    const char* end = p + s.size();
-    for (const char* k = p + from; k < end;) {
-      k = static_cast<const char*>(std::memchr(k, '<', static_cast<size_t>(end - k)));
-      if (!k || k + 1 >= end) break;
-      if (k[1] == '!' || k[1] == '?') return static_cast<size_t>(k - p);
-      k += 2;
-    }
-    return s.size();
-  };
-  size_t opaque = next_opaque(0);
   size_t i = 0;
   while (i < s.size()) {
-    if (i == opaque) {
+    // Copy up to the next reference or opaque section ("<!", "<?": CDATA, comment, DOCTYPE,
+    // PI, copied as they are) at once.
+    size_t next = next_reference_or_opaque(s, i);
+    out.append(s.data() + i, next - i);
+    i = next;
+    if (i >= s.size()) break;
+    if (s[i] == '<') {
+      // In a run of '<' only every other one was ever looked at ("<<!" is text, "<<<!" is
+      // not): the rule of the scan this replaced, kept so that the output stays the same.
+      size_t run = 0;
+      while (run < i && s[i - run - 1] == '<') ++run;
+      if (run % 2) {
+        out += '<';
+        ++i;
+        continue;
+      }
       size_t end = skip_opaque(s, i);
       if (end == i) end = i + 1;
       out.append(s.data() + i, end - i);
       i = end;
-      opaque = next_opaque(i);
-      continue;
-    }
-    if (s[i] != '&') {
-      // Copy up to the next reference or opaque section at once.
-      size_t next = s.find('&', i);
-      if (next == std::string_view::npos || next > opaque) next = opaque;
-      out.append(s.data() + i, next - i);
-      i = next;
       continue;
     }
     size_t j = i + 1;
@@ -145,8 +203,7 @@ std::string normalize_references(std::string_view s) {
       bool hex = j < s.size() && (s[j] == 'x' || s[j] == 'X');
       if (hex) ++j;
       size_t start = j;
-      while (j < s.size() && (hex ? std::isxdigit(static_cast<unsigned char>(s[j]))
-                                  : std::isdigit(static_cast<unsigned char>(s[j]))))
+      while (j < s.size() && (hex ? is_ascii_xdigit(s[j]) : is_ascii_digit(s[j])))
         ++j;
       if (j > start && j < s.size() && s[j] == ';') {
         // References to what XML forbids (NUL, most controls, surrogates, beyond U+10FFFF)

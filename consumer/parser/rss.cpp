@@ -67,8 +67,8 @@ struct ItemNodes {
   std::string link;  // the first non-empty <link>
   pugi::xml_node atom_alternate;
 
-  explicit ItemNodes(pugi::xml_node item) {
-    xml::ChildNamespaces namespaces;
+  // `namespaces`: for the children of `item` (see xml::ChildNamespaces).
+  ItemNodes(pugi::xml_node item, xml::ChildNamespaces& namespaces) {
     auto first = [](pugi::xml_node& slot, pugi::xml_node c) {
       if (!slot) slot = c;
     };
@@ -114,9 +114,9 @@ struct ItemNodes {
   }
 };
 
-Item read_item(pugi::xml_node item, const ParseOptions& options) {
+Item read_item(pugi::xml_node item, const ParseOptions& options, xml::ChildNamespaces& namespaces) {
   Item out;
-  ItemNodes n(item);
+  ItemNodes n(item, namespaces);
   std::string base = xml::base_url(item, options.base_url);
   auto resolve = [&](std::string_view ref) { return ref.empty() ? std::string() : xml::resolve_ref(base, ref); };
 
@@ -135,7 +135,10 @@ Item read_item(pugi::xml_node item, const ParseOptions& options) {
 
   out.author = first_text({n.author, n.dc_creator, n.dc_author, n.itunes_author});
 
-  auto date = [&](pugi::xml_node node) { return node ? parse_date(xml::all_text(node)) : std::string(); };
+  std::string scratch;
+  auto date = [&](pugi::xml_node node) {
+    return node ? parse_date(xml::all_text_view(node, scratch)) : std::string();
+  };
   std::string dc_date = date(n.dc_date);
   out.published = date(n.pub_date);
   if (out.published.empty()) out.published = date(n.dcterms_issued);
@@ -178,8 +181,18 @@ Feed read_rss(pugi::xml_node rss, const ParseOptions& options) {
   if (!link.empty()) feed.link = xml::resolve_ref(base, link);
 
   auto add_items = [&](pugi::xml_node parent) {
-    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling())
-      if (is_rss(c, "item")) feed.items.push_back(read_item(c, options));
+    xml::ChildNamespaces children;      // of `parent`
+    xml::ChildNamespaces grandchildren;  // of the items that declare no namespace
+    for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
+      if (c.type() != pugi::node_element || xml::local_name(c) != "item") continue;
+      if (std::string_view uri = children.of(c); !uri.empty() && uri != ns::userland) continue;
+      if (xml::declares_namespace(c)) {
+        xml::ChildNamespaces own;
+        feed.items.push_back(read_item(c, options, own));
+      } else {
+        feed.items.push_back(read_item(c, options, grandchildren));
+      }
+    }
   };
   add_items(channel);
   if (channel != rss) add_items(rss);  // items misplaced after </channel>

@@ -127,7 +127,17 @@ bool is_clean_utf8(std::string_view s) {
 
 }  // namespace
 
-std::string trim(std::string_view text) {
+std::string trim(std::string_view text) { return std::string(trim_view(text)); }
+
+void trim_in_place(std::string& text) {
+  std::string_view t = trim_view(text);
+  if (t.size() == text.size()) return;
+  size_t front = static_cast<size_t>(t.data() - text.data());
+  text.resize(front + t.size());
+  text.erase(0, front);
+}
+
+std::string_view trim_view(std::string_view text) {
   // The no-break space (U+00A0, "\xC2\xA0" in UTF-8) often pads titles that came from &nbsp;.
   for (;;) {
     if (!text.empty() && is_space_byte(text.front())) text.remove_prefix(1);
@@ -139,7 +149,7 @@ std::string trim(std::string_view text) {
     else if (text.size() >= 2 && text.substr(text.size() - 2) == "\xC2\xA0") text.remove_suffix(2);
     else break;
   }
-  return std::string(text);
+  return text;
 }
 
 std::optional<char32_t> html_entity(std::string_view name) {

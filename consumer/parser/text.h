@@ -11,6 +11,8 @@ namespace feedpipe::parser {
 
 // Strips leading and trailing white space (XML's four characters plus the no-break space).
 std::string trim(std::string_view text);
+std::string_view trim_view(std::string_view text);
+void trim_in_place(std::string& text);
 
 // The code point of an HTML 4 named entity (plus &apos;), e.g. "eacute" -> U+00E9.
 std::optional<char32_t> html_entity(std::string_view name);

@@ -112,7 +112,7 @@ std::string_view namespace_of(pugi::xml_node node) {
   std::string_view prefix = prefix_of(node.name());
   if (prefix == "xml") return ns::xml;
   for (pugi::xml_node n = node; n.type() == pugi::node_element; n = n.parent()) {
-    for (pugi::xml_attribute a : n.attributes()) {
+    for (pugi::xml_attribute a = n.first_attribute(); a; a = a.next_attribute()) {
       std::string_view an = a.name();
       if (prefix.empty() ? an == "xmlns"
                          : (an.size() == prefix.size() + 6 && an.substr(0, 6) == "xmlns:" &&
@@ -126,9 +126,14 @@ std::string_view namespace_of(pugi::xml_node node) {
   return known.empty() ? prefix : known;
 }
 
+bool declares_namespace(pugi::xml_node node) {
+  for (pugi::xml_attribute a = node.first_attribute(); a; a = a.next_attribute())
+    if (std::strncmp(a.name(), "xmlns", 5) == 0) return true;
+  return false;
+}
+
 std::string_view ChildNamespaces::of(pugi::xml_node child) {
-  for (pugi::xml_attribute a : child.attributes())
-    if (std::string_view(a.name()).substr(0, 5) == "xmlns") return namespace_of(child);
+  if (declares_namespace(child)) return namespace_of(child);
   std::string_view prefix = prefix_of(child.name());
   for (int i = 0; i < size_; ++i)
     if (memo_[i].prefix == prefix) return memo_[i].uri;
@@ -156,19 +161,45 @@ pugi::xml_attribute attribute(pugi::xml_node node, std::string_view local) {
   return {};
 }
 
+namespace {
+
+bool is_text(pugi::xml_node node) {
+  pugi::xml_node_type type = node.type();
+  return type == pugi::node_pcdata || type == pugi::node_cdata;
+}
+
+}  // namespace
+
 std::string text(pugi::xml_node node) {
+  pugi::xml_node first = node.first_child();
+  if (first && !first.next_sibling() && is_text(first)) return std::string(trim_view(first.value()));
   std::string out;
-  for (pugi::xml_node c = node.first_child(); c; c = c.next_sibling()) {
-    if (c.type() == pugi::node_element) return trim(inner_markup(node));
-    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+  for (pugi::xml_node c = first; c; c = c.next_sibling()) {
+    if (c.type() == pugi::node_element) {
+      out = inner_markup(node);
+      break;
+    }
+    if (is_text(c)) out += c.value();
   }
-  return trim(out);
+  trim_in_place(out);
+  return out;
 }
 
 std::string all_text(pugi::xml_node node) {
-  std::string out;
-  collect_text(out, node);
-  return trim(out);
+  std::string scratch;
+  std::string_view t = all_text_view(node, scratch);
+  if (t.data() == scratch.data() && t.size() == scratch.size()) return scratch;
+  return std::string(t);
+}
+
+std::string_view all_text_view(pugi::xml_node node, std::string& scratch) {
+  pugi::xml_node first = node.first_child();
+  if (!first) return {};
+  if (!first.next_sibling() && is_text(first)) return trim_view(first.value());
+  scratch.clear();
+  collect_text(scratch, node);
+  trim_in_place(scratch);
+  return scratch;
 }
 
 std::string inner_markup(pugi::xml_node node) {

@@ -32,8 +32,14 @@ std::string_view namespace_of(pugi::xml_node node);
 
 bool is(pugi::xml_node node, std::string_view ns, std::string_view local);
 
+// True when the element has an xmlns or xmlns:* attribute.
+bool declares_namespace(pugi::xml_node node);
+
 // namespace_of() for the children of one element, remembered per prefix: a child that declares
 // no namespace itself has the namespace its prefix has at the parent, the same for all siblings.
+// When the parent declares no namespace either, that is also what the prefix means at the
+// children of its siblings that declare none: one ChildNamespaces can serve all their children
+// (the items of a channel).
 class ChildNamespaces {
  public:
   std::string_view of(pugi::xml_node child);
@@ -58,6 +64,10 @@ std::string text(pugi::xml_node node);
 
 // All character data below the element, trimmed, markup dropped.
 std::string all_text(pugi::xml_node node);
+
+// all_text() without a copy when the element holds a single text node; otherwise the text is
+// collected into `scratch`.
+std::string_view all_text_view(pugi::xml_node node, std::string& scratch);
 
 // The children of the element serialized as markup, XHTML prefixes dropped.
 std::string inner_markup(pugi::xml_node node);
