@@ -154,6 +154,7 @@ int standalone(int argc, char** argv) {
       [&] { broadcaster.stop(); });
   pruner.stop();
   producer.stop();
+  for (auto& c : consumers) c->begin_stop();
   for (auto& c : consumers) c->stop();
   broadcaster.stop();
   spdlog::info("stopped");

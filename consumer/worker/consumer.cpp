@@ -308,6 +308,10 @@ void Consumer::start() {
   thread_ = std::thread([this] { loop_->run(); });
 }
 
+void Consumer::begin_stop() {
+  if (thread_.joinable()) loop_->stop();
+}
+
 void Consumer::stop() {
   if (!thread_.joinable()) return;
   loop_->stop();

@@ -51,6 +51,9 @@ class Consumer {
   // Stops reading, finishes (or gives up after drain_timeout on) the jobs in flight, records
   // them, commits offsets and leaves the group.
   void stop();
+  // Tells the consumer to stop without waiting: several consumers of one process then drain
+  // side by side, and stop() waits for each.
+  void begin_stop();
   // Empty when the group has been joined and partitions assigned; else the reason.
   std::string readiness() const;
   ConsumerStats stats() const;

@@ -310,7 +310,8 @@ TEST_F(StandaloneTest, SigtermHandsBackJobsInFlightAndExitsZeroWithinTheDrainTim
   auto signalled = std::chrono::steady_clock::now();
   process_->kill(SIGTERM);
   EXPECT_EQ(process_->wait_exit(20s), 0) << process_->log();
-  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 10s) << "grace 0.5 s + drain 2 s, plus stopping";
+  // Grace 0.5 s + drain 2 s, plus stopping; the held fetches would have kept it 20 s.
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 15s);
 
   feeds_.hold_requests(false);
   start();
