@@ -1,5 +1,19 @@
 # Shared by run.sh and nchan.sh (sourced): runs sseload against a server process and reports.
-# Expects SSELOAD, SERVER (the PID holding the streams), PORT, WORK (with WORK/paths), STREAMS, PIDS.
+# open_streams and report expect SSELOAD, SERVER (the PID holding the streams), PORT, WORK (with WORK/paths), STREAMS, PIDS.
+
+# Sets SSELOAD to the built load generator at $1, else compiles ../shared/tools/sseload; fails
+# (with a message) when neither exists, so that the benchmark can skip.
+find_sseload() {
+  SSELOAD=$1
+  [[ -x $SSELOAD ]] && return 0
+  local src=$HERE/../../../shared/tools/sseload/sseload.c
+  if [[ ! -f $src ]]; then
+    echo "sseload not available (../shared/tools/sseload missing): skipped"
+    return 1
+  fi
+  SSELOAD=$(mktemp -d)/sseload
+  gcc -O2 -o "$SSELOAD" "$src"
+}
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }

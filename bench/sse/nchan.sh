@@ -18,17 +18,8 @@ if [[ ! -f $MODULE ]] || ! command -v nginx >/dev/null; then
   echo "installing nginx libnginx-mod-nchan"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-nchan >/dev/null
 fi
-SSELOAD=${SSELOAD:-${BUILD_DIR:-$HERE/../../build}/bench/sse/sseload}
-if [[ ! -x $SSELOAD ]]; then
-  SRC=$HERE/../../../shared/tools/sseload/sseload.c
-  if [[ -f $SRC ]]; then
-    SSELOAD=$(mktemp -d)/sseload
-    gcc -O2 -o "$SSELOAD" "$SRC"
-  else
-    echo "sseload not available (../shared/tools/sseload missing): skipped"
-    exit 0
-  fi
-fi
+source "$HERE/measure.sh"
+find_sseload "${SSELOAD:-${BUILD_DIR:-$HERE/../../build}/bench/sse/sseload}" || exit 0
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
@@ -74,7 +65,6 @@ done
 for b in $(seq "$BATCHES"); do echo "/sub/b$b" >>"$WORK/paths"; done
 
 SERVER=$WORKER
-source "$HERE/measure.sh"
 open_streams
 python3 "$HERE/nchan_publish.py" "$PORT" "$BATCHES" "$FEEDS" "${SPREAD_MS:-0}"
 report

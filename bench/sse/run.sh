@@ -17,17 +17,8 @@ BATCHES=${3:-10}
 FEEDS=${4:-30}
 HERE=$(cd "$(dirname "$0")" && pwd)
 FEEDPIPE=$BUILD/feedpipe
-SSELOAD=$BUILD/bench/sse/sseload
-if [[ ! -x $SSELOAD ]]; then
-  SRC=$HERE/../../../shared/tools/sseload/sseload.c
-  if [[ -f $SRC ]]; then
-    SSELOAD=$(mktemp -d)/sseload
-    gcc -O2 -o "$SSELOAD" "$SRC"
-  else
-    echo "sseload not available (../shared/tools/sseload missing): skipped"
-    exit 0
-  fi
-fi
+source "$HERE/measure.sh"
+find_sseload "$BUILD/bench/sse/sseload" || exit 0
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 PIDS=()
@@ -59,7 +50,6 @@ for b in $(seq "$BATCHES"); do
   echo "/v1/batches/$id/events" >>"$WORK/paths"
 done
 
-source "$HERE/measure.sh"
 open_streams
 curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release?spread_ms=${SPREAD_MS:-0}" >/dev/null
 report

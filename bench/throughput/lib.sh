@@ -1,4 +1,13 @@
-# Shared by the throughput benchmarks (sourced; expects $work, $pids, $FEEDS, $ITEMS, $FEEDPIPE_BIN).
+# Shared by the throughput benchmarks (sourced; serve_feeds and start_feedpipe expect $work, $pids, $FEEDS, $ITEMS, $FEEDPIPE_BIN).
+
+# A world-readable work folder /tmp/feedpipe-NAME.* (nginx workers run as nobody) in $work, and
+# a cleanup on exit that ends the processes in $pids and removes it.
+make_workdir() {
+  work=$(mktemp -d "/tmp/feedpipe-$1.XXXXXX")
+  chmod 755 "$work"
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -15,13 +15,9 @@ done
 FEEDPIPE_BIN=${FEEDPIPE_BIN:-build/feedpipe}
 [[ -x "$FEEDPIPE_BIN" ]] || scripts/build.sh
 
-work=$(mktemp -d /tmp/feedpipe-memory.XXXXXX)
-chmod 755 "$work"   # nginx workers run as nobody
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
 source bench/throughput/lib.sh
+make_workdir memory
+
 serve_feeds
 
 start_feedpipe

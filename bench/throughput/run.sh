@@ -22,14 +22,10 @@ fi
 FEEDPIPE_BIN=${FEEDPIPE_BIN:-build/feedpipe}
 [[ -x "$FEEDPIPE_BIN" ]] || scripts/build.sh
 
-work=$(mktemp -d /tmp/feedpipe-bench.XXXXXX)
-chmod 755 "$work"   # nginx workers run as nobody
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/throughput/lib.sh
+make_workdir bench
 
 echo "generating $FEEDS feeds of $ITEMS items"
-source bench/throughput/lib.sh
 serve_feeds
 ls "$work/feeds" | sed "s|^|http://127.0.0.1:$NGINX_PORT/|" > "$work/urls.txt"
 head -n "$NEWSBOAT_FEEDS" "$work/urls.txt" > "$work/urls-newsboat.txt"
