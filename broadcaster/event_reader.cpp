@@ -1,12 +1,12 @@
 #include "broadcaster/event_reader.h"
 
+#include "broadcaster/delivery_metrics.h"
 #include "common/metrics.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <random>
 #include <vector>
@@ -20,25 +20,15 @@ std::string unique_group_id() {
   return "feedpipe-broadcaster-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
 }
 
-// The event's commit time (`"ts":` in its data, Unix ms), or 0 when absent.
-int64_t event_ts_ms(const std::string& data) {
-  auto at = data.find("\"ts\":");
-  if (at == std::string::npos) return 0;
-  int64_t ts = 0;
-  const char* begin = data.data() + at + 5;
-  std::from_chars(begin, data.data() + data.size(), ts);
-  return ts;
-}
-
 // Commit → arrival here: the consumer's produce, the broker and this reader's fetch.
 void observe_arrival(const EventMessage& event) {
   static auto& lag = metrics::histogram("feedpipe_event_arrival_lag_seconds",
                                         "Time from an event's commit to its arrival from Kafka at the broadcaster.");
-  int64_t ts = event_ts_ms(event.data);
-  if (ts <= 0) return;
+  auto ts = delivery::event_ts_ms(event.data);
+  if (!ts) return;
   auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                  std::chrono::system_clock::now().time_since_epoch()).count();
-  lag.observe(static_cast<double>(std::max<int64_t>(0, now - ts)) / 1000.0);
+  lag.observe(static_cast<double>(std::max<int64_t>(0, now - *ts)) / 1000.0);
 }
 
 }  // namespace
