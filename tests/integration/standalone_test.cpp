@@ -271,6 +271,9 @@ TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {
 // restart on the same database, and a client that reconnects with Last-Event-ID.
 TEST_F(StandaloneTest, KilledMidBatchCompletesAfterRestartAndAReconnectingClientMissesNothing) {
   feeds_.set_delay(40ms);
+  // Only 250 fetches are answered before the kill, so the batch cannot finish first however
+  // fast the machine is.
+  feeds_.hold_requests_after(250);
   std::string batch = submit_batch(port_, feed_urls(3000, 600));
   const std::string path = "/v1/batches/" + batch + "/events";
   SseResult before;
@@ -283,6 +286,7 @@ TEST_F(StandaloneTest, KilledMidBatchCompletesAfterRestartAndAReconnectingClient
   ASSERT_FALSE(before.events.empty());
   ASSERT_LT(before.events.size(), 601u) << "the batch finished before the kill; nothing was tested";
 
+  feeds_.hold_requests(false);
   start();
   auto after = read_sse(port_, path, 120s, {{"Last-Event-ID", std::to_string(before.events.back().id)}});
   SseResult whole = after;

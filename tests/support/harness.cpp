@@ -164,12 +164,12 @@ FeedServer::FeedServer() {
   // Enough threads for every fetch of a test batch to be held in flight at once.
   server_.new_task_queue = [] { return new httplib::ThreadPool(512); };
   server_.Get(R"(/feed/(\d+)\.xml)", [this](const httplib::Request& req, httplib::Response& res) {
-    ++total_;
+    const int ordinal = ++total_;
     {
       std::lock_guard lock(mu_);
       ++counts_[req.path];
     }
-    for (int i = 0; hold_ && i < 2000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; (hold_ || ordinal > hold_after_) && i < 2000; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_.load()));
     const std::string etag = "\"v1-" + std::string(req.matches[1]) + "\"";
     const std::string last_modified = "Mon, 01 Jan 2024 12:00:00 GMT";
@@ -188,7 +188,7 @@ FeedServer::FeedServer() {
 }
 
 FeedServer::~FeedServer() {
-  hold_ = false;
+  hold_requests(false);
   server_.stop();
   thread_.join();
 }
@@ -202,7 +202,12 @@ int FeedServer::requests(const std::string& path) {
   return counts_[path];
 }
 
-void FeedServer::hold_requests(bool hold) { hold_ = hold; }
+void FeedServer::hold_requests(bool hold) {
+  hold_ = hold;
+  if (!hold) hold_after_ = std::numeric_limits<int>::max();
+}
+
+void FeedServer::hold_requests_after(int n) { hold_after_ = total_ + n; }
 
 SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds timeout,
                    const httplib::Headers& headers, size_t stop_after) {

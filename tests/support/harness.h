@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -72,6 +73,8 @@ class FeedServer {
   int total_requests() const { return total_.load(); }
   // While set, every request waits until released (or 20 s).
   void hold_requests(bool hold);
+  // Answers the next `n` requests, then holds every later one until hold_requests(false).
+  void hold_requests_after(int n);
   // Every answer waits this long first (a slow but healthy server).
   void set_delay(std::chrono::milliseconds delay) { delay_ms_ = static_cast<int>(delay.count()); }
 
@@ -83,6 +86,7 @@ class FeedServer {
   std::map<std::string, int> counts_;
   std::atomic<int> total_{0};
   std::atomic<bool> hold_{false};
+  std::atomic<int> hold_after_{std::numeric_limits<int>::max()};
   std::atomic<int> delay_ms_{0};
 };
 
