@@ -8,6 +8,7 @@
 # standalone process, submits the batches, opens the streams with sseload, releases the feeds
 # and prints sseload's line, the server's resident memory per open stream (from
 # /proc/PID/status, total and above the pre-stream baseline) and its CPU per delivered event.
+# PERF_OUT=FILE records a system-wide `perf record -g` from the release to the end of the load.
 # FEEDPIPE_BENCH_ARGS adds flags to the standalone command line. SPREAD_MS=N answers the held feeds
 # at pseudo-random moments within N ms of the release instead of all at once (default 0: a burst).
 set -euo pipefail
@@ -51,11 +52,32 @@ for b in $(seq "$BATCHES"); do
 done
 
 open_streams
+if [[ -n ${PERF_OUT:-} ]]; then  # profile the whole machine from the release to the end of the load
+  perf record -a -g -o "$PERF_OUT" >/dev/null 2>&1 &
+  PERF=$!
+  sleep 0.5
+fi
 curl -fs -X POST "http://127.0.0.1:$FEEDPORT/release?spread_ms=${SPREAD_MS:-0}" >/dev/null
 report
-# Where the latency goes: commit → arrival from Kafka at the broadcaster (p50/p99 from buckets).
+if [[ -n ${PERF:-} ]]; then kill -INT "$PERF"; wait "$PERF" || true; fi
+# Where the latency goes, from the server's own histograms (p50/p99 are bucket upper bounds):
+# commit -> arrival at the broadcaster, and event ts -> written to the client's socket.
 curl -fs "http://127.0.0.1:$PORT/metrics" | awk '
-  /^feedpipe_event_arrival_lag_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); b[++n] = le; c[n] = $2 }
-  /^feedpipe_event_arrival_lag_seconds_count/ { total = $2 }
-  END { if (total > 0) { p50 = p99 = ""; for (i = 1; i <= n; i++) { if (p50 == "" && c[i] >= total * 0.5) p50 = b[i]; if (p99 == "" && c[i] >= total * 0.99) p99 = b[i] }
-        printf "broker path (commit -> broadcaster): %d events, p50 <= %s s, p99 <= %s s\n", total, p50, p99 } }'
+  function pct(name, label,   i, p50, p99) {
+    if (total[name] == 0) return
+    p50 = p99 = ""
+    for (i = 1; i <= n[name]; i++) {
+      if (p50 == "" && c[name, i] >= total[name] * 0.5) p50 = b[name, i]
+      if (p99 == "" && c[name, i] >= total[name] * 0.99) p99 = b[name, i]
+    }
+    printf "%s: %d, p50 <= %s s, p99 <= %s s\n", label, total[name], p50, p99
+  }
+  /^feedpipe_event_(arrival_lag|delivery_latency)_seconds_bucket/ {
+    name = $1; sub(/_bucket.*/, "", name); match($0, /le="[^"]*"/)
+    i = ++n[name]; b[name, i] = substr($0, RSTART + 4, RLENGTH - 5); c[name, i] = $2
+  }
+  /^feedpipe_event_(arrival_lag|delivery_latency)_seconds_count/ { name = $1; sub(/_count.*/, "", name); total[name] = $2 }
+  END {
+    pct("feedpipe_event_arrival_lag_seconds", "events arriving at the broadcaster (commit -> hub)")
+    pct("feedpipe_event_delivery_latency_seconds", "deliveries (event ts -> written to the socket)")
+  }'
