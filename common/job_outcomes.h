@@ -5,6 +5,7 @@
 // job — the batch.completed event. Idempotent: a job that is already final is left unchanged and
 // produces no event. Positions of the same feed in the same batch share the fetch: they all get
 // the outcome (and one event each) with the first of them.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,15 +36,24 @@ struct JobOutcome {
   std::optional<FeedFetch> fetch;  // absent when nothing was fetched (invalid URL, refused address …)
 };
 
-// Writes the outcomes inside the caller's open write transaction; returns the events written.
-std::vector<EventMessage> record_outcomes_in_transaction(Database& db,
-                                                         const std::vector<JobOutcome>& outcomes);
-// Same, in a transaction of its own (retried when the database is busy).
-std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes);
+// What a group of outcomes recorded, per job position (for metrics without rereading the events).
+struct OutcomeCounts {
+  uint64_t ok = 0, not_modified = 0, failed = 0, items_new = 0, batches_completed = 0;
+};
+
+// Writes the outcomes inside the caller's open write transaction; returns the events written
+// and, when `counts` is given, adds to it.
+std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std::vector<JobOutcome>& outcomes,
+                                                         OutcomeCounts* counts = nullptr);
+// Same, in a transaction of its own (retried when the database is busy); `counts` is reset first.
+std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
+                                          OutcomeCounts* counts = nullptr);
 
 // Marks queued jobs as running (and their batches as running); already running or final
 // jobs are left alone.
 void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids);
+// Same, inside the caller's open write transaction.
+void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& job_ids);
 
 // The job's status, or nullopt when there is no such job.
 std::optional<JobStatus> job_status(Database& db, int64_t job_id);

@@ -16,32 +16,37 @@ metrics::Counter& jobs_total(const std::string& status) {
 }
 
 // Counts outcomes in metrics and logs them: one line per job at debug, one per batch at info.
-void count_and_log_events(const std::vector<EventMessage>& events) {
+// The events' JSON is only read again for those log lines.
+void count_and_log_events(const std::vector<EventMessage>& events, const OutcomeCounts& counts) {
   static auto& items = metrics::counter("feedpipe_items_stored_total", "Items stored for the first time.");
   static auto& ok = jobs_total("ok");
   static auto& not_modified = jobs_total("not_modified");
   static auto& failed = jobs_total("failed");
+  ok.add(counts.ok);
+  not_modified.add(counts.not_modified);
+  failed.add(counts.failed);
+  items.add(counts.items_new);
   const bool debug = spdlog::should_log(spdlog::level::debug);
+  if (!debug && counts.batches_completed == 0) return;
   for (const auto& ev : events) {
+    const bool completed = ev.type == "batch.completed";
+    if (!completed && !debug) continue;
     auto data = nlohmann::json::parse(ev.data, nullptr, false);
     if (!data.is_object()) continue;
-    if (ev.type == "batch.completed") {
+    if (completed) {
       auto p = data.value("progress", nlohmann::json::object());
       if (!p.is_object()) p = nlohmann::json::object();
       spdlog::info("batch {} completed: {} feed(s), {} failed", ev.batch_id, p.value("total", 0L),
                    p.value("failed", 0L));
       continue;
     }
+    // One line per job outcome (the fetcher's per-attempt lines are at trace).
     const std::string status = data.value("status", "");
-    (status == "ok" ? ok : status == "not_modified" ? not_modified : failed).add();
-    if (data["items_new"].is_number()) items.add(data["items_new"].get<uint64_t>());
-    if (debug) {  // one line per job outcome (the fetcher's per-attempt lines are at trace)
-      auto number = [&](const char* key) { return data[key].is_number() ? data[key].dump() : std::string("-"); };
-      spdlog::debug("job {}#{} {} {} http={} items_new={} {} ms{}{}", ev.batch_id, number("position"), status,
-                    data["url"].is_string() ? data["url"].get<std::string>() : "", number("http_status"),
-                    number("items_new"), number("duration_ms"), status == "failed" ? ": " : "",
-                    data["error"].is_string() ? data["error"].get<std::string>() : "");
-    }
+    auto number = [&](const char* key) { return data[key].is_number() ? data[key].dump() : std::string("-"); };
+    spdlog::debug("job {}#{} {} {} http={} items_new={} {} ms{}{}", ev.batch_id, number("position"), status,
+                  data["url"].is_string() ? data["url"].get<std::string>() : "", number("http_status"),
+                  number("items_new"), number("duration_ms"), status == "failed" ? ": " : "",
+                  data["error"].is_string() ? data["error"].get<std::string>() : "");
   }
 }
 
@@ -122,10 +127,15 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
   Database& db = thread_db(db_path_);
   for (int attempt = 1;; ++attempt) {
     try {
-      if (!running.empty()) mark_jobs_running(db, running);
-      running.clear();
+      // One transaction: the jobs taken since the last group become running, these finish.
       std::vector<EventMessage> events;
-      if (!outcomes.empty()) events = record_outcomes(db, outcomes);
+      OutcomeCounts counts;
+      db.write([&] {
+        counts = {};
+        mark_jobs_running_in_transaction(db, running);
+        events = record_outcomes_in_transaction(db, outcomes, &counts);
+      });
+      running.clear();
       for (size_t i = 0; events_ && i < events.size(); ++i) {
         const EventMessage& ev = events[i];
         std::string error;
@@ -147,7 +157,7 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
         offsets_.done(ref.partition, ref.offset);
         latency.observe(std::chrono::duration<double>(now - ref.taken_at).count());
       }
-      count_and_log_events(events);
+      count_and_log_events(events, counts);
       written_ += outcomes.size();
       return;
     } catch (const std::exception& e) {

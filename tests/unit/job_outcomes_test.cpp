@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "common/job_outcomes.h"
 #include "common/migrations.h"
 #include "common/queries.h"
@@ -77,6 +79,66 @@ TEST_F(JobOutcomesTest, SeqIsGapFreeAndBatchCompletedIsLast) {
   EXPECT_EQ(progress->done, 3);
   EXPECT_EQ(progress->failed, 1);
   EXPECT_EQ(progress->last_seq, 4);
+}
+
+TEST_F(JobOutcomesTest, EventDataIsValidJsonWithEveryContractFieldAndTheCountsAgree) {
+  auto batch = create({"http://a.test/q?x=\"1\"", "http://a.test/2", "http://a.test/3"});
+  JobOutcome failed;
+  failed.job_id = batch.jobs[0].job_id;
+  failed.status = JobStatus::failed;
+  failed.http_status = 500;
+  failed.duration_ms = 12;
+  failed.error = "HTTP 500: \"oops\"\n\xff\x01";  // quotes, a newline, invalid UTF-8, a control byte
+  JobOutcome unchanged;
+  unchanged.job_id = batch.jobs[1].job_id;
+  unchanged.status = JobStatus::not_modified;
+  unchanged.http_status = 304;
+  unchanged.fetch = FeedFetch{};
+  auto fresh = ok(batch.jobs[2].job_id, {{"g1", "", "One", "", "", "", "", ""}, {"g2", "", "Two", "", "", "", "", ""}});
+  OutcomeCounts counts;
+  auto events = record_outcomes(*db_, {failed, unchanged, fresh}, &counts);
+  EXPECT_EQ(counts.failed, 1u);
+  EXPECT_EQ(counts.not_modified, 1u);
+  EXPECT_EQ(counts.ok, 1u);
+  EXPECT_EQ(counts.items_new, 2u);
+  EXPECT_EQ(counts.batches_completed, 1u);
+  ASSERT_EQ(events.size(), 4u);
+  std::vector<nlohmann::json> data;
+  for (const auto& ev : events) {
+    auto j = nlohmann::json::parse(ev.data, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << ev.data;
+    EXPECT_EQ(j["seq"], ev.seq);
+    EXPECT_EQ(j["batch_id"], batch.batch_id);
+    EXPECT_TRUE(j["ts"].is_number_integer());
+    data.push_back(j);
+  }
+  EXPECT_EQ(data[0]["url"], "http://a.test/q?x=\"1\"");
+  EXPECT_EQ(data[0]["status"], "failed");
+  EXPECT_EQ(data[0]["http_status"], 500);
+  EXPECT_TRUE(data[0]["items_new"].is_null());
+  EXPECT_TRUE(data[0]["items_total"].is_null());
+  EXPECT_EQ(data[0]["duration_ms"], 12);
+  EXPECT_EQ(data[0]["error"], "HTTP 500: \"oops\"\n\xef\xbf\xbd\x01");
+  EXPECT_EQ(data[0]["position"], 0);
+  EXPECT_TRUE(data[0]["feed_id"].is_number_integer());
+  EXPECT_EQ(data[0]["progress"], (nlohmann::json{{"total", 3}, {"done", 1}, {"failed", 1}}));
+  EXPECT_EQ(data[1]["status"], "not_modified");
+  EXPECT_EQ(data[1]["items_new"], 0);
+  EXPECT_EQ(data[1]["items_total"], 0);
+  EXPECT_TRUE(data[1]["error"].is_null());
+  EXPECT_EQ(data[2]["status"], "ok");
+  EXPECT_EQ(data[2]["items_new"], 2);
+  EXPECT_EQ(data[2]["items_total"], 2);
+  EXPECT_EQ(events[3].type, "batch.completed");
+  EXPECT_EQ(data[3]["status"], "completed");
+  EXPECT_EQ(data[3]["progress"], (nlohmann::json{{"total", 3}, {"done", 3}, {"failed", 1}}));
+  // The stored rows hold the same text.
+  auto q = db_->prepare("SELECT data FROM events WHERE batch_id = ? ORDER BY seq");
+  q.bind(1, batch.batch_id);
+  for (const auto& ev : events) {
+    ASSERT_TRUE(q.step());
+    EXPECT_EQ(q.text(0), ev.data);
+  }
 }
 
 TEST_F(JobOutcomesTest, RedeliveredOutcomeChangesNothing) {
