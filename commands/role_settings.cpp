@@ -16,6 +16,7 @@ void add_common_settings(Settings& s) {
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
+      .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
       .add("log-level", "info", "trace, debug, info, warn or error")
       .add("log-format", "text", "text or json");
 }

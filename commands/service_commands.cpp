@@ -16,6 +16,12 @@
 namespace feedpipe::commands {
 namespace {
 
+// The heap policy of every service: capped malloc arenas, freed memory handed back periodically.
+MemoryTrimmer heap_policy(const Settings& s) {
+  set_malloc_arenas(s.integer("malloc-arenas"));
+  return MemoryTrimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+}
+
 void migrate_database(const std::string& path) {
   Database db(path);
   apply_migrations(db);
@@ -100,7 +106,7 @@ int standalone(int argc, char** argv) {
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  MemoryTrimmer trimmer = heap_policy(s);
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
 
   migrate_database(s.str("db"));
@@ -172,7 +178,7 @@ int producer(int argc, char** argv) {
   const RetentionSettings retention = retention_settings(s);
   check_access_settings(s, true);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  MemoryTrimmer trimmer = heap_policy(s);
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
@@ -200,7 +206,7 @@ int consumer(int argc, char** argv) {
   add_consumer_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
-  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  MemoryTrimmer trimmer = heap_policy(s);
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
@@ -231,7 +237,7 @@ int broadcaster(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   check_access_settings(s, false);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
+  MemoryTrimmer trimmer = heap_policy(s);
   set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);

@@ -4,6 +4,10 @@
 
 namespace feedpipe {
 
+void set_malloc_arenas(long arenas) {
+  if (arenas > 0) ::mallopt(M_ARENA_MAX, static_cast<int>(arenas));
+}
+
 MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) {
   if (interval.count() <= 0) return;
   thread_ = std::thread([this, interval] {

