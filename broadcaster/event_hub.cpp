@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include "common/db.h"
@@ -56,12 +58,13 @@ struct Core {
   const std::string db_path;
   std::atomic<bool> stopped{false};
   std::atomic<uint64_t> history_reads{0};
-  std::mutex listener_mu;  // guards listener
-  EventHub::GrowthListener listener;
+  std::mutex listener_mu;  // guards listeners and next_listener_id
+  std::map<uint64_t, EventHub::GrowthListener> listeners;
+  uint64_t next_listener_id = 1;
 
   void notify_growth(const std::string& batch_id) {
     std::lock_guard lock(listener_mu);
-    if (listener) listener(batch_id);
+    for (auto& [id, listener] : listeners) listener(batch_id);
   }
 
   struct Watched {
@@ -232,9 +235,16 @@ void EventHub::sweep() {
   }
 }
 
-void EventHub::set_growth_listener(GrowthListener listener) {
+uint64_t EventHub::add_growth_listener(GrowthListener listener) {
   std::lock_guard lock(core_->listener_mu);
-  core_->listener = std::move(listener);
+  const uint64_t id = core_->next_listener_id++;
+  core_->listeners.emplace(id, std::move(listener));
+  return id;
+}
+
+void EventHub::remove_growth_listener(uint64_t id) {
+  std::lock_guard lock(core_->listener_mu);
+  core_->listeners.erase(id);
 }
 
 std::optional<EventPage> EventHub::read_page(const std::string& batch_id, int64_t after_seq,

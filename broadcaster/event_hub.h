@@ -122,9 +122,11 @@ class EventHub {
   // of an already watched batch share its cache).
   uint64_t history_reads() const;
 
-  // Sets the growth listener (one per hub; nullptr removes it); thread-safe. The listener runs
-  // under a hub-wide mutex of its own, so it must not call back into the hub.
-  void set_growth_listener(GrowthListener listener);
+  // Adds a growth listener (every event loop serving this hub has one); thread-safe. Listeners
+  // run under a hub-wide mutex of their own, so they must not call back into the hub. Returns
+  // the id that remove_growth_listener() takes.
+  uint64_t add_growth_listener(GrowthListener listener);
+  void remove_growth_listener(uint64_t id);
 
  private:
   EventHubSettings settings_;

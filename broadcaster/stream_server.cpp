@@ -237,14 +237,16 @@ struct StreamServer::Impl {
         wakeup(std::make_shared<Wakeup>()),
         stream_limiter(settings.stream_rate_per_minute, settings.rate_limit_max_clients) {
     std::weak_ptr<Wakeup> weak = wakeup;
-    hub.set_growth_listener([weak](const std::string& batch_id) {
+    listener_id = hub.add_growth_listener([weak](const std::string& batch_id) {
       if (auto w = weak.lock()) w->batch_grew(batch_id);
     });
   }
+  ~Impl() { hub.remove_growth_listener(listener_id); }
 
   EventHub& hub;
   StreamServerSettings settings;
   std::shared_ptr<Wakeup> wakeup;
+  uint64_t listener_id = 0;
   RateLimiter stream_limiter;                         // stream opens per client address
   std::unordered_map<std::string, size_t> streams_by_address;  // open streams; no zero entries
   int epfd = -1;
@@ -306,6 +308,11 @@ struct StreamServer::Impl {
       if (fd < 0) continue;
       int one = 1;
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (settings.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        error = std::string("SO_REUSEPORT: ") + std::strerror(errno);
+        ::close(fd);
+        continue;
+      }
       if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, settings.backlog) == 0) {
         listener.fd = fd;
         break;

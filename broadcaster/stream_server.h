@@ -51,6 +51,8 @@ struct StreamServerSettings {
   std::chrono::milliseconds head_timeout{30000};  // a request head must arrive within this
   int retry_ms = 3000;                         // the `retry:` hint
   int backlog = 4096;
+  // Several servers (event loops) may listen on the same port; the kernel spreads connections.
+  bool reuse_port = false;
   // Access (off unless configured). Stream opens per minute per client address (0: no limit),
   // then 429 + Retry-After; open streams per client address (0: no cap), then 429; clients the
   // rate limiter remembers; the secret of signed stream tokens (empty: no token needed, else

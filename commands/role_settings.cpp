@@ -67,6 +67,7 @@ void add_broadcaster_settings(Settings& s) {
       .add("max-streams", "20000", "open SSE streams per process; more get 503 with Retry-After")
       .add("stream-buffer-bytes", std::to_string(256 * 1024),
            "output a stream may lag behind (beyond the kernel's buffer) before it is dropped")
+      .add("stream-loops", "1", "event loops serving the SSE streams, on one port (SO_REUSEPORT); the stream caps are shared between them")
       .add("max-streams-per-ip", "20000", "open SSE streams per client address; more get 429 with Retry-After (0: no cap)")
       .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
 }

@@ -1,6 +1,7 @@
 // The long-running commands: standalone (every role in one process) and one command per role.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -53,24 +54,38 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
                         const std::function<void()>& drain, const std::function<void()>& before_stop) {
   auto [host, port] = parse_host_port(s.str("http"), "http");
   int internal = bind_server(server, "127.0.0.1", 0);
+  // One event loop per --stream-loops, all on the --http port (SO_REUSEPORT): the kernel spreads
+  // the connections, and the stream caps are shared out between the loops.
   StreamServerSettings front_settings = stream_server_settings(s, broadcaster.settings());
   front_settings.backend_host = "127.0.0.1";
   front_settings.backend_port = internal;
-  StreamServer front(broadcaster.hub(), front_settings);
-  int bound = front.listen(host, port);
-  front.start();
+  const size_t loops = static_cast<size_t>(std::max(1L, s.integer("stream-loops")));
+  front_settings.reuse_port = loops > 1;
+  auto share = [loops](size_t cap) { return cap == 0 ? 0 : (cap + loops - 1) / loops; };
+  front_settings.max_streams = share(front_settings.max_streams);
+  front_settings.max_streams_per_ip = share(front_settings.max_streams_per_ip);
+  std::vector<std::unique_ptr<StreamServer>> fronts;
+  int bound = port;
+  for (size_t i = 0; i < loops; ++i) {
+    fronts.push_back(std::make_unique<StreamServer>(broadcaster.hub(), front_settings));
+    bound = fronts.back()->listen(host, bound);
+  }
+  for (auto& front : fronts) front->start();
+  auto stop_fronts = [&fronts] {
+    for (auto& front : fronts) front->stop();
+  };
   std::string shown_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  spdlog::info("feedpipe {} listening on http://{}:{} (API on internal port {})", role, shown_host,
-               bound, internal);
+  spdlog::info("feedpipe {} listening on http://{}:{} (API on internal port {}, {} stream loop(s))", role,
+               shown_host, bound, internal, loops);
   signal.set_action([&] {
     if (drain) drain();
-    front.stop();
+    stop_fronts();
     if (before_stop) before_stop();
     server.stop();
   });
   server.listen_after_bind();
   signal.set_action(nullptr);
-  front.stop();
+  stop_fronts();
 }
 
 // The producer's part of a graceful shutdown: refuse new batches with 503, then give load

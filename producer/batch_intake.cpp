@@ -19,12 +19,19 @@ std::optional<std::string> existing_batch(Database& db, const std::string& key, 
   return q.text(0);
 }
 
+// Looks up first: feeds are usually refreshed again and again, and inside the write transaction
+// nobody else can insert the URL in between.
 int64_t upsert_feed(Database& db, const std::string& url) {
-  db.prepare("INSERT INTO feeds (url) VALUES (?) ON CONFLICT (url) DO NOTHING").bind(1, url).run();
   auto q = db.prepare("SELECT id FROM feeds WHERE url = ?");
   q.bind(1, url);
-  q.step();
-  return q.int64(0);
+  if (q.step()) {
+    int64_t id = q.int64(0);
+    q.reset();
+    return id;
+  }
+  q.reset();
+  db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, url).run();
+  return db.last_insert_rowid();
 }
 
 }  // namespace

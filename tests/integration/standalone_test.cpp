@@ -254,6 +254,34 @@ TEST_F(StandaloneTest, RefusesMalformedRequestsWithJsonErrors) {
   EXPECT_EQ(snap["failed"], 0);
 }
 
+// Several event loops on one port (SO_REUSEPORT): every stream, whichever loop the kernel gave
+// it to, gets its batch whole, and the API behind the loops still answers.
+TEST_F(StandaloneTest, StreamsSpreadOverSeveralLoopsEachGetTheirBatchWhole) {
+  process_->kill(SIGTERM);
+  ASSERT_EQ(process_->wait_exit(20s), 0) << process_->log();
+  start({"--stream-loops", "3"});
+  EXPECT_NE(process_->log().find("3 stream loop(s)"), std::string::npos) << process_->log();
+  feeds_.hold_requests(true);
+  std::vector<std::string> batches;
+  for (int b = 0; b < 3; ++b) batches.push_back(submit_batch(port_, feed_urls(5000 + b * 20, 20)));
+  constexpr int kStreams = 48;
+  std::vector<SseResult> streams(kStreams);
+  std::vector<std::thread> readers;
+  for (int i = 0; i < kStreams; ++i)
+    readers.emplace_back([&, i] { streams[i] = read_sse(port_, "/v1/batches/" + batches[i % 3] + "/events", 60s); });
+  for (int i = 0; i < 30; ++i) {  // the API, forwarded by whichever loop takes the connection
+    int status = 0;
+    get_json(port_, "/v1/batches/" + batches[i % 3], &status);
+    EXPECT_EQ(status, 200);
+  }
+  feeds_.hold_requests(false);
+  for (auto& t : readers) t.join();
+  for (int i = 0; i < kStreams; ++i) {
+    SCOPED_TRACE("stream " + std::to_string(i));
+    expect_complete_stream(streams[i], 20);
+  }
+}
+
 TEST_F(StandaloneTest, RestartCompletesUnfinishedBatchAndStreamResumes) {
   feeds_.hold_requests(true);
   std::string batch = submit_batch(port_, feed_urls(2000, 40));

@@ -526,7 +526,7 @@ TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
   EventHub hub({tmp.path(), 1000ms});
   std::vector<std::string> told;
   std::mutex mu;
-  hub.set_growth_listener([&](const std::string& id) {
+  hub.add_growth_listener([&](const std::string& id) {
     std::lock_guard lock(mu);
     told.push_back(id);
   });
