@@ -50,10 +50,7 @@ std::vector<std::string> ApiTokens::parse_file_text(std::string_view text, const
 std::vector<std::string> ApiTokens::parse_list(std::string_view list, const std::string& source) {
   std::vector<std::string> out;
   size_t index = 0;
-  while (!list.empty()) {
-    size_t end = list.find(',');
-    std::string_view item = trim(list.substr(0, end));
-    list.remove_prefix(end == std::string_view::npos ? list.size() : end + 1);
+  for (std::string_view item : split_comma_list(list)) {
     ++index;
     if (item.empty()) continue;
     if (!is_token68(item))

@@ -11,16 +11,10 @@
 namespace feedpipe {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 // The canonical text of an IP address (so that "::0001" and "::1" compare equal); IPv4-mapped
 // IPv6 addresses become IPv4. nullopt when `text` is not an address.
 std::optional<std::string> canonical_ip(std::string_view text) {
-  text = trim(text);
+  text = trim_space(text);
   if (text.size() > 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
   std::string s(text);
   char buf[INET6_ADDRSTRLEN] = {0};
@@ -41,10 +35,7 @@ std::optional<std::string> canonical_ip(std::string_view text) {
 
 TrustedProxies TrustedProxies::parse(std::string_view list) {
   TrustedProxies t;
-  while (!list.empty()) {
-    size_t end = list.find(',');
-    std::string_view item = trim(list.substr(0, end));
-    list.remove_prefix(end == std::string_view::npos ? list.size() : end + 1);
+  for (std::string_view item : split_comma_list(list)) {
     if (item.empty()) continue;
     auto ip = canonical_ip(item);
     if (!ip) throw ConfigError("--trusted-proxies: '" + std::string(item) + "' is not an IP address");
@@ -63,12 +54,12 @@ bool TrustedProxies::trusts(std::string_view address) const {
 
 std::string TrustedProxies::client_address(std::string_view peer, std::string_view forwarded_for) const {
   auto peer_ip = canonical_ip(peer);
-  std::string client = peer_ip ? *peer_ip : std::string(trim(peer));
+  std::string client = peer_ip ? *peer_ip : std::string(trim_space(peer));
   if (!trusts(client)) return client;
   // Right to left: each hop appended the address it received the request from.
   while (!forwarded_for.empty()) {
     size_t comma = forwarded_for.rfind(',');
-    std::string_view item = trim(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
+    std::string_view item = trim_space(comma == std::string_view::npos ? forwarded_for : forwarded_for.substr(comma + 1));
     forwarded_for = comma == std::string_view::npos ? std::string_view() : forwarded_for.substr(0, comma);
     if (item.empty()) continue;
     auto ip = canonical_ip(item);

@@ -144,6 +144,22 @@ std::string Settings::help() const {
   return out.str();
 }
 
+std::string_view trim_space(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split_comma_list(std::string_view list) {
+  std::vector<std::string_view> items;
+  while (!list.empty()) {
+    size_t end = list.find(',');
+    items.push_back(trim_space(list.substr(0, end)));
+    list.remove_prefix(end == std::string_view::npos ? list.size() : end + 1);
+  }
+  return items;
+}
+
 std::pair<std::string, int> parse_host_port(const std::string& value, const std::string& setting) {
   auto colon = value.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == value.size())

@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace feedpipe {
@@ -56,6 +57,12 @@ class Settings {
 
 // Parses a duration as Settings::duration() does; `setting` names the flag in the error.
 std::chrono::milliseconds parse_duration(const std::string& value, const std::string& setting);
+
+// `s` without surrounding whitespace.
+std::string_view trim_space(std::string_view s);
+
+// The items of a comma-separated setting, each trimmed; empty items are kept (callers skip them).
+std::vector<std::string_view> split_comma_list(std::string_view list);
 
 // Splits "host:port" (host may be [v6]); throws ConfigError.
 std::pair<std::string, int> parse_host_port(const std::string& value, const std::string& setting);

@@ -7,16 +7,10 @@
 namespace feedpipe {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 // Lowercases scheme and host, drops a trailing '/', and the scheme's default port;
 // nullopt when `origin` is not scheme://host[:port].
 std::optional<std::string> normalize_origin(std::string_view origin) {
-  origin = trim(origin);
+  origin = trim_space(origin);
   if (!origin.empty() && origin.back() == '/') origin.remove_suffix(1);
   std::string out;
   for (char c : origin) out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -40,10 +34,7 @@ std::optional<std::string> normalize_origin(std::string_view origin) {
 
 CorsPolicy CorsPolicy::parse(std::string_view list) {
   CorsPolicy p;
-  while (!list.empty()) {
-    size_t end = list.find(',');
-    std::string_view item = trim(list.substr(0, end));
-    list.remove_prefix(end == std::string_view::npos ? list.size() : end + 1);
+  for (std::string_view item : split_comma_list(list)) {
     if (item.empty()) continue;
     if (item == "*") {
       p.any_ = true;
@@ -59,7 +50,7 @@ CorsPolicy CorsPolicy::parse(std::string_view list) {
 }
 
 std::optional<std::string> CorsPolicy::allowed(std::string_view origin) const {
-  origin = trim(origin);
+  origin = trim_space(origin);
   if (!enabled() || origin.empty()) return std::nullopt;
   // Browsers send the origin as serialized by them: echo exactly that when admitted.
   if (any_) {

@@ -370,6 +370,7 @@ struct Fetcher::Impl {
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, https ? 1L : 0L);
     // A proxy from the environment would resolve and connect on our behalf, past the SSRF guard.
     curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");  // also spares a getenv("no_proxy") per transfer
     curl_easy_setopt(easy, CURLOPT_USERAGENT, settings.user_agent.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     if (settings.connect_timeout_ms > 0) curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, settings.connect_timeout_ms);
