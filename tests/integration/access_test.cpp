@@ -60,16 +60,10 @@ class AccessTest : public ::testing::Test {
  protected:
   void start(const std::vector<std::string>& extra) {
     port_ = free_port();
-    std::vector<std::string> args{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
-                                  dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "1",
-                                  "--log-level", "debug"};
+    std::vector<std::string> args{"--allow-private-networks", "--consumers", "1", "--log-level", "debug"};
     args.insert(args.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<Process>("standalone", args, dir_.file("standalone.log"));
-    ASSERT_TRUE(wait_until([&] {
-      int status = 0;
-      get_json(port_, "/readyz", &status);
-      return status == 200;
-    }, 30s)) << process_->log();
+    process_ = start_standalone(dir_, port_, args);
+    ASSERT_TRUE(wait_ready(port_)) << process_->log();
   }
 
   httplib::Result post_batch(const std::vector<std::string>& feeds, const httplib::Headers& headers = {}) {

@@ -27,14 +27,6 @@ class FaultTest : public ::testing::Test {
     return std::make_unique<Process>(role, args, dir_.file(role + std::to_string(++started_) + ".log"));
   }
 
-  static bool ready(int port) {
-    return wait_until([&] {
-      int status = 0;
-      get_json(port, "/readyz", &status);
-      return status == 200;
-    }, 30s);
-  }
-
   std::vector<std::string> feed_urls(int first, int count) {
     std::vector<std::string> urls;
     for (int i = first; i < first + count; ++i) urls.push_back(feeds_.url(i));
@@ -70,7 +62,7 @@ TEST_F(FaultTest, ConsumerKilledMidBatchLosesAndRepeatsNothing) {
                                            "--fetch-max-in-flight", "16"}));
   }
   for (int port : {producer_port, broadcaster_port, consumer_ports[0], consumer_ports[1], consumer_ports[2]})
-    ASSERT_TRUE(ready(port)) << port;
+    ASSERT_TRUE(wait_ready(port)) << port;
 
   std::string batch = submit_batch(producer_port, feed_urls(0, 600));
   ASSERT_TRUE(wait_until([&] {
@@ -91,8 +83,8 @@ TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
                                      "--outbox-sweep-ms", "500"});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   auto consumer = start("consumer", {});
-  ASSERT_TRUE(ready(producer_port));
-  ASSERT_TRUE(ready(broadcaster_port));
+  ASSERT_TRUE(wait_ready(producer_port));
+  ASSERT_TRUE(wait_ready(broadcaster_port));
 
   rd_kafka_mock_broker_set_down(broker_.cluster(), 1);
   std::string batch = submit_batch(producer_port, feed_urls(100, 50));  // the outbox takes it
@@ -114,8 +106,8 @@ TEST_F(FaultTest, BrokerDownMidBatchResumesWithoutLoss) {
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   auto consumer = start("consumer", {"--fetch-max-in-flight", "8"});
-  ASSERT_TRUE(ready(producer_port));
-  ASSERT_TRUE(ready(broadcaster_port));
+  ASSERT_TRUE(wait_ready(producer_port));
+  ASSERT_TRUE(wait_ready(broadcaster_port));
   std::string batch = submit_batch(producer_port, feed_urls(300, 200));
   ASSERT_TRUE(wait_until([&] {
     return query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") >= 20;
@@ -135,8 +127,8 @@ TEST_F(FaultTest, ProduceErrorsAreRetried) {
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   auto consumer = start("consumer", {});
-  ASSERT_TRUE(ready(producer_port));
-  ASSERT_TRUE(ready(broadcaster_port));
+  ASSERT_TRUE(wait_ready(producer_port));
+  ASSERT_TRUE(wait_ready(broadcaster_port));
   // The next produce requests fail with retriable errors; the idempotent producer retries them.
   rd_kafka_mock_push_request_errors(broker_.cluster(), kProduceApiKey, 4,
                                     RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,

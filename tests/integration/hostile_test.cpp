@@ -109,20 +109,15 @@ class HostileTest : public ::testing::Test {
  protected:
   void start(bool allow_private_networks) {
     port_ = free_port();
-    std::vector<std::string> args{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
-                                  dir_.file("feedpipe.db"), "--consumers", "1",
+    std::vector<std::string> args{"--consumers", "1",
                                   "--fetch-connect-timeout-ms", "2000", "--fetch-timeout-ms", "10000",
                                   "--fetch-low-speed-bytes", "1024", "--fetch-low-speed-seconds", "2",
                                   "--fetch-max-body-bytes", std::to_string(kBodyCap),
                                   "--fetch-max-redirects", "3", "--fetch-attempts", "2",
                                   "--fetch-retry-delay-ms", "100", "--job-deadline-ms", "20000"};
     if (allow_private_networks) args.push_back("--allow-private-networks");
-    process_ = std::make_unique<Process>("standalone", args, dir_.file("standalone.log"));
-    ASSERT_TRUE(wait_until([&] {
-      int status = 0;
-      get_json(port_, "/readyz", &status);
-      return status == 200;
-    }, 30s)) << process_->log();
+    process_ = start_standalone(dir_, port_, args);
+    ASSERT_TRUE(wait_ready(port_)) << process_->log();
   }
 
   // Submits `feeds` and waits for the batch to complete; returns its snapshot.

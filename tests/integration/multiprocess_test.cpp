@@ -28,19 +28,11 @@ class MultiProcessTest : public ::testing::Test {
       broadcasters_.push_back(start("broadcaster", {"--http", address(broadcaster_ports_.back())}));
     }
     for (int port : {producer_port_, broadcaster_ports_[0], broadcaster_ports_[1]})
-      ASSERT_TRUE(ready(port, 30s)) << "port " << port;
+      ASSERT_TRUE(wait_ready(port)) << "port " << port;
   }
 
   std::string db() const { return dir_.file("feedpipe.db"); }
   static std::string address(int port) { return "127.0.0.1:" + std::to_string(port); }
-
-  static bool ready(int port, std::chrono::milliseconds timeout) {
-    return wait_until([&] {
-      int status = 0;
-      get_json(port, "/readyz", &status);
-      return status == 200;
-    }, timeout);
-  }
 
   std::unique_ptr<Process> start(const std::string& role, std::vector<std::string> extra) {
     std::vector<std::string> args{role, "--brokers", brokers_, "--db", db(), "--log-level", "info"};
@@ -114,7 +106,7 @@ TEST_F(MultiProcessTest, BothBroadcastersStreamEveryJobOnceAndAThirdConsumerReba
   ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 300 + 100; }, 30s));
   int third_port = free_port();
   consumers_.push_back(start("consumer", {"--http", address(third_port)}));
-  ASSERT_TRUE(ready(third_port, 30s)) << consumers_.back()->log();
+  ASSERT_TRUE(wait_ready(third_port, 30s)) << consumers_.back()->log();
   feeds_.hold_requests(false);
   streams = watch_on_both(second, 90s);
   for (const auto& s : streams) expect_complete_stream(s, 300);

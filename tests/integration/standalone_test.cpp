@@ -20,17 +20,11 @@ class StandaloneTest : public ::testing::Test {
 
   void start(const std::vector<std::string>& extra = {}) {
     port_ = free_port();
-    std::vector<std::string> args{"standalone", "--http", "127.0.0.1:" + std::to_string(port_), "--db",
-                                  dir_.file("feedpipe.db"), "--allow-private-networks", "--consumers", "2",
-                                  "--heartbeat-ms", "500", "--fetch-retry-delay-ms", "50",
-                                  "--fetch-max-host-connections", "1000"};
+    std::vector<std::string> args{"--allow-private-networks", "--consumers", "2", "--heartbeat-ms", "500",
+                                  "--fetch-retry-delay-ms", "50", "--fetch-max-host-connections", "1000"};
     args.insert(args.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<Process>("standalone", args, dir_.file("standalone.log"));
-    ASSERT_TRUE(wait_until([&] {
-      int status = 0;
-      get_json(port_, "/readyz", &status);
-      return status == 200;
-    }, 30s)) << process_->log();
+    process_ = start_standalone(dir_, port_, args);
+    ASSERT_TRUE(wait_ready(port_)) << process_->log();
   }
 
   std::vector<std::string> feed_urls(int first, int count) {

@@ -209,6 +209,21 @@ void FeedServer::hold_requests(bool hold) {
 
 void FeedServer::hold_requests_after(int n) { hold_after_ = total_ + n; }
 
+bool wait_ready(int port, std::chrono::milliseconds timeout) {
+  return wait_until([&] {
+    int status = 0;
+    get_json(port, "/readyz", &status);
+    return status == 200;
+  }, timeout);
+}
+
+std::unique_ptr<Process> start_standalone(const TempDir& dir, int port, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"standalone", "--http", "127.0.0.1:" + std::to_string(port), "--db",
+                                dir.file("feedpipe.db")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<Process>("standalone", args, dir.file("standalone.log"));
+}
+
 SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds timeout,
                    const httplib::Headers& headers, size_t stop_after) {
   SseResult result;

@@ -90,6 +90,13 @@ class FeedServer {
   std::atomic<int> delay_ms_{0};
 };
 
+// Waits until GET /readyz on 127.0.0.1:port answers 200.
+bool wait_ready(int port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Starts `feedpipe standalone` on 127.0.0.1:port with its database and log in `dir`, plus `extra`
+// flags. Follow with wait_ready(port).
+std::unique_ptr<Process> start_standalone(const TempDir& dir, int port, const std::vector<std::string>& extra);
+
 struct SseEvent {
   int64_t id = 0;
   std::string event;
