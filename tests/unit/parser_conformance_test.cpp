@@ -16,18 +16,14 @@
 
 #include "consumer/parser/parser.h"
 #include "consumer/parser/text.h"
+#include "tests/unit/parser_test_util.h"
 
 namespace feedpipe::parser {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
+using test::plain_text;
+using test::read_file;
 
 // "wellformed/rss/x.xml" -> "wellformed/rss"; "entities/x.xml" -> "entities"; "illformed/x.xml" -> "illformed".
 std::string folder_of(const std::string& file) {
@@ -37,22 +33,6 @@ std::string folder_of(const std::string& file) {
   auto second = file.find('/', first + 1);
   if ((top == "wellformed" || top == "illformed") && second != std::string::npos) return file.substr(0, second);
   return top;
-}
-
-// Plain text for comparing titles: tags (`<…>`) removed, then entities decoded.
-std::string plain_text(std::string_view text) {
-  std::string stripped;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '<') {
-      size_t end = text.find('>', i);
-      if (end != std::string_view::npos) {
-        i = end;
-        continue;
-      }
-    }
-    stripped += text[i];
-  }
-  return decode_entities(stripped);
 }
 
 const std::string* field_of(const Feed& feed, const Item* item, const std::string& name) {

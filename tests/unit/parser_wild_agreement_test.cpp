@@ -13,34 +13,18 @@
 
 #include "consumer/parser/parser.h"
 #include "consumer/parser/text.h"
+#include "tests/unit/parser_test_util.h"
 
 namespace feedpipe::parser {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
+using test::read_file;
 
 // The fixture's normalization: `<…>` removed, entities decoded, runs of white space (and
 // no-break spaces) made one space, trimmed.
 std::string normalize(std::string_view text) {
-  std::string stripped;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '<') {
-      size_t end = text.find('>', i);
-      if (end != std::string_view::npos) {
-        i = end;
-        continue;
-      }
-    }
-    stripped += text[i];
-  }
-  std::string decoded = decode_entities(stripped);
+  std::string decoded = test::plain_text(text);
   std::string out;
   bool space = false;
   for (size_t i = 0; i < decoded.size(); ++i) {
