@@ -1,6 +1,7 @@
 #include "common/job_outcomes.h"
 
 
+#include <map>
 #include <set>
 
 #include "common/clock.h"
@@ -143,19 +144,53 @@ struct Progress {
   int64_t total, done, failed, seq;
 };
 
-// Counts the job as final in its batch and reserves the next seq.
-Progress advance_batch(Database& db, const std::string& batch_id, bool failed, const std::string& now) {
-  auto q = db.prepare(
-      "UPDATE batches SET done = done + 1, failed = failed + ?2, last_seq = last_seq + 1, "
-      "status = CASE WHEN done + 1 >= total THEN 'completed' ELSE 'running' END, "
-      "completed_at = CASE WHEN done + 1 >= total THEN ?3 ELSE completed_at END "
-      "WHERE id = ?1 RETURNING total, done, failed, last_seq");
-  q.bind(1, batch_id).bind(2, static_cast<int64_t>(failed)).bind(3, now);
-  if (!q.step()) throw DbError(SQLITE_NOTFOUND, "batch " + batch_id + " vanished");
-  Progress p{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
-  q.reset();
-  return p;
-}
+// The counters of the batches a group of outcomes touches, read once and written back once per
+// batch (instead of one UPDATE per job): the transaction is the only writer, so nothing can
+// change them in between.
+class BatchCounters {
+ public:
+  explicit BatchCounters(Database& db) : db_(db) {}
+
+  // Counts the job as final in its batch and reserves the next seq.
+  Progress advance(const std::string& batch_id, bool failed) {
+    Progress& p = load(batch_id);
+    ++p.done;
+    p.failed += failed ? 1 : 0;
+    return {p.total, p.done, p.failed, ++p.seq};
+  }
+  int64_t next_seq(const std::string& batch_id) { return ++load(batch_id).seq; }
+
+  void write(const std::string& now) {
+    for (const auto& [id, p] : batches_) {
+      db_.prepare(
+            "UPDATE batches SET done = ?2, failed = ?3, last_seq = ?4, "
+            "status = CASE WHEN ?2 >= total THEN 'completed' ELSE 'running' END, "
+            "completed_at = CASE WHEN ?2 >= total THEN COALESCE(completed_at, ?5) ELSE completed_at END "
+            "WHERE id = ?1")
+          .bind(1, id)
+          .bind(2, p.done)
+          .bind(3, p.failed)
+          .bind(4, p.seq)
+          .bind(5, now)
+          .run();
+    }
+  }
+
+ private:
+  Progress& load(const std::string& batch_id) {
+    auto it = batches_.find(batch_id);
+    if (it != batches_.end()) return it->second;
+    auto q = db_.prepare("SELECT total, done, failed, last_seq FROM batches WHERE id = ?");
+    q.bind(1, batch_id);
+    if (!q.step()) throw DbError(SQLITE_NOTFOUND, "batch " + batch_id + " vanished");
+    Progress p{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
+    q.reset();
+    return batches_.emplace(batch_id, p).first->second;
+  }
+
+  Database& db_;
+  std::map<std::string, Progress> batches_;
+};
 
 // An event whose row is written at the end of the transaction, so that its `ts` is the moment
 // the transaction commits (the whole group's work precedes it), as DESIGN.md defines `ts`.
@@ -216,7 +251,7 @@ std::string progress_json(const Progress& p) {
 
 void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t items_new,
                 std::optional<int64_t> items_total, const std::string& now,
-                std::vector<PendingEvent>& events, OutcomeCounts* counts) {
+                BatchCounters& counters, std::vector<PendingEvent>& events, OutcomeCounts* counts) {
   bool failed = o.status == JobStatus::failed;
   std::optional<int64_t> http_status;
   if (o.http_status) http_status = o.http_status;
@@ -234,7 +269,7 @@ void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t it
       .bind_text_or_null(7, o.error)
       .bind(8, now)
       .run();
-  Progress p = advance_batch(db, job.batch_id, failed, now);
+  Progress p = counters.advance(job.batch_id, failed);
   const std::string progress = progress_json(p);
   std::string data = "{\"position\":" + std::to_string(job.position);
   append_field(data, "url", job.url, false);
@@ -252,12 +287,7 @@ void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t it
     if (new_count) counts->items_new += static_cast<uint64_t>(*new_count);
   }
   if (p.done >= p.total) {
-    auto q = db.prepare("UPDATE batches SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq");
-    q.bind(1, job.batch_id);
-    q.step();
-    int64_t seq = q.int64(0);
-    q.reset();
-    events.push_back({job.batch_id, seq, "batch.completed", std::nullopt,
+    events.push_back({job.batch_id, counters.next_seq(job.batch_id), "batch.completed", std::nullopt,
                       "{\"status\":\"completed\",\"progress\":" + progress});
     if (counts) ++counts->batches_completed;
   }
@@ -268,6 +298,7 @@ void finish_job(Database& db, const JobRow& job, const JobOutcome& o, int64_t it
 std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std::vector<JobOutcome>& outcomes,
                                                          OutcomeCounts* counts) {
   std::vector<PendingEvent> pending;
+  BatchCounters counters(db);
   const std::string now = now_rfc3339();
   for (const JobOutcome& o : outcomes) {
     auto job = load_open_job(db, o.job_id);
@@ -281,10 +312,11 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
       update_feed_state(db, *job->feed_id, o, now);
     }
     if (job->feed_id && o.status != JobStatus::failed) items_total = count_items(db, *job->feed_id);
-    finish_job(db, *job, o, items_new, items_total, now, pending, counts);
+    finish_job(db, *job, o, items_new, items_total, now, counters, pending, counts);
     for (const JobRow& sibling : open_siblings(db, *job))
-      finish_job(db, sibling, o, items_new, items_total, now, pending, counts);
+      finish_job(db, sibling, o, items_new, items_total, now, counters, pending, counts);
   }
+  counters.write(now);
   std::vector<EventMessage> events;
   events.reserve(pending.size());
   const int64_t ts = now_ms();

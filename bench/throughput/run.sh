@@ -7,7 +7,7 @@
 #   (the second pass is all conditional GETs answered 304),
 #   curl --parallel --parallel-max 64 downloading the same FEEDS feeds.
 # Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds.
-# PERF_OUT=FILE records `perf record -g` of feedpipe through the second pass.
+# PERF_OUT=FILE records `perf record --call-graph dwarf` of feedpipe through the second pass.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FEEDS=${1:-20000}
@@ -56,7 +56,7 @@ c0=$(cpu)
 first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt")
 c1=$(cpu)
 if [[ -n ${PERF_OUT:-} ]]; then  # profile feedpipe through the second pass
-  perf record -g -p "$fp" -o "$PERF_OUT" >/dev/null 2>&1 &
+  perf record -F 999 --call-graph dwarf -p "$fp" -o "$PERF_OUT" >/dev/null 2>&1 &
   perf_pid=$!
   sleep 0.5
 fi

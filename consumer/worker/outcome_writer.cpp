@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <unordered_set>
 
 #include "common/db_pool.h"
 #include "common/metrics.h"
@@ -125,6 +126,12 @@ void OutcomeWriter::run() {
 void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<JobRef>& refs,
                                 std::vector<int64_t>& running) {
   Database& db = thread_db(db_path_);
+  // A job that finishes in this same transaction would be running for no reader to see.
+  if (!running.empty() && !outcomes.empty()) {
+    std::unordered_set<int64_t> finishing;
+    for (const JobOutcome& o : outcomes) finishing.insert(o.job_id);
+    std::erase_if(running, [&](int64_t id) { return finishing.count(id) > 0; });
+  }
   for (int attempt = 1;; ++attempt) {
     try {
       // One transaction: the jobs taken since the last group become running, these finish.
