@@ -192,8 +192,23 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       offsets_.done(partition, offset);
       return;
     }
+    // One read for both: is the job still open, and what does the feed's last fetch say.
     Database& db = thread_db(settings_.db_path);
-    auto status = job_status(db, job.job_id);
+    auto q = db.prepare(
+        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at, "
+        "coalesce(f.next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) "
+        "FROM jobs j LEFT JOIN feeds f ON f.id = ?2 WHERE j.id = ?1");
+    q.bind(1, job.job_id).bind(2, job.feed_id);
+    std::optional<JobStatus> status;
+    fetcher::FetchRequest request;
+    std::string not_before;
+    if (q.step()) {
+      status = job_status_from_string(q.text(0));
+      request.etag = q.text(1);
+      request.last_modified = q.text(2);
+      if (q.int64(4)) not_before = q.text(3);
+    }
+    q.reset();
     if (!status || is_final(*status)) {
       // Already recorded (a redelivery), or a job this database does not know.
       if (!status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
@@ -204,20 +219,8 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     auto [it, first] = waiting_.try_emplace(job.feed_id);
     it->second.push_back({std::move(job), partition, offset, std::chrono::steady_clock::now()});
     if (!first) return;  // the feed is already being fetched: share that fetch
-    fetcher::FetchRequest request;
     request.tag = static_cast<uint64_t>(it->first);
     request.url = it->second.front().job.url;
-    auto q = db.prepare(
-        "SELECT etag, last_modified, next_fetch_at, "
-        "coalesce(next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) FROM feeds WHERE id = ?");
-    q.bind(1, it->first);
-    std::string not_before;
-    if (q.step()) {
-      request.etag = q.text(0);
-      request.last_modified = q.text(1);
-      if (q.int64(3)) not_before = q.text(2);
-    }
-    q.reset();
     if (!not_before.empty()) return refuse_until_retry_after(it->first, not_before);
     fetcher_.add(std::move(request));
     ++fetches_;
