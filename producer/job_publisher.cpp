@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/db_pool.h"
 
 namespace feedpipe::producer {
@@ -67,9 +69,16 @@ void JobPublisher::record_acknowledgements() {
     ids.swap(acked_);
   }
   if (ids.empty()) return;
+  // A batch's jobs have consecutive ids and are acknowledged in order: one UPDATE per run.
+  std::sort(ids.begin(), ids.end());
   Database& db = thread_db(settings_.db_path);
   db.write([&] {
-    for (int64_t id : ids) db.prepare("UPDATE jobs SET published = 1 WHERE id = ?").bind(1, id).run();
+    for (size_t first = 0; first < ids.size();) {
+      size_t last = first;
+      while (last + 1 < ids.size() && ids[last + 1] <= ids[last] + 1) ++last;
+      db.prepare("UPDATE jobs SET published = 1 WHERE id BETWEEN ? AND ?").bind(1, ids[first]).bind(2, ids[last]).run();
+      first = last + 1;
+    }
   });
 }
 
