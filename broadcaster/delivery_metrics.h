@@ -5,6 +5,8 @@
 //                                              (counted once the kernel took the whole frame)
 //   feedpipe_event_delivery_latency_seconds   now − the event's `ts` (its commit), observed once
 //                                              per live event when it is first written to a socket
+//   feedpipe_event_arrival_lag_seconds        now − `ts` when the event reaches the hub: through
+//                                              Kafka, or in process in `standalone`
 // Callers add in bulk (one atomic add per fan-out, not per stream).
 #include <cstdint>
 #include <optional>
@@ -24,5 +26,8 @@ std::optional<int64_t> event_ts_ms(std::string_view data);
 
 // Observes now − ts in seconds (0 when the writer's clock is ahead of ours).
 void observe_latency(int64_t ts_ms, int64_t now_ms);
+
+// Observes now − the event's ts in the arrival histogram (events without ts are skipped).
+void observe_arrival(std::string_view event_data);
 
 }  // namespace feedpipe::delivery

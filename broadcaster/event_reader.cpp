@@ -20,17 +20,6 @@ std::string unique_group_id() {
   return "feedpipe-broadcaster-" + std::to_string(::getpid()) + "-" + std::to_string(rd());
 }
 
-// Commit → arrival here: the consumer's produce, the broker and this reader's fetch.
-void observe_arrival(const EventMessage& event) {
-  static auto& lag = metrics::histogram("feedpipe_event_arrival_lag_seconds",
-                                        "Time from an event's commit to its arrival from Kafka at the broadcaster.");
-  auto ts = delivery::event_ts_ms(event.data);
-  if (!ts) return;
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch()).count();
-  lag.observe(static_cast<double>(std::max<int64_t>(0, now - *ts)) / 1000.0);
-}
-
 }  // namespace
 
 EventReader::EventReader(const KafkaSettings& settings, Callback on_event)
@@ -121,7 +110,7 @@ void EventReader::run() {
                    msg->partition(), msg->offset(), e.what());
       continue;
     }
-    observe_arrival(event);
+    delivery::observe_arrival(event.data);
     try {
       on_event_(event);
     } catch (const std::exception& e) {

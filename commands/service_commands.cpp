@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "broadcaster/delivery_metrics.h"
 #include "commands/commands.h"
 #include "commands/role_settings.h"
 #include "commands/signals.h"
@@ -146,7 +147,10 @@ int standalone(int argc, char** argv) {
     auto cs = consumer_settings(s, kafka);
     // In one process the hub hears of an event at commit; its copy from Kafka is then a no-op.
     cs.on_events_committed = [&hub = broadcaster.hub()](const std::vector<EventMessage>& events) {
-      for (const auto& e : events) hub.on_event(e);
+      for (const auto& e : events) {
+        delivery::observe_arrival(e.data);
+        hub.on_event(e);
+      }
     };
     // Nobody else can read the embedded broker's events, and it keeps every message in memory.
     cs.publish_events = broker == nullptr;
