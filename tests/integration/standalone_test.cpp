@@ -104,6 +104,8 @@ TEST_F(StandaloneTest, BatchStreamsEveryJobOnceInOrderThenCompletes) {
   };
   EXPECT_GE(sample("feedpipe_events_delivered_total"), 603) << metrics->body;
   EXPECT_GT(sample("feedpipe_event_delivery_latency_seconds_count"), 0) << metrics->body;
+  // Every committed event reached the hub in process: two batches of 200 jobs + batch.completed.
+  EXPECT_GE(sample("feedpipe_event_arrival_lag_seconds_count"), 402) << metrics->body;
   EXPECT_GE(sample("feedpipe_retention_pruned_total{kind=\"batches\"}"), 0) << metrics->body;
 
   // Stored items are readable per feed, newest first.
