@@ -26,7 +26,9 @@ std::string item_key(const ItemRecord& item) {
                                                            item.content + '\n' + item.published));
 }
 
-void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const std::string& now) {
+// Records the fetch in the feed's row; after a success, returns the feed's stored item count
+// (read by the same statement).
+std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const std::string& now) {
   bool success = o.status != JobStatus::failed;
   if (!success) {
     auto q = db.prepare(
@@ -37,20 +39,20 @@ void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const
     q.bind(1, now).bind(2, static_cast<int64_t>(o.http_status)).bind(3, o.error).bind(4, feed_id);
     if (o.retry_after_s) q.bind(5, *o.retry_after_s);
     q.run();
-    return;
+    return std::nullopt;
   }
   const FeedFetch& f = *o.fetch;
   bool ok = o.status == JobStatus::ok;
   // A 200 replaces the validators; a 304 keeps the old ones unless the server sent new ones.
-  db.prepare(
-        "UPDATE feeds SET last_fetch_at = ?1, last_success_at = ?1, last_http_status = ?2, "
-        "consecutive_failures = 0, last_error = NULL, next_fetch_at = NULL, "
-        "final_url = COALESCE(?3, final_url), "
-        "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
-        "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "
-        "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END "
-        "WHERE id = ?6")
-      .bind(1, now)
+  auto q = db.prepare(
+      "UPDATE feeds SET last_fetch_at = ?1, last_success_at = ?1, last_http_status = ?2, "
+      "consecutive_failures = 0, last_error = NULL, next_fetch_at = NULL, "
+      "final_url = COALESCE(?3, final_url), "
+      "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
+      "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "
+      "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END "
+      "WHERE id = ?6 RETURNING (SELECT count(*) FROM items WHERE feed_id = ?6)");
+  q.bind(1, now)
       .bind(2, static_cast<int64_t>(o.http_status))
       .bind_text_or_null(3, f.final_url)
       .bind_text_or_null(4, f.etag)
@@ -58,8 +60,11 @@ void update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const
       .bind(6, feed_id)
       .bind(7, static_cast<int64_t>(ok))
       .bind_text_or_null(8, f.title)
-      .bind_text_or_null(9, f.link)
-      .run();
+      .bind_text_or_null(9, f.link);
+  std::optional<int64_t> items;
+  if (q.step()) items = q.int64(0);
+  q.reset();
+  return items;
 }
 
 // Returns the number of items first stored now.
@@ -159,6 +164,11 @@ class BatchCounters {
     return {p.total, p.done, p.failed, ++p.seq};
   }
   int64_t next_seq(const std::string& batch_id) { return ++load(batch_id).seq; }
+  // Whether the batch names a feed at more than one position (then positions share outcomes).
+  bool has_duplicate_feeds(const std::string& batch_id) {
+    load(batch_id);
+    return duplicates_[batch_id];
+  }
 
   void write(const std::string& now) {
     for (const auto& [id, p] : batches_) {
@@ -180,16 +190,18 @@ class BatchCounters {
   Progress& load(const std::string& batch_id) {
     auto it = batches_.find(batch_id);
     if (it != batches_.end()) return it->second;
-    auto q = db_.prepare("SELECT total, done, failed, last_seq FROM batches WHERE id = ?");
+    auto q = db_.prepare("SELECT total, done, failed, last_seq, duplicate_feeds FROM batches WHERE id = ?");
     q.bind(1, batch_id);
     if (!q.step()) throw DbError(SQLITE_NOTFOUND, "batch " + batch_id + " vanished");
     Progress p{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
+    duplicates_[batch_id] = q.int64(4) != 0;
     q.reset();
     return batches_.emplace(batch_id, p).first->second;
   }
 
   Database& db_;
   std::map<std::string, Progress> batches_;
+  std::map<std::string, bool> duplicates_;
 };
 
 // An event whose row is written at the end of the transaction, so that its `ts` is the moment
@@ -306,13 +318,15 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
     int64_t items_new = 0;
     std::optional<int64_t> items_total;
     if (job->feed_id && o.fetch) {
-      update_feed_state(db, *job->feed_id, o, now);
+      // Items first, so that the feed's update reads the count after them.
       if (o.status == JobStatus::ok) items_new = upsert_items(db, *job->feed_id, o.fetch->items, now);
+      items_total = update_feed_state(db, *job->feed_id, o, now);
     } else if (job->feed_id && o.status == JobStatus::failed) {
       update_feed_state(db, *job->feed_id, o, now);
     }
-    if (job->feed_id && o.status != JobStatus::failed) items_total = count_items(db, *job->feed_id);
+    if (job->feed_id && o.status != JobStatus::failed && !items_total) items_total = count_items(db, *job->feed_id);
     finish_job(db, *job, o, items_new, items_total, now, counters, pending, counts);
+    if (!counters.has_duplicate_feeds(job->batch_id)) continue;
     for (const JobRow& sibling : open_siblings(db, *job))
       finish_job(db, sibling, o, items_new, items_total, now, counters, pending, counts);
   }
@@ -337,14 +351,17 @@ std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOut
 void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& job_ids) {
   if (job_ids.empty()) return;
   const std::string now = now_rfc3339();
+  // One statement for the whole list (a JSON array of ids).
+  std::string ids = "[";
+  for (int64_t id : job_ids) ids += std::to_string(id) + ",";
+  ids.back() = ']';
   std::set<std::string> batches;
-  for (int64_t id : job_ids) {
-    auto q = db.prepare("UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued' "
-                        "RETURNING batch_id");
-    q.bind(1, now).bind(2, id);
-    if (q.step()) batches.insert(q.text(0));
-    q.reset();
-  }
+  auto q = db.prepare(
+      "UPDATE jobs SET status = 'running', started_at = ?1 "
+      "WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'queued' RETURNING batch_id");
+  q.bind(1, now).bind(2, ids);
+  while (q.step()) batches.insert(q.text(0));
+  q.reset();
   for (const std::string& batch_id : batches)
     db.prepare("UPDATE batches SET status = 'running' WHERE id = ? AND status = 'queued'").bind(1, batch_id).run();
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <unordered_set>
 
 #include "common/clock.h"
 #include "common/job_outcomes.h"
@@ -86,12 +87,17 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
         .bind_text_or_null(5, hash)
         .run();
     std::vector<JobOutcome> invalid;
+    std::unordered_set<int64_t> feeds_seen;
+    bool duplicate_feeds = false;
     for (size_t pos = 0; pos < request.feeds.size(); ++pos) {
       const std::string& raw = request.feeds[pos];
       std::string why;
       auto url = normalize_feed_url(raw, &why);
       std::optional<int64_t> feed_id;
-      if (url) feed_id = upsert_feed(db, *url);
+      if (url) {
+        feed_id = upsert_feed(db, *url);
+        duplicate_feeds |= !feeds_seen.insert(*feed_id).second;
+      }
       db.prepare("INSERT INTO jobs (batch_id, position, url, feed_id) VALUES (?, ?, ?, ?)")
           .bind(1, created.batch_id)
           .bind(2, static_cast<int64_t>(pos))
@@ -109,6 +115,10 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
         invalid.push_back(std::move(o));
       }
     }
+    db.prepare("UPDATE batches SET duplicate_feeds = ? WHERE id = ?")
+        .bind(1, static_cast<int64_t>(duplicate_feeds))
+        .bind(2, created.batch_id)
+        .run();
     if (!invalid.empty()) created.events = record_outcomes_in_transaction(db, invalid);
   });
   if (refusal) return *refusal;
