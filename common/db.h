@@ -70,8 +70,11 @@ class Database {
   Database& operator=(const Database&) = delete;
 
   void exec(std::string_view sql);
-  // This connection's page cache (SQLite's default is 2 MiB per connection).
-  static constexpr int kDefaultCacheKib = 256;
+  // This connection's page cache (SQLite's default is 2 MiB per connection). Every thread has a
+  // connection, and each cache fills up over hours: most keep a small one; a consumer's fetch
+  // loop (one lookup per job) and the writers keep more.
+  static constexpr int kDefaultCacheKib = 64;
+  static constexpr int kConsumerCacheKib = 256;
   static constexpr int kWriterCacheKib = 2048;
   void set_cache_kib(int kib);
   // A cached prepared statement, reset and with bindings cleared.

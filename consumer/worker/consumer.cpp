@@ -125,6 +125,11 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   }
 
   void run() {
+    try {
+      thread_db(settings_.db_path).set_cache_kib(Database::kConsumerCacheKib);
+    } catch (const std::exception& e) {
+      spdlog::warn("consumer loop: {}", e.what());  // step() retries opening and reports
+    }
     auto next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
     while (!stopping_) {
       try {
