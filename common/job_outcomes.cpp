@@ -158,50 +158,50 @@ class BatchCounters {
 
   // Counts the job as final in its batch and reserves the next seq.
   Progress advance(const std::string& batch_id, bool failed) {
-    Progress& p = load(batch_id);
+    Progress& p = load(batch_id).progress;
     ++p.done;
     p.failed += failed ? 1 : 0;
     return {p.total, p.done, p.failed, ++p.seq};
   }
-  int64_t next_seq(const std::string& batch_id) { return ++load(batch_id).seq; }
+  int64_t next_seq(const std::string& batch_id) { return ++load(batch_id).progress.seq; }
   // Whether the batch names a feed at more than one position (then positions share outcomes).
-  bool has_duplicate_feeds(const std::string& batch_id) {
-    load(batch_id);
-    return duplicates_[batch_id];
-  }
+  bool has_duplicate_feeds(const std::string& batch_id) { return load(batch_id).duplicate_feeds; }
 
   void write(const std::string& now) {
-    for (const auto& [id, p] : batches_) {
+    for (const auto& [id, batch] : batches_) {
       db_.prepare(
             "UPDATE batches SET done = ?2, failed = ?3, last_seq = ?4, "
             "status = CASE WHEN ?2 >= total THEN 'completed' ELSE 'running' END, "
             "completed_at = CASE WHEN ?2 >= total THEN COALESCE(completed_at, ?5) ELSE completed_at END "
             "WHERE id = ?1")
           .bind(1, id)
-          .bind(2, p.done)
-          .bind(3, p.failed)
-          .bind(4, p.seq)
+          .bind(2, batch.progress.done)
+          .bind(3, batch.progress.failed)
+          .bind(4, batch.progress.seq)
           .bind(5, now)
           .run();
     }
   }
 
  private:
-  Progress& load(const std::string& batch_id) {
+  struct Batch {
+    Progress progress;
+    bool duplicate_feeds;
+  };
+
+  Batch& load(const std::string& batch_id) {
     auto it = batches_.find(batch_id);
     if (it != batches_.end()) return it->second;
     auto q = db_.prepare("SELECT total, done, failed, last_seq, duplicate_feeds FROM batches WHERE id = ?");
     q.bind(1, batch_id);
     if (!q.step()) throw DbError(SQLITE_NOTFOUND, "batch " + batch_id + " vanished");
-    Progress p{q.int64(0), q.int64(1), q.int64(2), q.int64(3)};
-    duplicates_[batch_id] = q.int64(4) != 0;
+    Batch batch{{q.int64(0), q.int64(1), q.int64(2), q.int64(3)}, q.int64(4) != 0};
     q.reset();
-    return batches_.emplace(batch_id, p).first->second;
+    return batches_.emplace(batch_id, batch).first->second;
   }
 
   Database& db_;
-  std::map<std::string, Progress> batches_;
-  std::map<std::string, bool> duplicates_;
+  std::map<std::string, Batch> batches_;
 };
 
 // An event whose row is written at the end of the transaction, so that its `ts` is the moment
