@@ -18,9 +18,11 @@
 namespace feedpipe::commands {
 namespace {
 
-// The heap policy of every service: capped malloc arenas, freed memory handed back periodically.
-MemoryTrimmer heap_policy(const Settings& s) {
+// The memory policy of every service: capped malloc arenas, SQLite's soft heap limit, freed
+// memory handed back periodically (by the returned trimmer, while it lives).
+MemoryTrimmer memory_policy(const Settings& s) {
   set_malloc_arenas(s.integer("malloc-arenas"));
+  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
   return MemoryTrimmer(std::chrono::milliseconds(s.integer("memory-trim-ms")));
 }
 
@@ -122,8 +124,7 @@ int standalone(int argc, char** argv) {
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer = heap_policy(s);
-  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
+  MemoryTrimmer trimmer = memory_policy(s);
 
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
@@ -197,8 +198,7 @@ int producer(int argc, char** argv) {
   const RetentionSettings retention = retention_settings(s);
   check_access_settings(s, true);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer = heap_policy(s);
-  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
+  MemoryTrimmer trimmer = memory_policy(s);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
@@ -225,8 +225,7 @@ int consumer(int argc, char** argv) {
   add_consumer_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
-  MemoryTrimmer trimmer = heap_policy(s);
-  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
+  MemoryTrimmer trimmer = memory_policy(s);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
@@ -256,8 +255,7 @@ int broadcaster(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   check_access_settings(s, false);
   ShutdownSignal signal;
-  MemoryTrimmer trimmer = heap_policy(s);
-  set_sqlite_memory_limit(s.integer("sqlite-memory-mb") << 20);
+  MemoryTrimmer trimmer = memory_policy(s);
   migrate_database(s.str("db"));
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);

@@ -338,15 +338,7 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
   return events;
 }
 
-std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts) {
-  std::vector<EventMessage> events;
-  db.write([&] {
-    if (counts) *counts = {};  // a retried transaction counts again from zero
-    events = record_outcomes_in_transaction(db, outcomes, counts);
-  });
-  return events;
-}
+namespace {
 
 void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& job_ids) {
   if (job_ids.empty()) return;
@@ -364,6 +356,19 @@ void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& 
   q.reset();
   for (const std::string& batch_id : batches)
     db.prepare("UPDATE batches SET status = 'running' WHERE id = ? AND status = 'queued'").bind(1, batch_id).run();
+}
+
+}  // namespace
+
+std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
+                                          OutcomeCounts* counts, const std::vector<int64_t>& newly_running) {
+  std::vector<EventMessage> events;
+  db.write([&] {
+    if (counts) *counts = {};  // a retried transaction counts again from zero
+    mark_jobs_running_in_transaction(db, newly_running);
+    events = record_outcomes_in_transaction(db, outcomes, counts);
+  });
+  return events;
 }
 
 void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids) {

@@ -46,14 +46,15 @@ struct OutcomeCounts {
 std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std::vector<JobOutcome>& outcomes,
                                                          OutcomeCounts* counts = nullptr);
 // Same, in a transaction of its own (retried when the database is busy); `counts` is reset first.
+// The jobs in `newly_running` are first marked running, as mark_jobs_running() does, in the same
+// transaction.
 std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts = nullptr);
+                                          OutcomeCounts* counts = nullptr,
+                                          const std::vector<int64_t>& newly_running = {});
 
 // Marks queued jobs as running (and their batches as running); already running or final
 // jobs are left alone.
 void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids);
-// Same, inside the caller's open write transaction.
-void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& job_ids);
 
 // The job's status, or nullopt when there is no such job.
 std::optional<JobStatus> job_status(Database& db, int64_t job_id);

@@ -128,12 +128,8 @@ Feed read_atom(pugi::xml_node root, const ParseOptions& options) {
   for (pugi::xml_node c = root.first_child(); c; c = c.next_sibling()) {
     if (c.type() != pugi::node_element || xml::local_name(c) != "entry" || children.of(c) != reader.atom)
       continue;
-    if (xml::declares_namespace(c)) {
-      xml::ChildNamespaces own;
-      feed.items.push_back(reader.entry(c, feed_author, own));
-    } else {
-      feed.items.push_back(reader.entry(c, feed_author, grandchildren));
-    }
+    xml::ChildNamespaces own;
+    feed.items.push_back(reader.entry(c, feed_author, xml::children_namespaces(c, grandchildren, own)));
   }
   return feed;
 }

@@ -1,6 +1,7 @@
 #include "consumer/parser/encoding.h"
 
 #include <iconv.h>
+#include <strings.h>
 
 #include <cctype>
 #include <cerrno>
@@ -224,10 +225,7 @@ std::string_view to_utf8(std::string_view doc, std::string_view http_charset, st
       // Already what it should be, but for the declaration: when that says UTF-8 in some case
       // (or is absent) the rewrite changes no more than letter case, which nothing reads.
       std::string_view declared = declared_encoding(doc);
-      if (declared.empty() || (declared.size() == 5 && (declared[0] | 0x20) == 'u' &&
-                               (declared[1] | 0x20) == 't' && (declared[2] | 0x20) == 'f' &&
-                               declared[3] == '-' && declared[4] == '8'))
-        return doc;
+      if (declared.empty() || (declared.size() == 5 && strncasecmp(declared.data(), "utf-8", 5) == 0)) return doc;
       out = std::string(doc);
     } else {
       out = sanitize_utf8(doc);

@@ -81,12 +81,8 @@ Feed read_rdf(pugi::xml_node rdf, const ParseOptions& options) {
     for (pugi::xml_node c = parent.first_child(); c; c = c.next_sibling()) {
       if (c.type() != pugi::node_element || xml::local_name(c) != "item") continue;
       if (std::string_view uri = children.of(c); uri != ns::rss10 && uri != ns::rss090 && !uri.empty()) continue;
-      if (xml::declares_namespace(c)) {
-        xml::ChildNamespaces own;
-        feed.items.push_back(read_item(c, options, own));
-      } else {
-        feed.items.push_back(read_item(c, options, grandchildren));
-      }
+      xml::ChildNamespaces own;
+      feed.items.push_back(read_item(c, options, xml::children_namespaces(c, grandchildren, own)));
     }
   };
   add_items(rdf);

@@ -132,6 +132,12 @@ bool declares_namespace(pugi::xml_node node) {
   return false;
 }
 
+ChildNamespaces& children_namespaces(pugi::xml_node element, ChildNamespaces& shared, ChildNamespaces& own) {
+  if (!declares_namespace(element)) return shared;
+  own = ChildNamespaces();
+  return own;
+}
+
 std::string_view ChildNamespaces::of(pugi::xml_node child) {
   if (declares_namespace(child)) return namespace_of(child);
   std::string_view prefix = prefix_of(child.name());

@@ -52,6 +52,10 @@ class ChildNamespaces {
   int size_ = 0;
 };
 
+// The ChildNamespaces to read the children of `element` (an item or entry) with: `shared`, kept
+// across the siblings that declare no namespace, else `own`, emptied.
+ChildNamespaces& children_namespaces(pugi::xml_node element, ChildNamespaces& shared, ChildNamespaces& own);
+
 // The first child element with that namespace and local name, or an empty node.
 pugi::xml_node child(pugi::xml_node parent, std::string_view ns, std::string_view local);
 

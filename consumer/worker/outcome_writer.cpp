@@ -135,13 +135,8 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
   for (int attempt = 1;; ++attempt) {
     try {
       // One transaction: the jobs taken since the last group become running, these finish.
-      std::vector<EventMessage> events;
       OutcomeCounts counts;
-      db.write([&] {
-        counts = {};
-        mark_jobs_running_in_transaction(db, running);
-        events = record_outcomes_in_transaction(db, outcomes, &counts);
-      });
+      std::vector<EventMessage> events = record_outcomes(db, outcomes, &counts, running);
       running.clear();
       for (size_t i = 0; events_ && i < events.size(); ++i) {
         const EventMessage& ev = events[i];
