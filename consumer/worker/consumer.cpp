@@ -292,8 +292,20 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
     writer_->stop();
     commit(offsets_.to_commit(), true);
+    finish_joining(deadline);
     kafka_->close();
     events_->flush(5000);
+  }
+
+  // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
+  // destroyed between its group's JoinGroup and SyncGroup answers. A consumer stopped before its
+  // first assignment therefore lets the join finish, reading nothing, before it leaves.
+  void finish_joining(std::chrono::steady_clock::time_point deadline) {
+    if (joined_ || RdKafka::version() >= 0x020300ff) return;
+    spdlog::info("stopping before the first assignment: letting the group join finish first");
+    while (!joined_ && std::chrono::steady_clock::now() < deadline)
+      std::unique_ptr<RdKafka::Message>(kafka_->consume(50));  // a job read here stays uncommitted
+    if (!joined_) spdlog::warn("the consumer group join did not finish before the drain timeout");
   }
 
   ConsumerSettings settings_;

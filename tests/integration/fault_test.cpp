@@ -11,7 +11,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int16_t kProduceApiKey = 0;  // Kafka protocol ApiKey of Produce requests
+constexpr int16_t kProduceApiKey = 0;     // Kafka protocol ApiKeys
+constexpr int16_t kSyncGroupApiKey = 14;
 
 // The roles as processes on a broker this test owns, so that it can inject faults.
 class FaultTest : public ::testing::Test {
@@ -139,6 +140,25 @@ TEST_F(FaultTest, ProduceErrorsAreRetried) {
   auto stream = read_sse(broadcaster_port, "/v1/batches/" + batch + "/events", 90s);
   expect_complete_stream(stream, 40);
   expect_exactly_once(batch, 40);
+}
+
+// librdkafka before 2.3 aborts (issue #4312) when a cooperative-sticky consumer is destroyed
+// after its JoinGroup answer and before its first SyncGroup answer. The broker holds that answer
+// here, so the consumer is stopped inside the window every time.
+TEST_F(FaultTest, ConsumerStoppedWhileJoiningItsGroupExitsCleanly) {
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(broker_.cluster(), 1, kSyncGroupApiKey, 1,
+                                                         RD_KAFKA_RESP_ERR_NO_ERROR, 4000),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto consumer = start("consumer", {});
+  ASSERT_TRUE(wait_until([&] {
+    size_t left = 1;
+    rd_kafka_mock_broker_error_stack_cnt(broker_.cluster(), 1, kSyncGroupApiKey, &left);
+    return left == 0;  // the SyncGroup request arrived and its answer is being held
+  }, 30s));
+  consumer->kill(SIGTERM);
+  EXPECT_EQ(consumer->wait_exit(30s), 0) << consumer->log();
 }
 
 }  // namespace
