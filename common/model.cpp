@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "common/logging.h"
+
 namespace feedpipe {
 
 std::string_view to_string(JobStatus s) {
@@ -22,9 +24,26 @@ std::optional<JobStatus> job_status_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-nlohmann::json to_json(const JobMessage& m) {
-  return {{"job_id", m.job_id}, {"batch_id", m.batch_id}, {"position", m.position},
-          {"url", m.url}, {"feed_id", m.feed_id}};
+namespace {
+
+void append_string_field(std::string& out, std::string_view key, std::string_view value) {
+  out += '"';
+  out += key;
+  out += "\":\"";
+  append_json_escaped(out, value);
+  out += '"';
+}
+
+}  // namespace
+
+// Written as text: one message per job of every batch, so a JSON tree per message showed up.
+std::string serialize(const JobMessage& m) {
+  std::string s = "{\"job_id\":" + std::to_string(m.job_id) + ",";
+  append_string_field(s, "batch_id", m.batch_id);
+  s += ",\"position\":" + std::to_string(m.position) + ",";
+  append_string_field(s, "url", m.url);
+  s += ",\"feed_id\":" + std::to_string(m.feed_id) + "}";
+  return s;
 }
 
 JobMessage job_message_from_json(std::string_view payload) {
@@ -45,9 +64,10 @@ JobMessage job_message_from_json(std::string_view payload) {
 
 std::string serialize(const EventMessage& m) {
   // data is already JSON text; embed it without reparsing.
-  nlohmann::json head{{"batch_id", m.batch_id}, {"seq", m.seq}, {"event", m.type}};
-  std::string s = head.dump();
-  s.pop_back();
+  std::string s = "{";
+  append_string_field(s, "batch_id", m.batch_id);
+  s += ",\"seq\":" + std::to_string(m.seq) + ",";
+  append_string_field(s, "event", m.type);
   s += ",\"data\":";
   s += m.data;
   s += "}";

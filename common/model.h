@@ -29,7 +29,7 @@ struct JobMessage {
   std::string url;  // normalized feed URL
   int64_t feed_id = 0;
 };
-nlohmann::json to_json(const JobMessage& m);
+std::string serialize(const JobMessage& m);
 // Throws std::invalid_argument with a readable message when the payload is not a job.
 JobMessage job_message_from_json(std::string_view payload);
 

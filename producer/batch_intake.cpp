@@ -20,19 +20,32 @@ std::optional<std::string> existing_batch(Database& db, const std::string& key, 
   return q.text(0);
 }
 
+std::optional<int64_t> feed_with_url(Database& db, const std::string& url) {
+  auto q = db.prepare("SELECT id FROM feeds WHERE url = ?");
+  q.bind(1, url);
+  std::optional<int64_t> id;
+  if (q.step()) id = q.int64(0);
+  q.reset();
+  return id;
+}
+
 // Looks up first: feeds are usually refreshed again and again, and inside the write transaction
 // nobody else can insert the URL in between.
 int64_t upsert_feed(Database& db, const std::string& url) {
-  auto q = db.prepare("SELECT id FROM feeds WHERE url = ?");
-  q.bind(1, url);
-  if (q.step()) {
-    int64_t id = q.int64(0);
-    q.reset();
-    return id;
-  }
-  q.reset();
+  if (auto id = feed_with_url(db, url)) return *id;
   db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, url).run();
   return db.last_insert_rowid();
+}
+
+// The feed of a submitted URL, or why it cannot be fetched. A URL submitted exactly as a feed
+// already stores it is normalized already (normalizing is idempotent), so a feed refreshed
+// again skips the URL parser.
+std::optional<std::pair<std::string, int64_t>> feed_of(Database& db, const std::string& raw, std::string* why) {
+  if (auto id = feed_with_url(db, raw)) return std::pair{raw, *id};
+  auto url = normalize_feed_url(raw, why);
+  if (!url) return std::nullopt;
+  int64_t id = upsert_feed(db, *url);
+  return std::pair{std::move(*url), id};
 }
 
 }  // namespace
@@ -92,10 +105,10 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
     for (size_t pos = 0; pos < request.feeds.size(); ++pos) {
       const std::string& raw = request.feeds[pos];
       std::string why;
-      auto url = normalize_feed_url(raw, &why);
+      auto feed = feed_of(db, raw, &why);
       std::optional<int64_t> feed_id;
-      if (url) {
-        feed_id = upsert_feed(db, *url);
+      if (feed) {
+        feed_id = feed->second;
         duplicate_feeds |= !feeds_seen.insert(*feed_id).second;
       }
       db.prepare("INSERT INTO jobs (batch_id, position, url, feed_id) VALUES (?, ?, ?, ?)")
@@ -105,8 +118,8 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
           .bind(4, feed_id)
           .run();
       int64_t job_id = db.last_insert_rowid();
-      if (url) {
-        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), *url, *feed_id});
+      if (feed) {
+        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), std::move(feed->first), *feed_id});
       } else {
         JobOutcome o;
         o.job_id = job_id;

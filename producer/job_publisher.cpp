@@ -35,7 +35,7 @@ void JobPublisher::publish(const std::vector<JobMessage>& jobs) {
   }
   for (const auto& job : jobs) {
     std::string error;
-    if (!kafka_->produce(kJobsTopic, job.url, to_json(job).dump(), static_cast<uint64_t>(job.job_id),
+    if (!kafka_->produce(kJobsTopic, job.url, serialize(job), static_cast<uint64_t>(job.job_id),
                          &error)) {
       spdlog::warn("job {} not queued for Kafka ({}); the outbox sweep will retry", job.job_id, error);
       std::lock_guard lock(mu_);

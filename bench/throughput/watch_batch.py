@@ -4,6 +4,7 @@ Prints one JSON line: seconds from POST to batch.completed, events, statuses, la
 (event ts, the commit time, to receipt)."""
 import http.client
 import json
+import re
 import sys
 import time
 
@@ -20,20 +21,30 @@ if res.status != 202:
 stream = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 stream.request("GET", body["events_url"], headers={"Accept": "text/event-stream"})
 resp = stream.getresponse()
-events, lags, statuses, event = 0, [], {}, None
-for raw in resp:
-    line = raw.decode().rstrip("\n")
-    if line.startswith("event:"):
-        event = line[6:].strip()
-    elif line.startswith("data:"):
-        now_ms = time.time() * 1000
-        data = json.loads(line[5:])
+# The stream is read in large chunks and each event's fields are picked out with regular
+# expressions: parsing every line and every JSON object took a tenth of this 2-core machine's
+# CPU during a fast pass, beside the service being measured.
+EVENT, STATUS, TS = re.compile(rb"^event: ?(\S+)", re.M), re.compile(rb'"status":"([a-z_]+)"'), re.compile(rb'"ts":(\d+)')
+events, lags, statuses, buffer, completed = 0, [], {}, b"", False
+while not completed:
+    chunk = resp.read1(1 << 16)
+    if not chunk:
+        break
+    now_ms = time.time() * 1000
+    buffer += chunk
+    *blocks, buffer = buffer.replace(b"\r\n", b"\n").split(b"\n\n")
+    for block in blocks:
+        ts = TS.search(block)
+        if not ts:
+            continue  # a comment (heartbeat) or a retry: line
         events += 1
-        lags.append(now_ms - data["ts"])
-        if event != "batch.completed":
-            statuses[data["status"]] = statuses.get(data["status"], 0) + 1
-        if event == "batch.completed":
+        lags.append(now_ms - int(ts.group(1)))
+        event = EVENT.search(block)
+        if event and event.group(1) == b"batch.completed":
+            completed = True
             break
+        status = STATUS.search(block).group(1).decode()
+        statuses[status] = statuses.get(status, 0) + 1
 elapsed = time.time() - start
 lags.sort()
 pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 1) if lags else None

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/config.h"
+#include "common/model.h"
 #include "common/url.h"
 #include "consumer/worker/offset_tracker.h"
 
@@ -22,6 +23,36 @@ TEST(FeedUrl, NormalizesSchemeHostPortAndFragment) {
   EXPECT_FALSE(normalize_feed_url("example.com/feed", &why));
   EXPECT_FALSE(normalize_feed_url("", &why));
   EXPECT_FALSE(normalize_feed_url("http://", &why));
+}
+
+// The producer takes a submitted URL that is already a feed's (normalized) URL as it is, so a
+// normalized URL must normalize to itself.
+TEST(FeedUrl, NormalizingTwiceChangesNothing) {
+  for (const char* raw : {"HTTP://Example.COM:80/Feed?x=1#top", "https://example.com:443", "http://a.test",
+                          "http://a.test/a/../b/./c", "http://user:pw@a.test:8080/p?q=a%20b&r",
+                          "http://[::1]:8080/x", "http://a.test/%7Efeed/ünï"}) {
+    auto once = normalize_feed_url(raw);
+    ASSERT_TRUE(once) << raw;
+    EXPECT_EQ(normalize_feed_url(*once), once) << raw;
+  }
+}
+
+TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
+  JobMessage job{42, "01ab\"cd", 7, "http://a.test/feed?x=\"1\"&y=\\", 9};
+  JobMessage back = job_message_from_json(serialize(job));
+  EXPECT_EQ(back.job_id, 42);
+  EXPECT_EQ(back.batch_id, job.batch_id);
+  EXPECT_EQ(back.position, 7);
+  EXPECT_EQ(back.url, job.url);
+  EXPECT_EQ(back.feed_id, 9);
+  EXPECT_TRUE(nlohmann::json::accept(serialize(JobMessage{1, "b", 0, "http://a.test/\x01\xff", 2})));
+
+  EventMessage event{"01ab", 3, "job.completed", R"({"position":2,"status":"ok"})"};
+  EventMessage read = event_message_from_json(serialize(event));
+  EXPECT_EQ(read.batch_id, "01ab");
+  EXPECT_EQ(read.seq, 3);
+  EXPECT_EQ(read.type, "job.completed");
+  EXPECT_EQ(nlohmann::json::parse(read.data), nlohmann::json::parse(event.data));
 }
 
 TEST(FeedUrl, ResolvesReferences) {
