@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -113,7 +114,7 @@ void Database::exec(std::string_view sql) {
   }
 }
 
-Statement Database::prepare(const std::string& sql) {
+sqlite3_stmt* Database::cached_statement(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
@@ -121,6 +122,19 @@ Statement Database::prepare(const std::string& sql) {
           "prepare");
     it = statements_.emplace(sql, stmt).first;
   }
+  return it->second;
+}
+
+Statement Database::prepare(const std::string& sql) {
+  Statement s(cached_statement(sql));
+  s.reset();
+  return s;
+}
+
+Statement Database::prepare(const char* sql) {
+  auto it = statements_by_address_.find(sql);
+  if (it == statements_by_address_.end() || std::strcmp(sqlite3_sql(it->second), sql) != 0)
+    it = statements_by_address_.insert_or_assign(sql, cached_statement(sql)).first;
   Statement s(it->second);
   s.reset();
   return s;

@@ -79,6 +79,9 @@ class Database {
   void set_cache_kib(int kib);
   // A cached prepared statement, reset and with bindings cleared.
   Statement prepare(const std::string& sql);
+  // The same for SQL text that does not change, usually a literal: its cache entry is found by
+  // address (checked against the statement's text), without copying and hashing the text.
+  Statement prepare(const char* sql);
   int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
   int changes() const { return sqlite3_changes(db_); }
 
@@ -96,7 +99,10 @@ class Database {
  private:
   std::string path_;
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* cached_statement(const std::string& sql);
+
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  std::unordered_map<const char*, sqlite3_stmt*> statements_by_address_;
 };
 
 // A soft bound on the memory of every SQLite connection of the process together (page caches

@@ -1,5 +1,6 @@
 #include "common/model.h"
 
+#include <cstdint>
 #include <stdexcept>
 
 #include "common/logging.h"
@@ -46,20 +47,92 @@ std::string serialize(const JobMessage& m) {
   return s;
 }
 
-JobMessage job_message_from_json(std::string_view payload) {
-  auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw std::invalid_argument("job message is not a JSON object");
-  try {
-    JobMessage m;
-    m.job_id = j.at("job_id").get<int64_t>();
-    m.batch_id = j.at("batch_id").get<std::string>();
-    m.position = j.at("position").get<int64_t>();
-    m.url = j.at("url").get<std::string>();
-    m.feed_id = j.at("feed_id").get<int64_t>();
-    return m;
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(std::string("job message is missing a field: ") + e.what());
+namespace {
+
+// Reads a job message's fields straight from the parser's events: one message per job, and a
+// JSON tree per message was a tenth of the fetch loop's allocations. Fields of other names (a
+// newer producer's) are skipped with their values.
+class JobMessageReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return other_value(); }
+  bool boolean(bool) override { return other_value(); }
+  bool number_integer(number_integer_t v) override { return integer(v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return v <= static_cast<number_unsigned_t>(INT64_MAX) ? integer(static_cast<int64_t>(v)) : other_value();
   }
+  bool number_float(number_float_t, const string_t&) override { return other_value(); }
+  bool binary(binary_t&) override { return other_value(); }
+  bool string(string_t& v) override {
+    if (depth_ != 1) return other_value();
+    if (field_ == kBatchId) m_.batch_id = std::move(v);
+    else if (field_ == kUrl) m_.url = std::move(v);
+    else return other_value();
+    return found();
+  }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) root_is_object_ = true;
+    else other_value();
+    return ++depth_, true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) field_ = field_named(k);
+    return true;
+  }
+  bool end_object() override { return --depth_, true; }
+  bool start_array(std::size_t) override { return other_value() && (++depth_, true); }
+  bool end_array() override { return --depth_, true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  JobMessage result(bool parsed) {
+    if (!root_is_object_) throw std::invalid_argument("job message is not a JSON object");
+    if (!parsed) throw std::invalid_argument("job message is not valid JSON");
+    for (int f = 0; f < kFields; ++f)
+      if (!(seen_ & (1u << f)))
+        throw std::invalid_argument(std::string("job message has no \"") + kNames[f] + "\" of the right type");
+    return std::move(m_);
+  }
+
+ private:
+  enum Field { kJobId, kBatchId, kPosition, kUrl, kFeedId, kFields, kOther = kFields };
+  static constexpr const char* kNames[kFields] = {"job_id", "batch_id", "position", "url", "feed_id"};
+
+  static Field field_named(const std::string& k) {
+    for (int f = 0; f < kFields; ++f)
+      if (k == kNames[f]) return static_cast<Field>(f);
+    return kOther;
+  }
+  bool integer(int64_t v) {
+    if (depth_ != 1) return other_value();
+    if (field_ == kJobId) m_.job_id = v;
+    else if (field_ == kPosition) m_.position = v;
+    else if (field_ == kFeedId) m_.feed_id = v;
+    else return other_value();
+    return found();
+  }
+  bool found() {
+    seen_ |= 1u << field_;
+    return true;
+  }
+  // A value that is no field's, or of the wrong type for its field (which then counts as
+  // missing). A scalar or an array as the whole message stops the parser.
+  bool other_value() {
+    if (depth_ == 1 && field_ != kOther) seen_ &= ~(1u << field_);
+    return depth_ > 0;
+  }
+
+  JobMessage m_;
+  Field field_ = kOther;
+  int depth_ = 0;
+  bool root_is_object_ = false;
+  unsigned seen_ = 0;
+};
+
+}  // namespace
+
+JobMessage job_message_from_json(std::string_view payload) {
+  JobMessageReader reader;
+  bool parsed = nlohmann::json::sax_parse(payload, &reader);
+  return reader.result(parsed);
 }
 
 std::string serialize(const EventMessage& m) {

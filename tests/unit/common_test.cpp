@@ -47,6 +47,31 @@ TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
   EXPECT_EQ(back.feed_id, 9);
   EXPECT_TRUE(nlohmann::json::accept(serialize(JobMessage{1, "b", 0, "http://a.test/\x01\xff", 2})));
 
+  // A newer producer's extra fields are skipped, whatever their values hold.
+  JobMessage extra = job_message_from_json(
+      R"({"v":2,"url":"http://a.test/","trace":{"url":"x","job_id":"y","n":[1,{"feed_id":3}]},)"
+      R"("job_id":5,"batch_id":"b","position":0,"feed_id":8,"tags":["a",null,true,1.5]})");
+  EXPECT_EQ(extra.job_id, 5);
+  EXPECT_EQ(extra.url, "http://a.test/");
+  EXPECT_EQ(extra.feed_id, 8);
+  auto refused = [](std::string_view payload) {
+    try {
+      job_message_from_json(payload);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(refused("[1,2]"), "job message is not a JSON object");
+  EXPECT_EQ(refused("42"), "job message is not a JSON object");
+  EXPECT_EQ(refused(R"({"job_id":1,)"), "job message is not valid JSON");
+  EXPECT_EQ(refused(R"({"job_id":1,"batch_id":"b","position":0,"url":"u"})"),
+            "job message has no \"feed_id\" of the right type");
+  EXPECT_EQ(refused(R"({"job_id":"1","batch_id":"b","position":0,"url":"u","feed_id":1})"),
+            "job message has no \"job_id\" of the right type");
+  EXPECT_EQ(refused(R"({"job_id":1,"batch_id":"b","position":0,"url":{"u":1},"feed_id":1})"),
+            "job message has no \"url\" of the right type");
+
   EventMessage event{"01ab", 3, "job.completed", R"({"position":2,"status":"ok"})"};
   EventMessage read = event_message_from_json(serialize(event));
   EXPECT_EQ(read.batch_id, "01ab");

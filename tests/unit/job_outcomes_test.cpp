@@ -1,6 +1,7 @@
 // The one write path: recording job outcomes, seq assignment, idempotency, batch completion.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +47,25 @@ class JobOutcomesTest : public ::testing::Test {
   std::string path_;
   std::unique_ptr<Database> db_;
 };
+
+// prepare(const char*) finds statements by address: text that changes at the same address
+// must not get the statement of the old text.
+TEST_F(JobOutcomesTest, StatementsFoundByAddressFollowTheirText) {
+  char sql[32];
+  std::strcpy(sql, "SELECT 1");
+  auto one = db_->prepare(static_cast<const char*>(sql));
+  ASSERT_TRUE(one.step());
+  EXPECT_EQ(one.int64(0), 1);
+  one.reset();
+  std::strcpy(sql, "SELECT 22");
+  auto two = db_->prepare(static_cast<const char*>(sql));
+  ASSERT_TRUE(two.step());
+  EXPECT_EQ(two.int64(0), 22);
+  two.reset();
+  auto literal = db_->prepare("SELECT 3");
+  ASSERT_TRUE(literal.step());
+  EXPECT_EQ(literal.int64(0), 3);
+}
 
 TEST_F(JobOutcomesTest, MigrationsAreRecordedAndAppliedOnce) {
   EXPECT_EQ(apply_migrations(*db_), 0);
