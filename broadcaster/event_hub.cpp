@@ -11,6 +11,7 @@
 #include "common/db.h"
 #include "common/db_pool.h"
 #include "common/queries.h"
+#include "common/thread_name.h"
 
 namespace feedpipe {
 namespace hub_detail {
@@ -145,6 +146,7 @@ void EventHub::start() {
   std::lock_guard lock(sweep_mu_);
   if (sweeper_.joinable() || sweep_stop_) return;
   sweeper_ = std::thread([this] {
+    name_this_thread("fp-hub-sweep");
     std::unique_lock lock(sweep_mu_);
     while (!sweep_cv_.wait_for(lock, settings_.sweep_interval, [this] { return sweep_stop_; })) {
       lock.unlock();

@@ -2,6 +2,7 @@
 
 #include "broadcaster/delivery_metrics.h"
 #include "common/metrics.h"
+#include "common/thread_name.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -40,7 +41,10 @@ EventReader::~EventReader() { stop(); }
 
 void EventReader::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("fp-event-read");
+    run();
+  });
 }
 
 void EventReader::stop() {

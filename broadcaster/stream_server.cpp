@@ -35,6 +35,7 @@
 #include "common/clock.h"
 #include "common/rate_limiter.h"
 #include "common/stream_token.h"
+#include "common/thread_name.h"
 
 namespace feedpipe {
 namespace {
@@ -353,7 +354,10 @@ struct StreamServer::Impl {
     wake_handle.fd = wakeup->fd;
     watch(&listener, EPOLLIN);
     watch(&wake_handle, EPOLLIN);
-    thread = std::thread([this] { run(); });
+    thread = std::thread([this] {
+      name_this_thread("fp-streams");
+      run();
+    });
   }
 
   void stop() {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/model.h"
+#include "common/thread_name.h"
 
 namespace feedpipe {
 namespace {
@@ -154,6 +155,7 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_
   producer_.reset(RdKafka::Producer::create(conf.get(), err));
   if (!producer_) throw KafkaError("cannot create Kafka producer: " + err);
   poller_ = std::thread([this] {
+    name_this_thread("fp-kafka-poll");
     while (!stop_) producer_->poll(50);
   });
 }

@@ -1,4 +1,5 @@
 #include "common/memory_trimmer.h"
+#include "common/thread_name.h"
 
 #include <malloc.h>
 
@@ -11,6 +12,7 @@ void set_malloc_arenas(long arenas) {
 MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) {
   if (interval.count() <= 0) return;
   thread_ = std::thread([this, interval] {
+    name_this_thread("fp-trim");
     std::unique_lock lock(mu_);
     while (!wake_.wait_for(lock, interval, [this] { return stop_; })) ::malloc_trim(0);
   });

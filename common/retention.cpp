@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/thread_name.h"
 
 namespace feedpipe {
 namespace {
@@ -120,7 +121,10 @@ RetentionPruner::~RetentionPruner() { stop(); }
 
 void RetentionPruner::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("fp-retention");
+    run();
+  });
 }
 
 void RetentionPruner::stop() {

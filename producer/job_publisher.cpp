@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/db_pool.h"
+#include "common/thread_name.h"
 
 namespace feedpipe::producer {
 
@@ -17,7 +18,10 @@ JobPublisher::~JobPublisher() { stop(); }
 
 void JobPublisher::start() {
   republish(settings_.republish_open_jobs_on_start);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("fp-outbox");
+    run();
+  });
 }
 
 void JobPublisher::stop() {

@@ -8,6 +8,7 @@
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "common/thread_name.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
 #include "consumer/worker/outcome_writer.h"
@@ -325,7 +326,10 @@ Consumer::Consumer(ConsumerSettings settings) : loop_(std::make_unique<Loop>(std
 Consumer::~Consumer() { stop(); }
 
 void Consumer::start() {
-  thread_ = std::thread([this] { loop_->run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("fp-fetch");
+    loop_->run();
+  });
 }
 
 void Consumer::begin_stop() {

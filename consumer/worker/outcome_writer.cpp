@@ -8,6 +8,7 @@
 
 #include "common/db_pool.h"
 #include "common/metrics.h"
+#include "common/thread_name.h"
 
 namespace feedpipe::consumer {
 namespace {
@@ -60,7 +61,10 @@ OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer* events, OffsetT
       on_committed_(std::move(on_committed)),
       offsets_(offsets),
       max_group_(max_group) {
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("fp-writer");
+    run();
+  });
 }
 
 OutcomeWriter::~OutcomeWriter() { stop(); }
