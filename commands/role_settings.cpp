@@ -23,7 +23,7 @@ void add_common_settings(Settings& s) {
 
 void add_http_settings(Settings& s, const std::string& default_listen) {
   s.add("http", default_listen, "HOST:PORT to serve HTTP on")
-      .add("http-threads", "32", "worker threads of the cpp-httplib API server (SSE streams are served by the event-loop front)")
+      .add("http-threads", "8", "worker threads of the cpp-httplib API server, each with its own SQLite connection (SSE streams are served by the event-loop front)")
       .add("http-max-body-bytes", std::to_string(16 << 20), "largest request body accepted");
 }
 
