@@ -305,8 +305,7 @@ struct Fetcher::Impl {
   }
 
   // A handle with the options that are the same for every transfer. Handles are reused without
-  // curl_easy_reset: resetting and setting these again (a dozen copied strings) was a visible
-  // part of the fetch loop's time.
+  // curl_easy_reset, which would make every transfer set these again (copying a dozen strings).
   CURL* new_handle() {
     CURL* easy = curl_easy_init();
     if (easy == nullptr) return nullptr;
