@@ -26,9 +26,10 @@ std::string item_key(const ItemRecord& item) {
                                                            item.content + '\n' + item.published));
 }
 
-// Records the fetch in the feed's row; after a success, returns the feed's stored item count
-// (read by the same statement).
-std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, const std::string& now) {
+// Records the fetch in the feed's row, with `items_added` new items; after a success, returns the
+// feed's stored item count (read by the same statement).
+std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, int64_t items_added,
+                                         const std::string& now) {
   bool success = o.status != JobStatus::failed;
   if (!success) {
     auto q = db.prepare(
@@ -50,8 +51,8 @@ std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const Jo
       "final_url = COALESCE(?3, final_url), "
       "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
       "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "
-      "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END "
-      "WHERE id = ?6 RETURNING (SELECT count(*) FROM items WHERE feed_id = ?6)");
+      "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END, "
+      "item_count = item_count + ?10 WHERE id = ?6 RETURNING item_count");
   q.bind(1, now)
       .bind(2, static_cast<int64_t>(o.http_status))
       .bind_text_or_null(3, f.final_url)
@@ -60,7 +61,8 @@ std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const Jo
       .bind(6, feed_id)
       .bind(7, static_cast<int64_t>(ok))
       .bind_text_or_null(8, f.title)
-      .bind_text_or_null(9, f.link);
+      .bind_text_or_null(9, f.link)
+      .bind(10, items_added);
   std::optional<int64_t> items;
   if (q.step()) items = q.int64(0);
   q.reset();
@@ -113,7 +115,7 @@ int64_t upsert_items(Database& db, int64_t feed_id, const std::vector<ItemRecord
 }
 
 int64_t count_items(Database& db, int64_t feed_id) {
-  auto q = db.prepare("SELECT count(*) FROM items WHERE feed_id = ?");
+  auto q = db.prepare("SELECT item_count FROM feeds WHERE id = ?");
   q.bind(1, feed_id);
   q.step();
   return q.int64(0);
@@ -318,11 +320,11 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
     int64_t items_new = 0;
     std::optional<int64_t> items_total;
     if (job->feed_id && o.fetch) {
-      // Items first, so that the feed's update reads the count after them.
+      // Items first: the feed's update adds the new ones to its stored count.
       if (o.status == JobStatus::ok) items_new = upsert_items(db, *job->feed_id, o.fetch->items, now);
-      items_total = update_feed_state(db, *job->feed_id, o, now);
+      items_total = update_feed_state(db, *job->feed_id, o, items_new, now);
     } else if (job->feed_id && o.status == JobStatus::failed) {
-      update_feed_state(db, *job->feed_id, o, now);
+      update_feed_state(db, *job->feed_id, o, 0, now);
     }
     if (job->feed_id && o.status != JobStatus::failed && !items_total) items_total = count_items(db, *job->feed_id);
     finish_job(db, *job, o, items_new, items_total, now, counters, pending, counts);

@@ -89,7 +89,7 @@ std::optional<nlohmann::json> feed_state(Database& db, int64_t feed_id) {
   auto q = db.prepare(
       "SELECT url, final_url, title, link, last_fetch_at, last_success_at, last_http_status, "
       "consecutive_failures, last_error, etag, last_modified, next_fetch_at, "
-      "(SELECT count(*) FROM items WHERE feed_id = feeds.id) FROM feeds WHERE id = ?");
+      "item_count FROM feeds WHERE id = ?");
   q.bind(1, feed_id);
   if (!q.step()) return std::nullopt;
   return nlohmann::json{{"feed_id", feed_id},

@@ -77,6 +77,22 @@ TEST_F(JobOutcomesTest, MigrationsAreRecordedAndAppliedOnce) {
   EXPECT_EQ(mode.text(0), "wal");
 }
 
+// A database from before migration 0005 gets its feeds' item counts from the items it holds.
+TEST_F(JobOutcomesTest, ItemCountMigrationCountsTheItemsAlreadyStored) {
+  auto batch = create({"http://a.test/feed", "http://b.test/feed"});
+  record_outcomes(*db_, {ok(batch.jobs[0].job_id, {{"g1", "", "", "", "", "", "", ""}, {"g2", "", "", "", "", "", "", ""}}),
+                         ok(batch.jobs[1].job_id, {})});
+  db_->exec("ALTER TABLE feeds DROP COLUMN item_count");
+  db_->exec("DELETE FROM schema_migrations WHERE version LIKE '0005%'");
+  EXPECT_EQ(apply_migrations(*db_), 1);
+  auto q = db_->prepare("SELECT url, item_count FROM feeds ORDER BY url");
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.text(0), "http://a.test/feed");
+  EXPECT_EQ(q.int64(1), 2);
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.int64(1), 0);
+}
+
 TEST_F(JobOutcomesTest, SeqIsGapFreeAndBatchCompletedIsLast) {
   auto batch = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
   ASSERT_EQ(batch.jobs.size(), 3u);
@@ -195,6 +211,19 @@ TEST_F(JobOutcomesTest, ItemsAreUpsertedPerFeedAndCountedOnce) {
   EXPECT_EQ((*listed)["items"][0]["guid"], "g3");  // newest first
   EXPECT_EQ((*listed)["items"][1]["title"], "One, edited");
   EXPECT_EQ((*listed)["items"][2]["title"], "Two");
+
+  // Unchanged (304): the event reports the stored count, as does the feed's state.
+  auto third = create({"http://a.test/feed"});
+  JobOutcome unchanged;
+  unchanged.job_id = third.jobs[0].job_id;
+  unchanged.status = JobStatus::not_modified;
+  unchanged.http_status = 304;
+  unchanged.fetch = FeedFetch{"http://a.test/feed", "", "", "", "", {}};
+  events = record_outcomes(*db_, {unchanged});
+  data = nlohmann::json::parse(events[0].data);
+  EXPECT_EQ(data["items_new"], 0);
+  EXPECT_EQ(data["items_total"], 3);
+  EXPECT_EQ((*feed_state(*db_, third.jobs[0].feed_id))["items_total"], 3);
 }
 
 TEST_F(JobOutcomesTest, SameFeedTwiceInABatchSharesTheOutcome) {

@@ -127,6 +127,11 @@ TEST_F(RetentionTest, EachFeedKeepsItsNewestItemsByPublishedThenFirstSeen) {
   EXPECT_EQ(kept, (std::vector<std::string>{"a0", "a1", "undated"}));
   EXPECT_EQ(count("SELECT count(*) FROM items WHERE guid LIKE 'b%'"), 2);
 
+  // Each feed's stored item count follows what was deleted.
+  EXPECT_EQ(count("SELECT count(*) FROM feeds WHERE item_count != "
+                  "(SELECT count(*) FROM items WHERE items.feed_id = feeds.id)"), 0);
+  EXPECT_EQ(count("SELECT item_count FROM feeds WHERE url = 'http://a.test/feed'"), 3);
+
   EXPECT_EQ(prune_items(*db_, 3, 500), 0u);  // idempotent
   EXPECT_EQ(prune_items(*db_, 0, 500), 0u);  // 0: keep every item
   EXPECT_EQ(count("SELECT count(*) FROM items"), 5);
