@@ -145,8 +145,7 @@ EventHub::~EventHub() { stop(); }
 void EventHub::start() {
   std::lock_guard lock(sweep_mu_);
   if (sweeper_.joinable() || sweep_stop_) return;
-  sweeper_ = std::thread([this] {
-    name_this_thread("fp-hub-sweep");
+  sweeper_ = named_thread("fp-hub-sweep", [this] {
     std::unique_lock lock(sweep_mu_);
     while (!sweep_cv_.wait_for(lock, settings_.sweep_interval, [this] { return sweep_stop_; })) {
       lock.unlock();

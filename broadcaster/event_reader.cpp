@@ -41,10 +41,7 @@ EventReader::~EventReader() { stop(); }
 
 void EventReader::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    name_this_thread("fp-event-read");
-    run();
-  });
+  thread_ = named_thread("fp-event-read", [this] { run(); });
 }
 
 void EventReader::stop() {

@@ -354,10 +354,7 @@ struct StreamServer::Impl {
     wake_handle.fd = wakeup->fd;
     watch(&listener, EPOLLIN);
     watch(&wake_handle, EPOLLIN);
-    thread = std::thread([this] {
-      name_this_thread("fp-streams");
-      run();
-    });
+    thread = named_thread("fp-streams", [this] { run(); });
   }
 
   void stop() {

@@ -154,8 +154,7 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_
     throw KafkaError("kafka dr_cb: " + err);
   producer_.reset(RdKafka::Producer::create(conf.get(), err));
   if (!producer_) throw KafkaError("cannot create Kafka producer: " + err);
-  poller_ = std::thread([this] {
-    name_this_thread("fp-kafka-poll");
+  poller_ = named_thread("fp-kafka-poll", [this] {
     while (!stop_) producer_->poll(50);
   });
 }

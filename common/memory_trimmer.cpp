@@ -11,8 +11,7 @@ void set_malloc_arenas(long arenas) {
 
 MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) {
   if (interval.count() <= 0) return;
-  thread_ = std::thread([this, interval] {
-    name_this_thread("fp-trim");
+  thread_ = named_thread("fp-trim", [this, interval] {
     std::unique_lock lock(mu_);
     while (!wake_.wait_for(lock, interval, [this] { return stop_; })) ::malloc_trim(0);
   });

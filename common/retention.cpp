@@ -93,10 +93,11 @@ uint64_t prune_items(Database& db, size_t keep, size_t chunk, const std::atomic<
             .bind(3, static_cast<int64_t>(chunk))
             .run();
         n = static_cast<size_t>(db.changes());
-        db.prepare("UPDATE feeds SET item_count = item_count - ?2 WHERE id = ?1")
-            .bind(1, feed_id)
-            .bind(2, static_cast<int64_t>(n))
-            .run();
+        if (n > 0)
+          db.prepare("UPDATE feeds SET item_count = item_count - ?2 WHERE id = ?1")
+              .bind(1, feed_id)
+              .bind(2, static_cast<int64_t>(n))
+              .run();
       });
       deleted += n;
       if (n < chunk) break;
@@ -125,10 +126,7 @@ RetentionPruner::~RetentionPruner() { stop(); }
 
 void RetentionPruner::start() {
   if (thread_.joinable()) return;
-  thread_ = std::thread([this] {
-    name_this_thread("fp-retention");
-    run();
-  });
+  thread_ = named_thread("fp-retention", [this] { run(); });
 }
 
 void RetentionPruner::stop() {

@@ -29,23 +29,21 @@ std::optional<int64_t> feed_with_url(Database& db, const std::string& url) {
   return id;
 }
 
-// Looks up first: feeds are usually refreshed again and again, and inside the write transaction
-// nobody else can insert the URL in between.
-int64_t upsert_feed(Database& db, const std::string& url) {
-  if (auto id = feed_with_url(db, url)) return *id;
-  db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, url).run();
-  return db.last_insert_rowid();
-}
-
-// The feed of a submitted URL, or why it cannot be fetched. A URL submitted exactly as a feed
-// already stores it is normalized already (normalizing is idempotent), so a feed refreshed
-// again skips the URL parser.
+// The feed of a submitted URL (created when new), or why it cannot be fetched. Looks up first:
+// feeds are usually refreshed again and again, and inside the write transaction nobody else can
+// insert the URL in between. A URL submitted exactly as a feed stores it is normalized already
+// (normalizing is idempotent), so a feed refreshed again skips the URL parser.
 std::optional<std::pair<std::string, int64_t>> feed_of(Database& db, const std::string& raw, std::string* why) {
   if (auto id = feed_with_url(db, raw)) return std::pair{raw, *id};
   auto url = normalize_feed_url(raw, why);
   if (!url) return std::nullopt;
-  int64_t id = upsert_feed(db, *url);
-  return std::pair{std::move(*url), id};
+  std::optional<int64_t> id;
+  if (*url != raw) id = feed_with_url(db, *url);  // another spelling of a known feed
+  if (!id) {
+    db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, *url).run();
+    id = db.last_insert_rowid();
+  }
+  return std::pair{std::move(*url), *id};
 }
 
 }  // namespace

@@ -18,10 +18,7 @@ JobPublisher::~JobPublisher() { stop(); }
 
 void JobPublisher::start() {
   republish(settings_.republish_open_jobs_on_start);
-  thread_ = std::thread([this] {
-    name_this_thread("fp-outbox");
-    run();
-  });
+  thread_ = named_thread("fp-outbox", [this] { run(); });
 }
 
 void JobPublisher::stop() {

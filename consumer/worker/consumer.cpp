@@ -326,10 +326,7 @@ Consumer::Consumer(ConsumerSettings settings) : loop_(std::make_unique<Loop>(std
 Consumer::~Consumer() { stop(); }
 
 void Consumer::start() {
-  thread_ = std::thread([this] {
-    name_this_thread("fp-fetch");
-    loop_->run();
-  });
+  thread_ = named_thread("fp-fetch", [this] { loop_->run(); });
 }
 
 void Consumer::begin_stop() {

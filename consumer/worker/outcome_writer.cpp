@@ -61,10 +61,7 @@ OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer* events, OffsetT
       on_committed_(std::move(on_committed)),
       offsets_(offsets),
       max_group_(max_group) {
-  thread_ = std::thread([this] {
-    name_this_thread("fp-writer");
-    run();
-  });
+  thread_ = named_thread("fp-writer", [this] { run(); });
 }
 
 OutcomeWriter::~OutcomeWriter() { stop(); }
