@@ -1,28 +1,23 @@
-# Shared by run.sh and nchan.sh (sourced): runs sseload against a server process and reports.
-# open_streams and report expect SSELOAD, SERVER (the PID holding the streams), PORT, WORK (with WORK/paths), STREAMS, PIDS.
+# Shared by run.sh and nchan.sh (sourced): runs sse_load against a server process and reports.
+# open_streams and report expect SSE_LOAD, SERVER (the PID holding the streams), PORT, WORK (with
+# WORK/paths), STREAMS, EXPECTED (events each stream must receive) and PIDS.
 
-# Sets SSELOAD to the built load generator at $1, else compiles ../shared/tools/sseload; fails
-# (with a message) when neither exists, so that the benchmark can skip.
-find_sseload() {
-  SSELOAD=$1
-  [[ -x $SSELOAD ]] && return 0
-  local src=$HERE/../../../shared/tools/sseload/sseload.c
-  if [[ ! -f $src ]]; then
-    echo "sseload not available (../shared/tools/sseload missing): skipped"
-    return 1
-  fi
-  SSELOAD=$(mktemp -d)/sseload
-  gcc -O2 -o "$SSELOAD" "$src"
+# Sets SSE_LOAD to the load generator built in BUILD_DIR ($1); fails with a message when it is not built.
+find_sse_load() {
+  SSE_LOAD=$1/bench/sse/sse_load
+  [[ -x $SSE_LOAD ]] && return 0
+  echo "$SSE_LOAD not found: build the project first (scripts/build.sh)" >&2
+  return 1
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 
-# Starts sseload and waits until the server holds a socket per stream; sets BASE_RSS, PEAK_RSS,
+# Starts sse_load and waits until the server holds a socket per stream; sets BASE_RSS, PEAK_RSS,
 # OPEN_FDS, SOCKSTAT, CPU0 and LOAD.
 open_streams() {
   BASE_RSS=$(rss_kb)
-  "$SSELOAD" -p "$PORT" -u "$WORK/paths" -n "$STREAMS" -d 120 -r 5000 >"$WORK/sseload.out" &
+  "$SSE_LOAD" -p "$PORT" -u "$WORK/paths" -n "$STREAMS" -e "$EXPECTED" -d 120 -r 5000 >"$WORK/sse_load.out" &
   LOAD=$!
   PIDS+=($LOAD)
   for _ in $(seq 300); do
@@ -37,14 +32,14 @@ open_streams() {
   CPU0=$(cpu_ticks)
 }
 
-# Waits for sseload to end and prints its line, memory per stream and CPU per delivered event.
+# Waits for sse_load to end and prints its line, memory per stream and CPU per delivered event.
 report() {
   wait "$LOAD" || true
   local cpu1 after hz line events
   cpu1=$(cpu_ticks)
   after=$(rss_kb)
   hz=$(getconf CLK_TCK)
-  line=$(cat "$WORK/sseload.out")
+  line=$(cat "$WORK/sse_load.out")
   events=$(sed -n 's/.* events=\([0-9]*\).*/\1/p' <<<"$line")
   echo "$line"
   echo "kernel at peak: $SOCKSTAT"

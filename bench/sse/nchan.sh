@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The peer of bench/sse/run.sh: the same load against nginx with the nchan module (one worker).
 #
-#   bench/sse/nchan.sh [STREAMS=10000] [BATCHES=10] [FEEDS=30]
+#   bench/sse/nchan.sh BUILD_DIR [STREAMS=10000] [BATCHES=10] [FEEDS=30]
 #
-# Opens STREAMS EventSource subscriptions over BATCHES channels with sseload, publishes FEEDS
-# feedpipe-shaped events plus a final one per channel (nchan_publish.py; SPREAD_MS as in run.sh),
-# DELETEs each channel to end its streams, and prints sseload's line, the worker's resident memory
-# per stream and its CPU per delivered event. Installs nginx and libnginx-mod-nchan when missing
-# (Debian); needs sseload (BUILD_DIR/bench/sse/sseload or ../shared/tools/sseload), else skips.
+# Opens STREAMS EventSource subscriptions over BATCHES channels with BUILD_DIR/bench/sse/sse_load,
+# publishes FEEDS feedpipe-shaped events plus a final one per channel (nchan_publish.py; SPREAD_MS
+# as in run.sh), DELETEs each channel to end its streams, and prints sse_load's line, the worker's
+# resident memory per stream and its CPU per delivered event. Installs nginx and
+# libnginx-mod-nchan when missing (Debian).
 set -euo pipefail
-STREAMS=${1:-10000}
-BATCHES=${2:-10}
-FEEDS=${3:-30}
+BUILD=${1:?usage: nchan.sh BUILD_DIR [STREAMS] [BATCHES] [FEEDS]}
+STREAMS=${2:-10000}
+BATCHES=${3:-10}
+FEEDS=${4:-30}
+EXPECTED=$((FEEDS + 1))
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 if [[ ! -f $MODULE ]] || ! command -v nginx >/dev/null; then
@@ -19,7 +21,7 @@ if [[ ! -f $MODULE ]] || ! command -v nginx >/dev/null; then
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx libnginx-mod-nchan >/dev/null
 fi
 source "$HERE/measure.sh"
-find_sseload "${SSELOAD:-${BUILD_DIR:-$HERE/../../build}/bench/sse/sseload}" || exit 0
+find_sse_load "$BUILD" || exit 1
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 chmod 755 "$WORK"

@@ -3,23 +3,28 @@
 #
 #   bench/sse/run.sh BUILD_DIR [STREAMS=10000] [BATCHES=10] [FEEDS=30]
 #
-# Needs BUILD_DIR/feedpipe and BUILD_DIR/bench/sse/sseload (built from ../shared/tools/sseload;
-# without it the benchmark is skipped). Starts a feed server that holds every request, the
-# standalone process, submits the batches, opens the streams with sseload, releases the feeds
-# and prints sseload's line, the server's resident memory per open stream (from
-# /proc/PID/status, total and above the pre-stream baseline) and its CPU per delivered event.
+# Needs BUILD_DIR/feedpipe and BUILD_DIR/bench/sse/sse_load (both built by scripts/build.sh).
+# Starts a feed server that holds every request, the standalone process, submits the batches,
+# opens the streams with sse_load, releases the feeds and prints sse_load's line (every stream
+# must get FEEDS + 1 events; missed and repeated count the ones it did not get exactly once), the
+# server's resident memory per open stream (from /proc/PID/status, total and above the
+# pre-stream baseline) and its CPU per delivered event.
 # PERF_OUT=FILE records a system-wide `perf record -g` from the release to the end of the load.
 # FEEDPIPE_BENCH_ARGS adds flags to the standalone command line. SPREAD_MS=N answers the held feeds
 # at pseudo-random moments within N ms of the release instead of all at once (default 0: a burst).
+# A burst runs with default settings, so the fetcher's 32 connections per host (every feed here is
+# on one host) stagger the completions; with SPREAD_MS every feed is requested at once, so that
+# the completions follow the spread.
 set -euo pipefail
 BUILD=${1:?usage: run.sh BUILD_DIR [STREAMS] [BATCHES] [FEEDS]}
 STREAMS=${2:-10000}
 BATCHES=${3:-10}
 FEEDS=${4:-30}
+EXPECTED=$((FEEDS + 1))
 HERE=$(cd "$(dirname "$0")" && pwd)
 FEEDPIPE=$BUILD/feedpipe
 source "$HERE/measure.sh"
-find_sseload "$BUILD/bench/sse/sseload" || exit 0
+find_sse_load "$BUILD" || exit 1
 ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 PIDS=()
@@ -35,10 +40,12 @@ PIDS+=($!)
 for _ in $(seq 50); do [[ -s $WORK/feedport ]] && break; sleep 0.1; done
 FEEDPORT=$(cat "$WORK/feedport")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SPREAD_ARGS=()
+((${SPREAD_MS:-0} > 0)) && SPREAD_ARGS=(--fetch-max-host-connections $((BATCHES * FEEDS)))
 
 "$FEEDPIPE" standalone --http "127.0.0.1:$PORT" --db "$WORK/feedpipe.db" --allow-private-networks \
   --consumers 1 --fetch-low-speed-seconds 600 --fetch-timeout-ms 600000 --job-deadline-ms 900000 \
-  --log-level warn ${FEEDPIPE_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
+  --log-level warn ${SPREAD_ARGS[@]+"${SPREAD_ARGS[@]}"} ${FEEDPIPE_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 PIDS+=($SERVER)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
