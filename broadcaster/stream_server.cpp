@@ -21,7 +21,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <stdexcept>
 #include <thread>
@@ -49,12 +51,16 @@ metrics::Gauge& streams_open_gauge() {
 using Clock = std::chrono::steady_clock;
 constexpr size_t kRelayBufferBytes = 256 * 1024;  // proxy buffering in each direction
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr auto kFanOutTurn = std::chrono::milliseconds(50);  // fan-out before the loop's other work gets a turn
 
 // The hub's growth listener writes here; it may outlive the server (the hub keeps the listener).
+// Batches with new events queue in the order they grew, so the loop serves the longest-waiting
+// batch first.
 struct Wakeup {
   int fd = -1;
   std::mutex mu;
   std::unordered_set<std::string> dirty;
+  std::deque<std::string> oldest_first;  // the dirty batches, each once
   bool closed = false;
 
   Wakeup() : fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -69,16 +75,21 @@ struct Wakeup {
     std::lock_guard lock(mu);
     if (closed) return;
     bool first = dirty.empty();
-    dirty.insert(batch_id);
+    if (dirty.insert(batch_id).second) oldest_first.push_back(batch_id);
     if (first) poke();
   }
-  std::unordered_set<std::string> take() {
+  void clear_signal() const {
     uint64_t value = 0;
     [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof value);
+  }
+  // The batch that has waited longest, if any. A batch that grows after this is queued again.
+  std::optional<std::string> next() {
     std::lock_guard lock(mu);
-    std::unordered_set<std::string> out;
-    out.swap(dirty);
-    return out;
+    if (oldest_first.empty()) return std::nullopt;
+    std::string batch_id = std::move(oldest_first.front());
+    oldest_first.pop_front();
+    dirty.erase(batch_id);
+    return batch_id;
   }
 };
 
@@ -784,9 +795,19 @@ struct StreamServer::Impl {
     }
   }
 
+  // Serves the batches with new events one at a time, longest-waiting first, including those that
+  // grow meanwhile; after kFanOutTurn it lets the loop's other work in and comes back.
   void fan_out_dirty() {
-    for (const std::string& batch_id : wakeup->take()) {
-      auto it = groups.find(batch_id);
+    wakeup->clear_signal();
+    const Clock::time_point turn_ends = Clock::now() + kFanOutTurn;
+    while (true) {
+      if (Clock::now() >= turn_ends) {
+        wakeup->poke();  // the eventfd brings the loop back for what is left
+        return;
+      }
+      std::optional<std::string> batch_id = wakeup->next();
+      if (!batch_id) return;
+      auto it = groups.find(*batch_id);
       if (it == groups.end()) continue;
       Group& g = *it->second;
       if (!pull(g)) continue;
