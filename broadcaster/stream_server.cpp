@@ -21,17 +21,16 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <queue>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "broadcaster/delivery_metrics.h"
+#include "broadcaster/growth_queue.h"
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/sse.h"
 #include "common/clock.h"
@@ -54,13 +53,10 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr auto kFanOutTurn = std::chrono::milliseconds(50);  // fan-out before the loop's other work gets a turn
 
 // The hub's growth listener writes here; it may outlive the server (the hub keeps the listener).
-// Batches with new events queue in the order they grew, so the loop serves the longest-waiting
-// batch first.
 struct Wakeup {
   int fd = -1;
   std::mutex mu;
-  std::unordered_set<std::string> dirty;
-  std::deque<std::string> oldest_first;  // the dirty batches, each once
+  GrowthQueue grown;
   bool closed = false;
 
   Wakeup() : fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -74,22 +70,17 @@ struct Wakeup {
   void batch_grew(const std::string& batch_id) {
     std::lock_guard lock(mu);
     if (closed) return;
-    bool first = dirty.empty();
-    if (dirty.insert(batch_id).second) oldest_first.push_back(batch_id);
+    bool first = grown.empty();
+    grown.add(batch_id);
     if (first) poke();
   }
   void clear_signal() const {
     uint64_t value = 0;
     [[maybe_unused]] ssize_t n = ::read(fd, &value, sizeof value);
   }
-  // The batch that has waited longest, if any. A batch that grows after this is queued again.
   std::optional<std::string> next() {
     std::lock_guard lock(mu);
-    if (oldest_first.empty()) return std::nullopt;
-    std::string batch_id = std::move(oldest_first.front());
-    oldest_first.pop_front();
-    dirty.erase(batch_id);
-    return batch_id;
+    return grown.take_oldest();
   }
 };
 

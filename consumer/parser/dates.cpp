@@ -289,6 +289,7 @@ std::string parse_rfc822(std::string_view s) {
       if (!suffix.empty() && lsuffix != "st" && lsuffix != "nd" && lsuffix != "rd" &&
           lsuffix != "th" && lsuffix != ".")
         return "";
+      if (pos > 4) return "";  // no date field has more digits (and the value must fit an int)
       int value = 0;
       for (size_t k = 0; k < pos; ++k) value = value * 10 + (tok[k] - '0');
       if (pos == 4 && f.year < 0) f.year = value;

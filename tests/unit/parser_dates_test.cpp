@@ -63,7 +63,9 @@ INSTANTIATE_TEST_SUITE_P(
                     DateCase{"2023-02-29T00:00:00Z", ""}, DateCase{"2024-13-01", ""},
                     DateCase{"Mon, 32 Jan 2006 15:04:05 GMT", ""},
                     DateCase{"Mon, 02 Foo 2006 15:04:05 GMT", ""}, DateCase{"15:04:05", ""},
-                    DateCase{"2024-01-02T25:00:00Z", ""}));
+                    DateCase{"2024-01-02T25:00:00Z", ""},
+                    // a run of digits too long for any date field (overflowed an int; found by fuzzing)
+                    DateCase{"1 Jan 20200000000000", ""}, DateCase{"99999999999999999999 Jan 2020", ""}));
 
 }  // namespace
 }  // namespace feedpipe::parser

@@ -15,12 +15,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "broadcaster/delivery_metrics.h"
 #include "broadcaster/event_hub.h"
+#include "broadcaster/growth_queue.h"
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/stream_routes.h"
 #include "broadcaster/stream_server.h"
@@ -540,6 +542,23 @@ TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
   std::lock_guard lock(mu);
   EXPECT_EQ(told, (std::vector<std::string>{"b1", "b1"}));
   EXPECT_EQ(sub->next(0ms).size(), 3u);
+}
+
+// The loop serves grown batches from this queue: the one that has waited longest first, each
+// once however often it grew, and again when it grows after being taken.
+TEST(GrowthQueue, ServesTheLongestWaitingBatchFirstAndEachOnce) {
+  feedpipe::GrowthQueue queue;
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.take_oldest(), std::nullopt);
+  for (const char* id : {"b", "a", "b", "c", "a"}) queue.add(id);
+  EXPECT_EQ(queue.take_oldest(), "b");
+  queue.add("b");  // grew again after it was taken: it waits behind a and c
+  queue.add("a");  // still waiting: keeps its place
+  EXPECT_EQ(queue.take_oldest(), "a");
+  EXPECT_EQ(queue.take_oldest(), "c");
+  EXPECT_EQ(queue.take_oldest(), "b");
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.take_oldest(), std::nullopt);
 }
 
 TEST(StreamServerRequestParser, ParsesHeadsAndQueries) {
