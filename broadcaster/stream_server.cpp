@@ -9,7 +9,6 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +33,7 @@
 #include "broadcaster/http_request_parser.h"
 #include "broadcaster/sse.h"
 #include "common/clock.h"
+#include "common/open_files.h"
 #include "common/rate_limiter.h"
 #include "common/stream_token.h"
 #include "common/thread_name.h"
@@ -152,15 +152,6 @@ std::string peer_ip(int fd) {
   else if (ss.ss_family == AF_INET6)
     ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
   return buf;
-}
-
-void raise_nofile_limit() {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0)
-      spdlog::warn("cannot raise the open-file limit: {}", std::strerror(errno));
-  }
 }
 
 }  // namespace
@@ -296,7 +287,11 @@ struct StreamServer::Impl {
 
   // ---- lifecycle ----
   int listen(const std::string& host, int port) {
-    raise_nofile_limit();
+    try {
+      raise_open_file_limit();
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -55,6 +55,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/open_files.h"
+
 namespace {
 
 constexpr int kExitError = 1;
@@ -191,14 +193,6 @@ Options parse_options(int argc, char** argv) {
 }
 
 // ---------------------------------------------------------------- setup
-
-rlim_t raise_fd_limit_to_hard() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno("getrlimit(RLIMIT_NOFILE)");
-  limit.rlim_cur = limit.rlim_max;
-  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) throw_errno("setrlimit(RLIMIT_NOFILE)");
-  return limit.rlim_cur;
-}
 
 void require_fds_for(long streams, rlim_t fd_limit) {
   const rlim_t needed = rlim_t(2 * streams + kSpareFds);
@@ -624,7 +618,7 @@ void print_summary(const Options& options, long online_cpus, const std::vector<R
 
 int run(Options options) {
   const Deadline deadline(kRunBudgetNs);
-  const rlim_t fd_limit = raise_fd_limit_to_hard();
+  const rlim_t fd_limit = feedpipe::raise_open_file_limit();
   if (!options.streams_given && fd_limit != RLIM_INFINITY)
     options.streams = std::min(options.streams, (long(fd_limit) - kSpareFds) / 2);
   require_fds_for(options.streams, fd_limit);

@@ -34,6 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/open_files.h"
+
 namespace {
 
 struct Options {
@@ -286,14 +288,14 @@ class Stream {
 };
 
 void raise_fd_limit(size_t needed) {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-    lim.rlim_cur = lim.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &lim);
+  try {
+    const rlim_t limit = feedpipe::raise_open_file_limit();
+    if (limit != RLIM_INFINITY && limit < needed)
+      std::fprintf(stderr, "sse_load: warning: open-file limit %llu is below the %zu streams asked for\n",
+                   static_cast<unsigned long long>(limit), needed);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sse_load: warning: %s\n", e.what());
   }
-  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < needed)
-    std::fprintf(stderr, "sse_load: warning: open-file limit %llu is below the %zu streams asked for\n",
-                 static_cast<unsigned long long>(lim.rlim_cur), needed);
 }
 
 double percentile(const std::vector<double>& sorted, double p) {
