@@ -61,6 +61,9 @@ std::optional<std::string> normalize_feed_url(std::string_view url, std::string*
     return fail("unsupported scheme: only http and https URLs can be fetched");
   auto host = get_part(u.get(), CURLUPART_HOST);
   if (!host || host->empty()) return fail("URL has no host");
+  // libcurl decodes %XX in a host and lets a '%' through; no resolvable host holds one, and
+  // decoding it again would change the URL ("%%333" -> "%%33" -> "%3").
+  if (host->find('%') != std::string::npos) return fail("malformed URL (a host cannot contain '%')");
   std::transform(host->begin(), host->end(), host->begin(),
                  [](unsigned char c) { return std::tolower(c); });
 

@@ -35,6 +35,13 @@ TEST(FeedUrl, NormalizingTwiceChangesNothing) {
     ASSERT_TRUE(once) << raw;
     EXPECT_EQ(normalize_feed_url(*once), once) << raw;
   }
+  // A '%' left in the host by decoding is refused (found by fuzzing: each pass decoded another
+  // "%33", so the URL never settled).
+  for (const char* raw : {"http://plef%%%333elev/a", "http://a%25b/", "http://a%%33b/"}) {
+    std::string why;
+    EXPECT_EQ(normalize_feed_url(raw, &why), std::nullopt) << raw;
+    EXPECT_NE(why.find("host"), std::string::npos) << why;
+  }
 }
 
 TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
