@@ -10,7 +10,8 @@ void add_common_settings(Settings& s) {
   s.add("db", "./feedpipe.db", "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
-      .add("kafka-linger-ms", "5", "producer batching delay")
+      .add("kafka-linger-ms", "5", "job producer batching delay (linger.ms)")
+      .add("kafka-events-linger-ms", "0", "event producer batching delay (linger.ms); events travel with one request in flight, so they batch under load anyway")
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
@@ -99,6 +100,7 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.brokers = s.str("brokers");
   k.partitions = static_cast<int>(s.integer("kafka-partitions"));
   k.linger_ms = static_cast<int>(s.integer("kafka-linger-ms"));
+  k.events_linger_ms = static_cast<int>(s.integer("kafka-events-linger-ms"));
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");

@@ -52,6 +52,17 @@ std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings) {
   return conf;
 }
 
+// The embedded broker answers a fetch with at most one produced request's messages per partition
+// (rdkafka_mock_handlers.c), and a real broker's fetch sessions favour few large batches too: a
+// producer that sends each event as it comes makes a reader take one round trip per event.
+// With one request in flight, the events produced during a round trip travel together in the
+// next request, so batches grow with the load while an event alone leaves at once.
+KafkaSettings event_producer_settings(KafkaSettings settings) {
+  settings.linger_ms = settings.events_linger_ms;
+  settings.max_in_flight = 1;
+  return settings;
+}
+
 int partition_count(RdKafka::Handle& handle, const std::string& topic, int timeout_ms) {
   std::string err;
   std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(&handle, topic, nullptr, err));
@@ -140,13 +151,16 @@ class KafkaProducer::Reporter : public RdKafka::DeliveryReportCb {
   DeliveryCallback cb_;
 };
 
-KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery)
+KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery,
+                             std::vector<std::string> topics)
     : reporter_(std::make_unique<Reporter>(std::move(on_delivery))) {
   auto conf = make_conf(settings);
   set_conf(*conf, "enable.idempotence", "true");
   set_conf(*conf, "acks", "all");
   set_conf(*conf, "linger.ms", std::to_string(settings.linger_ms));
   set_conf(*conf, "compression.type", settings.compression);
+  if (settings.max_in_flight > 0)
+    set_conf(*conf, "max.in.flight.requests.per.connection", std::to_string(settings.max_in_flight));
   for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
   std::string err;
   if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reporter_.get()), err) !=
@@ -154,7 +168,13 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_
     throw KafkaError("kafka dr_cb: " + err);
   producer_.reset(RdKafka::Producer::create(conf.get(), err));
   if (!producer_) throw KafkaError("cannot create Kafka producer: " + err);
+  for (const auto& name : topics) {
+    std::unique_ptr<RdKafka::Topic> topic(RdKafka::Topic::create(producer_.get(), name, nullptr, err));
+    if (!topic) throw KafkaError("topic " + name + ": " + err);
+    topics_.push_back(std::move(topic));
+  }
   poller_ = named_thread("fp-kafka-poll", [this] {
+    learn_topics();
     while (!stop_) producer_->poll(50);
   });
 }
@@ -164,6 +184,20 @@ KafkaProducer::~KafkaProducer() {
   stop_ = true;
   poller_.join();
   producer_->poll(0);
+}
+
+void KafkaProducer::learn_topics() {
+  for (const auto& topic : topics_) {
+    for (int attempt = 0; !stop_; ++attempt) {
+      RdKafka::Metadata* raw = nullptr;
+      auto rc = producer_->metadata(false, topic.get(), &raw, 1000);
+      delete raw;
+      if (rc == RdKafka::ERR_NO_ERROR) break;
+      if (attempt == 0)  // librdkafka still finds the topic by itself, only later
+        spdlog::debug("kafka: no metadata for {} yet: {}", topic->name(), RdKafka::err2str(rc));
+      if (attempt >= 4) break;
+    }
+  }
 }
 
 bool KafkaProducer::produce(std::string_view topic, std::string_view key, std::string_view value,

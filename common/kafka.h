@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 struct rd_kafka_mock_cluster_s;
 
@@ -25,16 +26,23 @@ class KafkaError : public std::runtime_error {
 struct KafkaSettings {
   std::string brokers;              // bootstrap servers, host:port[,host:port]
   int partitions = 12;              // for topics feedpipe creates
-  int linger_ms = 5;
+  int linger_ms = 5;                // job producer: batching helps throughput
+  // The producer of events: latency first. One request in flight at a time, sent without
+  // lingering; what is produced while it is in flight goes out together in the next one.
+  int events_linger_ms = 0;
   int fetch_wait_max_ms = 10;       // librdkafka's default (500) caps a consumer at a few thousand msg/s
   int session_timeout_ms = 6000;
   std::string compression = "lz4";  // producers' compression.type (none, gzip, snappy, lz4, zstd)
+  int max_in_flight = 0;            // producers' max.in.flight.requests.per.connection (0: librdkafka's)
   std::map<std::string, std::string> extra;  // any librdkafka property, applied last
 };
 
 // A configuration with the common properties set; throws KafkaError on a bad property.
 std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings);
 void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value);
+
+// The settings of a producer of events: events_linger_ms, one request in flight.
+KafkaSettings event_producer_settings(KafkaSettings settings);
 
 // Creates feed.refresh.jobs and feed.refresh.events when missing (existing topics are kept).
 void ensure_topics(const KafkaSettings& settings);
@@ -50,7 +58,11 @@ class KafkaProducer {
   // value given to produce(). Runs on the producer's poll thread.
   using DeliveryCallback = std::function<void(uint64_t opaque, RdKafka::ErrorCode err)>;
 
-  KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery);
+  // `topics`: the topics it will produce to. Their metadata is read as soon as the producer starts:
+  // librdkafka otherwise looks up a topic first produced to only at its next one-second topic
+  // scan, which held the first events of a new consumer back for up to a second.
+  KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery,
+                std::vector<std::string> topics = {});
   ~KafkaProducer();  // flushes for up to 5 s
 
   // Queues a message; false (with the reason in `error`) when it cannot even be queued.
@@ -63,8 +75,10 @@ class KafkaProducer {
 
  private:
   class Reporter;
+  void learn_topics();
   std::unique_ptr<Reporter> reporter_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::vector<std::unique_ptr<RdKafka::Topic>> topics_;  // kept known to the producer
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };

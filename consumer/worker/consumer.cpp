@@ -73,7 +73,8 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
 class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
-    events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+    events_ = std::make_unique<KafkaProducer>(event_producer_settings(settings_.kafka), nullptr,
+                                             std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
                                               settings_.on_events_committed);
     auto conf = make_conf(settings_.kafka);
@@ -111,6 +112,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       }
       spdlog::info("consumer assigned {} partition(s)", ids.size());
       joined_ = true;
+      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
       // redelivered to the new owner, and recording them twice changes nothing.
@@ -164,25 +166,41 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     size_t backlog = offsets_.in_flight();
     std::vector<int64_t> started;
     const bool reading = backlog < settings_.max_backlog;
-    if (reading) {
-      // Wait for Kafka only when there is nothing to drive in curl.
-      int timeout = fetcher_.pending() == 0 ? 50 : 0;
-      for (size_t n = 0; backlog + n < settings_.max_backlog && n < 512; ++n) {
-        std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
-        if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
-        if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
-        if (msg->err() != RdKafka::ERR_NO_ERROR) {
-          spdlog::warn("kafka consume: {}", msg->errstr());
-          break;
-        }
-        take(*msg, started);
+    pause_reading(!reading);
+    // Kafka is polled even with the backlog full: a rebalance waits until every member has served
+    // its callback, and a member that stopped polling held a new replica's join up for a whole
+    // session timeout. Paused partitions return no messages meanwhile.
+    int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
+    for (size_t n = 0; n < 512 && (n == 0 || backlog + n < settings_.max_backlog); ++n) {
+      std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        spdlog::warn("kafka consume: {}", msg->errstr());
+        break;
       }
+      take(*msg, started);  // a message fetched before the pause is still taken
     }
     writer_->mark_running(std::move(started));
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
+  }
+
+  // Pauses (or resumes) fetching on every assigned partition. Paused partitions drop what was
+  // prefetched; it is fetched again from the position after the last message taken.
+  void pause_reading(bool pause) {
+    if (pause == paused_) return;
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    auto rc = pause ? kafka_->pause(parts) : kafka_->resume(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (rc != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("kafka {}: {}", pause ? "pause" : "resume", RdKafka::err2str(rc));
+      return;
+    }
+    paused_ = pause;
   }
 
   void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
@@ -317,6 +335,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
+  bool paused_ = false;  // fetching paused while the backlog is full (fetch thread only)
   std::atomic<bool> joined_{false};
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
