@@ -72,7 +72,7 @@ TEST(KafkaConfigFile, ReadsKeyValueLinesSkippingCommentsAndBlankLinesTrimmingWhi
       "client.id=\r\n"
       "linger.ms=20",
       "kafka.properties");
-  ASSERT_EQ(props.size(), 3u);
+  ASSERT_EQ(props.size(), 4u);
   EXPECT_EQ(props[0].name, "security.protocol");
   EXPECT_EQ(props[0].value, "SASL_SSL");
   EXPECT_EQ(props[0].line, 5);
@@ -81,7 +81,9 @@ TEST(KafkaConfigFile, ReadsKeyValueLinesSkippingCommentsAndBlankLinesTrimmingWhi
   EXPECT_EQ(props[2].name, "client.id");
   EXPECT_EQ(props[2].value, "");
   EXPECT_EQ(props[2].line, 8);
-  EXPECT_EQ(parse_kafka_config("linger.ms=20", "f").back().line, 1);
+  EXPECT_EQ(props[3].name, "linger.ms");  // a last line without a newline
+  EXPECT_EQ(props[3].value, "20");
+  EXPECT_EQ(props[3].line, 9);
 }
 
 TEST(KafkaConfigFile, ALineWithoutEqualsNamesTheFileAndLineButNotItsText) {
