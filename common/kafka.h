@@ -72,11 +72,13 @@ KafkaClientConf producer_client(const KafkaSettings& settings, std::string name)
 // Offsets committed by feedpipe only (no auto commit or store); fetch.wait.max.ms from the settings.
 KafkaClientConf consumer_client(const KafkaSettings& settings, std::string name, std::string group_id);
 
-// The one place a client's configuration is built, in this order: bootstrap.servers, client.id
-// and client.defaults; the --kafka-config file; the defaults whose --kafka-* flag was given
-// explicitly; settings.extra; client.required and feedpipe's log callback. Logs the properties at
-// debug level ("kafka client NAME: ...", secrets redacted). Throws ConfigError for a property
-// librdkafka rejects or a file property the client requires.
+// The one place a client's configuration is built, in this order: client.id=feedpipe and
+// client.defaults; the --kafka-config file; the defaults whose --kafka-* flag was given
+// explicitly; bootstrap.servers (settings.brokers); settings.extra; client.required and feedpipe's
+// log callback. Logs the properties at debug level ("kafka client NAME: ...", secrets redacted).
+// Throws ConfigError for a property librdkafka rejects or a file property the client requires.
+// A client puts its tuning in client.defaults, not in set_conf() calls after make_conf(), so
+// that the file can change it.
 std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings, const KafkaClientConf& client);
 // Sets one property; throws ConfigError with librdkafka's message (a secret's value redacted).
 void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value);
