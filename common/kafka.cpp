@@ -15,9 +15,15 @@
 namespace feedpipe {
 namespace {
 
-// Values of secret properties, scrubbed from librdkafka's log lines and from error messages.
+// Values of secret properties, scrubbed from librdkafka's log lines and from error messages;
+// longest first, so that a secret holding another is scrubbed whole.
+struct LongestFirst {
+  bool operator()(const std::string& a, const std::string& b) const {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  }
+};
 std::mutex g_secrets_mu;
-std::set<std::string> g_secrets;
+std::set<std::string, LongestFirst> g_secrets;
 
 void remember_secret(const std::string& value) {
   if (value.empty()) return;
