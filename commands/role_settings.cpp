@@ -15,6 +15,7 @@ void add_common_settings(Settings& s) {
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
+      .add("kafka-config", "", "file of librdkafka properties (key=value lines) for every Kafka client: TLS, SASL; explicit --kafka-* flags win over it")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
@@ -104,6 +105,21 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");
+  k.config_file = s.str("kafka-config");
+  if (!k.config_file.empty()) k.file_properties = read_kafka_config(k.config_file);
+  check_kafka_config(k);
+  // The librdkafka properties each --kafka-* flag sets: given explicitly, they win over the file.
+  const std::pair<const char*, std::vector<std::string>> flags[] = {
+      {"kafka-linger-ms", {"linger.ms"}},
+      {"kafka-fetch-wait-ms", {"fetch.wait.max.ms"}},
+      {"kafka-session-timeout-ms", {"session.timeout.ms", "heartbeat.interval.ms"}},
+      {"kafka-compression", {"compression.type"}},
+  };
+  for (const auto& [flag, properties] : flags)
+    if (s.given(flag)) k.explicit_properties.insert(properties.begin(), properties.end());
+  if (!s.given("brokers"))
+    for (const auto& p : k.file_properties)
+      if (p.name == "bootstrap.servers" || p.name == "metadata.broker.list") k.brokers = p.value;
   return k;
 }
 

@@ -126,8 +126,8 @@ int standalone(int argc, char** argv) {
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
 
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   std::unique_ptr<EmbeddedBroker> broker;
   if (kafka.brokers.empty()) {
     broker = std::make_unique<EmbeddedBroker>(kafka.partitions);
@@ -199,8 +199,8 @@ int producer(int argc, char** argv) {
   check_access_settings(s, true);
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   RetentionPruner pruner(s.str("db"), retention);
   producer::Producer producer(producer_settings(s, kafka));
@@ -226,8 +226,8 @@ int consumer(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
   worker.start();
@@ -256,8 +256,8 @@ int broadcaster(int argc, char** argv) {
   check_access_settings(s, false);
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   auto server = make_server(http_settings(s));

@@ -4,6 +4,7 @@
 
 #include <unordered_map>
 
+#include "common/config.h"
 #include "common/db_pool.h"
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
@@ -73,25 +74,22 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
 class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
-    events_ = std::make_unique<KafkaProducer>(event_producer_settings(settings_.kafka), nullptr,
+    events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                              std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
                                               settings_.on_events_committed);
-    auto conf = make_conf(settings_.kafka);
-    set_conf(*conf, "group.id", settings_.group_id);
-    set_conf(*conf, "enable.auto.commit", "false");
-    set_conf(*conf, "enable.auto.offset.store", "false");
-    set_conf(*conf, "auto.offset.reset", "earliest");
-    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
-    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
-    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
-    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
-    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    const auto& k = settings_.kafka;
+    auto client = consumer_client(k, "group consumer", settings_.group_id);
+    client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
+    client.defaults["heartbeat.interval.ms"] = std::to_string(std::max(100, k.session_timeout_ms / 6));
+    client.required["auto.offset.reset"] = "earliest";
+    client.required["partition.assignment.strategy"] = "cooperative-sticky";
+    auto conf = make_conf(k, client);
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw KafkaError("rebalance_cb: " + err);
     kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    if (!kafka_) throw KafkaError("cannot create Kafka consumer: " + err);
+    if (!kafka_) throw ConfigError("cannot create the Kafka group consumer: " + redact_kafka_secrets(err));
     auto rc = kafka_->subscribe({std::string(kJobsTopic)});
     if (rc != RdKafka::ERR_NO_ERROR)
       throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
