@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/model.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 
 namespace feedpipe {
@@ -129,6 +130,32 @@ void ensure_topics(const KafkaSettings& settings) {
   if (!failure.empty()) throw KafkaError("cannot create topics: " + failure);
 }
 
+bool close_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer, std::chrono::milliseconds timeout,
+                    const std::string& name) {
+  if (!consumer) return true;
+  std::string what = name + " closing (rd_kafka_consumer_close: offset commits, LeaveGroup)";
+  ShutdownWait wait(what);
+  std::unique_ptr<RdKafka::Queue> queue(RdKafka::Queue::create(consumer.get()));
+  std::unique_ptr<RdKafka::Error> error(consumer->close(queue.get()));
+  if (error) {
+    spdlog::warn("{}: close: {}", name, error->str());
+  } else {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!consumer->closed() && std::chrono::steady_clock::now() < deadline) queue->poll(20);
+    if (!consumer->closed()) {
+      spdlog::warn("{}: Kafka did not let it close within {} ms; giving up (offsets not committed "
+                   "are redelivered)", name, timeout.count());
+      shutdown_gave_up(what);
+      queue.release();
+      consumer.release();
+      return false;
+    }
+  }
+  queue.reset();
+  consumer.reset();
+  return true;
+}
+
 class KafkaProducer::Reporter : public RdKafka::DeliveryReportCb {
  public:
   explicit Reporter(DeliveryCallback cb) : cb_(std::move(cb)) {}
@@ -160,10 +187,28 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_
 }
 
 KafkaProducer::~KafkaProducer() {
-  producer_->flush(5000);
+  if (!closed_) close(std::chrono::seconds(5));
+}
+
+bool KafkaProducer::close(std::chrono::milliseconds timeout) {
+  closed_ = true;
+  bool all = true;
+  {
+    ShutdownWait wait("Kafka to acknowledge " + std::to_string(outstanding()) + " produced message(s)");
+    producer_->flush(static_cast<int>(timeout.count()));
+  }
+  if (int left = outstanding(); left > 0) {
+    // A broker that is gone or frozen: waiting longer would hold the shutdown (and
+    // rd_kafka_destroy would wait for in-flight requests).
+    spdlog::warn("Kafka did not acknowledge {} message(s) within {} ms; dropping them", left, timeout.count());
+    producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT |
+                     RdKafka::Producer::PURGE_NON_BLOCKING);
+    all = false;
+  }
   stop_ = true;
   poller_.join();
   producer_->poll(0);
+  return all;
 }
 
 bool KafkaProducer::produce(std::string_view topic, std::string_view key, std::string_view value,

@@ -8,6 +8,7 @@
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
@@ -113,8 +114,9 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       joined_ = true;
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
-      // redelivered to the new owner, and recording them twice changes nothing.
-      commit(offsets_.revoke(ids), true);
+      // redelivered to the new owner, and recording them twice changes nothing. While closing,
+      // the commit is asynchronous: close waits for it, within its own bound.
+      commit(offsets_.revoke(ids), !closing_);
       auto e = cooperative ? consumer->incremental_unassign(partitions) : nullptr;
       if (!cooperative) consumer->unassign();
       if (e) {
@@ -285,17 +287,28 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     RdKafka::TopicPartition::destroy(tps);
   }
 
+  // Every wait here is bounded: the fetches by the drain timeout, Kafka (the last commits, the
+  // group leave, the events) by the close timeout; what Kafka does not take is redelivered.
   void drain() {
     auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
-    while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
-      for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    {
+      ShutdownWait wait("the consumer's fetches in flight");
+      while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
+        for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    }
     if (fetcher_.pending() > 0)
       spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
-    writer_->stop();
-    commit(offsets_.to_commit(), true);
+    {
+      ShutdownWait wait("the consumer's SQLite writer");
+      writer_->stop();
+    }
     finish_joining(deadline);
-    kafka_->close();
-    events_->flush(5000);
+    auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
+    closing_ = true;
+    commit(offsets_.to_commit(), false);  // close waits for it
+    close_consumer(kafka_, settings_.kafka_close_timeout, "the consumer");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
+    events_->close(std::max(left, std::chrono::milliseconds(0)));
   }
 
   // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
@@ -318,6 +331,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
   std::atomic<bool> joined_{false};
+  bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
 
