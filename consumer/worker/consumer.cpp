@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <unordered_map>
 
 #include "common/db_pool.h"
@@ -281,6 +282,8 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     std::vector<RdKafka::TopicPartition*> tps;
     for (const auto& po : offsets)
       tps.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), po.partition, po.offset));
+    std::optional<ShutdownWait> wait;
+    if (sync) wait.emplace("Kafka to answer a synchronous offset commit (rebalance)");
     auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
     if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
       spdlog::warn("offset commit failed: {} (jobs will be redelivered and skipped)", RdKafka::err2str(rc));

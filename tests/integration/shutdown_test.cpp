@@ -50,8 +50,9 @@ std::vector<Role> start_roles(const TempDir& dir, const std::string& brokers, co
     Role r{name, nullptr, free_port()};
     std::vector<std::string> args{name, "--brokers", brokers, "--db", dir.file("feedpipe.db"), "--http",
                                   port_flag(r.port)};
-    if (name == "consumer")
-      args.insert(args.end(), {"--allow-private-networks", "--kafka-session-timeout-ms", "3000"});
+    if (name == "consumer")  // four fetches at a time: some are in flight whenever the signal comes
+      args.insert(args.end(), {"--allow-private-networks", "--kafka-session-timeout-ms", "3000",
+                               "--fetch-max-host-connections", "4"});
     for (auto& f : shutdown_flags()) args.push_back(f);
     r.process = std::make_unique<Process>(name, args, dir.file(name + tag + ".log"));
     roles.push_back(std::move(r));
@@ -98,7 +99,7 @@ enum class BrokerFault { frozen, dying };
 // and SIGTERM to every role at once.
 void run_rounds(BrokerFault fault, int rounds) {
   FeedServer feeds;
-  feeds.set_delay(300ms);  // fetches are in flight when the signal comes
+  feeds.set_delay(500ms);
   for (int round = 0; round < rounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     TempDir dir;
