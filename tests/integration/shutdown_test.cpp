@@ -71,7 +71,7 @@ struct Exit {
 // the limit + 5 s, then kills what is left.
 std::vector<Exit> terminate_all(std::vector<Role>& roles, const std::function<void()>& fault) {
   fault();
-  auto start = Clock::now();
+  auto signalled = Clock::now();
   for (auto& r : roles) r.process->kill(SIGTERM);
   std::vector<Exit> exits(roles.size());
   wait_until([&] {
@@ -83,7 +83,7 @@ std::vector<Exit> terminate_all(std::vector<Role>& roles, const std::function<vo
         continue;
       }
       exits[i].exited = true;
-      exits[i].after = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+      exits[i].after = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled);
       exits[i].status = roles[i].process->wait_exit(0ms);
     }
     return all;
@@ -183,10 +183,10 @@ TEST_F(ShutdownGroupTest, ConsumerWhoseGroupLeaveIsNeverAnsweredExitsInTimeAndNo
                                                          RD_KAFKA_RESP_ERR_NO_ERROR, 600000),
             RD_KAFKA_RESP_ERR_NO_ERROR);
 
-  auto start = Clock::now();
+  auto signalled = Clock::now();
   consumer->kill(SIGTERM);
   int status = consumer->wait_exit(kExitLimit + 5s);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled);
   std::cout << "[          ] consumer exited after " << took.count() << " ms with status " << status << "\n";
   EXPECT_LE(took, kExitLimit) << consumer->log();
   EXPECT_EQ(status, 124) << consumer->log();
@@ -221,10 +221,10 @@ TEST_F(ShutdownGroupTest, SecondSignalExitsAtOnce) {
   ASSERT_TRUE(wait_until([&] { return consumer->log().find("shutting down") != std::string::npos; }, 5s));
   std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(consumer->running()) << "the drain should still wait for the held fetches";
-  auto start = Clock::now();
+  auto signalled = Clock::now();
   consumer->kill(SIGINT);
   int status = consumer->wait_exit(5s);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled);
   std::cout << "[          ] consumer exited " << took.count() << " ms after the second signal\n";
   EXPECT_EQ(status, 128 + SIGINT) << consumer->log();
   EXPECT_LE(took, 1s);
