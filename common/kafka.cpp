@@ -135,23 +135,26 @@ bool close_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer, std::chro
   if (!consumer) return true;
   std::string what = name + " closing (rd_kafka_consumer_close: offset commits, LeaveGroup)";
   ShutdownWait wait(what);
-  std::unique_ptr<RdKafka::Queue> queue(RdKafka::Queue::create(consumer.get()));
-  std::unique_ptr<RdKafka::Error> error(consumer->close(queue.get()));
-  if (error) {
-    spdlog::warn("{}: close: {}", name, error->str());
+  rd_kafka_t* rk = consumer->c_ptr();
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue)) {
+    spdlog::warn("{}: close: {}", name, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
   } else {
+    // Served as rd_kafka_consumer_close() serves it: callbacks run here, messages still fetched
+    // are dropped (their offsets stay uncommitted). RdKafka::Queue::poll() would abort on them.
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!consumer->closed() && std::chrono::steady_clock::now() < deadline) queue->poll(20);
-    if (!consumer->closed()) {
+    while (!rd_kafka_consumer_closed(rk) && std::chrono::steady_clock::now() < deadline)
+      if (rd_kafka_message_t* message = rd_kafka_consume_queue(queue, 20)) rd_kafka_message_destroy(message);
+    if (!rd_kafka_consumer_closed(rk)) {
       spdlog::warn("{}: Kafka did not let it close within {} ms; giving up (offsets not committed "
                    "are redelivered)", name, timeout.count());
       shutdown_gave_up(what);
-      queue.release();
-      consumer.release();
+      consumer.release();  // leaked with its queue: destroying either would wait again
       return false;
     }
   }
-  queue.reset();
+  rd_kafka_queue_destroy(queue);
   consumer.reset();
   return true;
 }
