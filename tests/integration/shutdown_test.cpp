@@ -43,16 +43,18 @@ struct Role {
   int port = 0;
 };
 
-// The producer, a consumer and a broadcaster on `brokers`, each with its own HTTP port, all ready.
+// The producer, a consumer, a broadcaster and a standalone (one more replica of each, with one
+// consumer worker) on `brokers`, each with its own HTTP port, all ready.
 std::vector<Role> start_roles(const TempDir& dir, const std::string& brokers, const std::string& tag) {
   std::vector<Role> roles;
-  for (std::string name : {"producer", "consumer", "broadcaster"}) {
+  for (std::string name : {"producer", "consumer", "broadcaster", "standalone"}) {
     Role r{name, nullptr, free_port()};
     std::vector<std::string> args{name, "--brokers", brokers, "--db", dir.file("feedpipe.db"), "--http",
                                   port_flag(r.port)};
-    if (name == "consumer")  // four fetches at a time: some are in flight whenever the signal comes
+    if (name == "consumer" || name == "standalone")  // some fetches are in flight at the signal
       args.insert(args.end(), {"--allow-private-networks", "--kafka-session-timeout-ms", "3000",
                                "--fetch-max-host-connections", "4"});
+    if (name == "standalone") args.insert(args.end(), {"--consumers", "1"});
     for (auto& f : shutdown_flags()) args.push_back(f);
     r.process = std::make_unique<Process>(name, args, dir.file(name + tag + ".log"));
     roles.push_back(std::move(r));
