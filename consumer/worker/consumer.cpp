@@ -71,6 +71,11 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
   return o;
 }
 
+metrics::Gauge& assigned_partitions() {
+  return metrics::gauge("feedpipe_consumer_assigned_partitions",
+                        "Partitions of feed.refresh.jobs assigned to this process's consumers.");
+}
+
 }  // namespace
 
 class Consumer::Loop : public RdKafka::RebalanceCb {
@@ -111,6 +116,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer assigned {} partition(s)", ids.size());
+      assigned_partitions().add(static_cast<int64_t>(ids.size()));
       joined_ = true;
       if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
     } else {
@@ -125,6 +131,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer revoked {} partition(s)", ids.size());
+      assigned_partitions().add(-static_cast<int64_t>(ids.size()));
     }
   }
 
