@@ -691,6 +691,11 @@ struct StreamServer::Impl {
       std::shared_ptr<Subscription> sub;
       try {
         sub = hub.subscribe(batch_id, 0);
+      } catch (const SourceUnavailable& e) {  // the API is down: the client retries (with Last-Event-ID)
+        spdlog::debug("GET /v1/batches/{}/events: {}", batch_id, e.what());
+        return respond(c, error_response(503, "events_unavailable",
+                                         "the batch's events cannot be read right now; retry shortly",
+                                         "Retry-After: 2\r\n" + c->cors));
       } catch (const std::exception& e) {
         spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
         return respond(c, error_response(500, "internal", "cannot read the batch's events; try again", c->cors));

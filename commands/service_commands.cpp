@@ -141,6 +141,7 @@ int standalone(int argc, char** argv) {
   auto producer_cfg = producer_settings(s, kafka);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
+  producer_cfg.serve_events_page = false;  // the broadcaster's routes answer it, from the same code
   producer::Producer producer(producer_cfg);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   std::vector<std::unique_ptr<consumer::Consumer>> consumers;
@@ -247,23 +248,24 @@ int consumer(int argc, char** argv) {
 }
 
 int broadcaster(int argc, char** argv) {
-  Settings s("broadcaster", "Serves batch event streams (SSE) from Kafka and SQLite.");
-  add_common_settings(s);
+  Settings s("broadcaster",
+             "Serves batch event streams (SSE) from Kafka, with history and gaps read from the SQLite file\n"
+             "(--db) or, on a host without it, from a producer's API (--api URL); exactly one of the two.");
+  add_common_settings(s, "");
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
+  add_broadcaster_api_settings(s);
   add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   check_access_settings(s, false);
+  BroadcasterSettings settings = broadcaster_api_settings(s, kafka_settings(s));  // exactly one of --db, --api
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
-  migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
-  ensure_topics(kafka);
-  Broadcaster broadcaster(broadcaster_settings(s, kafka));
+  if (!settings.db_path.empty()) migrate_database(settings.db_path);
+  ensure_topics(settings.kafka);
+  Broadcaster broadcaster(settings);
   auto server = make_server(http_settings(s));
-  register_health_routes(*server, [&] {
-    return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
-  });
+  register_health_routes(*server, [&] { return broadcaster.readiness(); });
   register_metrics_route(*server);
   enable_cors(*server, cors_policy(s));
   broadcaster.register_routes(*server);
