@@ -37,11 +37,7 @@ class ApiBroadcasterTest : public ::testing::Test {
     Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
     ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
     producer_port_ = free_port();
-    producer_ = std::make_unique<Process>(
-        "producer",
-        std::vector<std::string>{"producer", "--brokers", brokers_, "--db", db(), "--http", address(producer_port_),
-                                 "--stream-token-secret", kSecret},
-        dir_.file("producer.log"));
+    start_producer();
     consumer_ = std::make_unique<Process>(
         "consumer",
         std::vector<std::string>{"consumer", "--brokers", brokers_, "--db", db(), "--allow-private-networks",
@@ -52,6 +48,14 @@ class ApiBroadcasterTest : public ::testing::Test {
     start_broadcaster();
     ASSERT_TRUE(wait_ready(producer_port_)) << producer_->log();
     ASSERT_TRUE(wait_ready(broadcaster_port_)) << broadcaster_->log();
+  }
+
+  void start_producer() {
+    producer_ = std::make_unique<Process>(
+        "producer",
+        std::vector<std::string>{"producer", "--brokers", brokers_, "--db", db(), "--http", address(producer_port_),
+                                 "--stream-token-secret", kSecret, "--shutdown-grace-ms", "200"},
+        dir_.file("producer" + std::to_string(++producers_started_) + ".log"));
   }
 
   // No --db: history and gaps over the API. A long sweep interval, so that every page read the
@@ -82,7 +86,7 @@ class ApiBroadcasterTest : public ::testing::Test {
   TempDir dir_;
   FeedServer feeds_;
   std::string brokers_;
-  int producer_port_ = 0, broadcaster_port_ = 0, broadcasters_started_ = 0;
+  int producer_port_ = 0, broadcaster_port_ = 0, broadcasters_started_ = 0, producers_started_ = 0;
   std::unique_ptr<Process> broker_, producer_, consumer_, broadcaster_;
 };
 
@@ -173,6 +177,32 @@ TEST_F(ApiBroadcasterTest, AReconnectHerdAfterARestartCostsAboutOneApiReadPerBat
     for (size_t k = 0; k < got[i].size(); ++k) ASSERT_EQ(got[i][k].id, static_cast<int64_t>(k + 1)) << "client " << i;
     EXPECT_EQ(got[i].back().event, "batch.completed");
   }
+}
+
+TEST_F(ApiBroadcasterTest, WhileTheApiIsDownStreamsGoOnWithKafkasEventsAndReadinessFollowsTheApi) {
+  feeds_.hold_requests_after(20);
+  std::string batch = submit_batch(producer_port_, feed_urls(3000, 60));
+  ASSERT_TRUE(wait_until([&] { return done(batch) >= 20; }, 30s));
+  SseResult stream;
+  std::thread reader([&] { stream = read_sse(broadcaster_port_, events_path(batch), 90s); });
+  ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == 1; }, 10s));
+  producer_->kill(SIGTERM);
+  ASSERT_EQ(producer_->wait_exit(15s), 0) << producer_->log();
+  int status = 0;
+  EXPECT_TRUE(wait_until([&] {
+    get_json(broadcaster_port_, "/readyz", &status);
+    return status == 503;
+  }, 10s)) << "not ready while the API is down";
+  feeds_.hold_requests(false);  // the rest of the batch is recorded and published meanwhile
+  reader.join();
+  expect_complete_stream(stream, 60);
+
+  start_producer();
+  ASSERT_TRUE(wait_ready(broadcaster_port_)) << broadcaster_->log();
+  SseResult rest = read_sse(broadcaster_port_, events_path(batch), 30s, {{"Last-Event-ID", "30"}});
+  ASSERT_EQ(rest.events.size(), 31u);
+  EXPECT_EQ(rest.events.front().id, 31);
+  EXPECT_EQ(rest.events.back().event, "batch.completed");
 }
 
 TEST(ApiBroadcasterSettings, ABroadcasterNeedsExactlyOneOfDbAndApi) {
