@@ -47,7 +47,7 @@ struct BroadcasterSettings {
   std::chrono::milliseconds api_timeout{3000};          // --api: read timeout of a page read
   KafkaSettings kafka;
   std::chrono::milliseconds heartbeat{15000};     // `: ping` after this much silence on a stream
-  std::chrono::milliseconds sweep_interval{1000}; // how often watched batches are re-read from SQLite
+  std::chrono::milliseconds sweep_interval{1000}; // how often watched batches are re-read from the source
   int retry_ms = 3000;                            // SSE `retry:` hint
   int poll_page_limit = 1000;                     // events per JSON page
   size_t max_streams = 20000;                     // open SSE streams per process (then 503)

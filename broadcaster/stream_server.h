@@ -16,8 +16,10 @@
 //     X-Forwarded-For, then the body, Content-Length bounded; chunked request bodies get 411),
 //     the backend's response bytes relayed back until it closes; then the client is closed.
 //
-// Fan-out: streams are grouped by batch; a group holds one hub Subscription (one SQLite read of
-// the batch's history however many clients join or reconnect at once) and the batch's events
+// Fan-out: streams are grouped by batch; a group holds one hub Subscription (one source read of
+// the batch's history however many clients join or reconnect at once; that first read runs on the
+// loop, so with an API source a slow API delays the loop by up to its timeout, once per backoff,
+// and a source that cannot be read answers 503 events_unavailable + Retry-After) and the batch's events
 // already formatted as SSE frames, contiguous, so a stream's catch-up is one send() from its
 // cursor. The hub's growth listener marks batches dirty and wakes the loop through an eventfd;
 // the loop then pulls the new events once per batch and writes them to that batch's streams only.
