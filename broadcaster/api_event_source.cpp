@@ -59,28 +59,21 @@ ApiEventSource::ApiEventSource(ApiSourceSettings settings) : settings_(std::move
 
 ApiEventSource::~ApiEventSource() = default;
 
-std::unique_ptr<httplib::Client> ApiEventSource::take_client(bool reuse) {
+std::unique_ptr<httplib::Client> ApiEventSource::new_client() {
   {
     std::lock_guard lock(mu_);
     ++requests_;
-    if (reuse && !idle_.empty()) {
-      auto client = std::move(idle_.back());
-      idle_.pop_back();
-      return client;
-    }
   }
   auto client = std::make_unique<httplib::Client>(origin_);
   const auto connect = settings_.connect_timeout.count(), read = settings_.read_timeout.count();
   client->set_connection_timeout(connect / 1000, (connect % 1000) * 1000);
   client->set_read_timeout(read / 1000, (read % 1000) * 1000);
   client->set_write_timeout(read / 1000, (read % 1000) * 1000);
-  client->set_keep_alive(true);
+  // No keep-alive: cpp-httplib gives each open connection a thread of the producer's small pool,
+  // and idle connections of every broadcaster would hold them. Reads are few (one per batch, plus
+  // gaps and sweeps), so a new connection each costs little.
+  client->set_keep_alive(false);
   return client;
-}
-
-void ApiEventSource::give_back(std::unique_ptr<httplib::Client> client) {
-  std::lock_guard lock(mu_);
-  if (idle_.size() < settings_.max_idle_clients) idle_.push_back(std::move(client));
 }
 
 SourceUnavailable ApiEventSource::failed(const std::string& why) {
@@ -112,15 +105,8 @@ std::optional<EventPage> ApiEventSource::read_after(const std::string& batch_id,
                      "/events?after=" + std::to_string(std::max<int64_t>(after_seq, 0));
   if (!settings_.stream_token_secret.empty())
     path += "&token=" + stream_token(settings_.stream_token_secret, batch_id);
-  const httplib::Headers headers{{"Accept", "application/json"}};
-  auto client = take_client(true);
-  auto res = client->Get(path, headers);
-  if (!res) {  // maybe a kept-alive connection the server had closed: once more on a new one
-    client = take_client(false);
-    res = client->Get(path, headers);
-  }
+  auto res = new_client()->Get(path, {{"Accept", "application/json"}});
   if (!res) throw failed(error_text(res.error()));
-  give_back(std::move(client));
   if (res->status == 404) {
     succeeded();
     return std::nullopt;
@@ -147,14 +133,12 @@ std::string ApiEventSource::readiness() {
     std::lock_guard lock(mu_);
     if (probed_ && std::chrono::steady_clock::now() - probed_at_ < std::chrono::seconds(1)) return probe_result_;
   }
-  auto client = take_client(false);
-  auto res = client->Get(prefix_ + "/healthz");
+  auto res = new_client()->Get(prefix_ + "/healthz");
   std::string result;
   if (!res)
     result = "the API at " + settings_.url + " does not answer: " + error_text(res.error());
   else if (res->status != 200)
     result = "the API at " + settings_.url + " answers /healthz with " + std::to_string(res->status);
-  if (res) give_back(std::move(client));
   std::lock_guard lock(mu_);
   probed_ = true;
   probed_at_ = std::chrono::steady_clock::now();

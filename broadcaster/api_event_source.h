@@ -4,8 +4,8 @@
 // (and ?token= when stream tokens are on: the broadcaster knows the secret and signs the batch
 // id itself, common/stream_token.h).
 //
-// HTTP: cpp-httplib clients with keep-alive, kept in a small pool (one request per client at a
-// time), with connect and read timeouts. 404 batch_not_found is an unknown batch. A network
+// HTTP: a cpp-httplib client per request (no keep-alive: an idle connection would hold one of the
+// producer's few server threads), with connect and read timeouts. 404 batch_not_found is an unknown batch. A network
 // error, a timeout, a 5xx or an answer that is not a page makes the source "down": that read
 // throws SourceUnavailable, and until a backoff has passed (doubling from retry_min to
 // retry_max) every read throws at once without a request, so that a dead API costs one timeout
@@ -34,7 +34,6 @@ struct ApiSourceSettings {
   std::string stream_token_secret;                   // set: pages are read with ?token=
   std::chrono::milliseconds retry_min{200};          // backoff after the first failure …
   std::chrono::milliseconds retry_max{5000};         // … doubling up to this
-  size_t max_idle_clients = 8;                       // keep-alive connections kept for reuse
 };
 
 class ApiEventSource : public EventSource {
@@ -51,9 +50,7 @@ class ApiEventSource : public EventSource {
   uint64_t requests() const;
 
  private:
-  // An idle client when `reuse` and one is kept, else a new one.
-  std::unique_ptr<httplib::Client> take_client(bool reuse);
-  void give_back(std::unique_ptr<httplib::Client> client);
+  std::unique_ptr<httplib::Client> new_client();
   // Records a failure (starts or extends the backoff) and returns the exception to throw.
   SourceUnavailable failed(const std::string& why);
   void succeeded();
@@ -63,7 +60,6 @@ class ApiEventSource : public EventSource {
   std::string prefix_;  // path prefix without a trailing '/', maybe empty
 
   mutable std::mutex mu_;  // guards everything below
-  std::vector<std::unique_ptr<httplib::Client>> idle_;
   bool down_ = false;
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point retry_at_{};
