@@ -119,6 +119,7 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
   f.stream_buffer_bytes = b.stream_buffer_bytes;
   f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
   f.heartbeat = b.heartbeat;
+  f.async_first_read = !b.api_url.empty();  // an API may be slow: its reads stay off the stream loop
   f.retry_ms = b.retry_ms;
   f.stream_token_secret = b.stream_token_secret;
   f.stream_rate_per_minute = s.integer("stream-rate-limit");
