@@ -29,7 +29,7 @@ std::string encode_component(const std::string& s) {
   return out;
 }
 
-std::string error_text(httplib::Error e) { return httplib::to_string(e); }
+std::string error_text(httplib::Error e) { return "no answer (" + httplib::to_string(e) + " error)"; }
 
 }  // namespace
 

@@ -45,6 +45,7 @@ class ApiEventSource : public EventSource {
   std::optional<EventPage> read_after(const std::string& batch_id, int64_t after_seq, int limit) override;
   std::string readiness() override;
   std::string describe() const override { return "API " + settings_.url; }
+  bool remote() const override { return true; }
 
   // Requests sent (pages and health probes), for tests.
   uint64_t requests() const;

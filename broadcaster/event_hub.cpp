@@ -206,12 +206,49 @@ void EventHub::start() {
   if (sweeper_.joinable() || sweep_stop_) return;
   sweeper_ = named_thread("fp-hub-sweep", [this] {
     std::unique_lock lock(sweep_mu_);
-    while (!sweep_cv_.wait_for(lock, settings_.sweep_interval, [this] { return sweep_stop_; })) {
+    auto next_sweep = std::chrono::steady_clock::now() + settings_.sweep_interval;
+    while (!sweep_stop_) {
+      sweep_cv_.wait_until(lock, next_sweep, [this] { return sweep_stop_ || !gap_queue_.empty(); });
+      if (sweep_stop_) break;
+      if (!gap_queue_.empty()) {
+        std::vector<std::string> batches;
+        batches.swap(gap_queue_);
+        lock.unlock();
+        fill_gaps(batches);
+        lock.lock();
+        continue;
+      }
+      if (std::chrono::steady_clock::now() < next_sweep) continue;
       lock.unlock();
       sweep();
       lock.lock();
+      next_sweep = std::chrono::steady_clock::now() + settings_.sweep_interval;
     }
   });
+}
+
+void EventHub::fill_gaps(const std::vector<std::string>& batch_ids) {
+  for (const std::string& batch_id : batch_ids) {
+    if (core_->stopped) return;
+    auto ch = core_->find(batch_id);
+    if (!ch) continue;
+    bool grew = false;
+    {
+      std::unique_lock lock(ch->mu);
+      if (!ch->loaded() || ch->completed || ch->early.empty()) continue;
+      if (ch->reading) {
+        ch->read_again = true;
+        continue;
+      }
+      try {
+        grew = core_->fill(lock, *ch, batch_id).grew;
+        if (grew) ch->cv.notify_all();
+      } catch (const std::exception& e) {
+        log_read_failure(batch_id, "a gap read", e);
+      }
+    }
+    if (grew) core_->notify_growth(batch_id);
+  }
 }
 
 void EventHub::stop() {
@@ -283,6 +320,15 @@ void EventHub::on_event(const EventMessage& event) {
     }
     spdlog::debug("batch {}: event {} arrived after {}, reading the gap", event.batch_id, event.seq,
                   ch->last());
+    if (core_->source->remote()) {  // a network read must not hold up Kafka's other events
+      lock.unlock();
+      {
+        std::lock_guard queue_lock(sweep_mu_);
+        gap_queue_.push_back(event.batch_id);
+      }
+      sweep_cv_.notify_all();
+      return;
+    }
     try {
       grew = core_->fill(lock, *ch, event.batch_id).grew;
     } catch (const std::exception& e) {

@@ -113,7 +113,8 @@ class EventHub {
   std::shared_ptr<Subscription> subscribe(const std::string& batch_id, int64_t after_seq);
 
   // An event from Kafka. Ignored when nobody watches its batch or it was already held; appended
-  // when it is the next seq; otherwise held back while the gap before it is read from the source.
+  // when it is the next seq; otherwise held back while the gap before it is read from the source
+  // (on this thread, or for a remote source on the sweep thread: start() it).
   void on_event(const EventMessage& event);
 
   // Re-reads the source for every watched batch that is not completed yet. The sweep thread calls it
@@ -142,9 +143,13 @@ class EventHub {
  private:
   EventHubSettings settings_;
   std::shared_ptr<hub_detail::Core> core_;
+  // Reads the gap of each queued batch (a remote source's gaps, off the Kafka thread).
+  void fill_gaps(const std::vector<std::string>& batch_ids);
+
   std::mutex sweep_mu_;
   std::condition_variable sweep_cv_;
   bool sweep_stop_ = false;
+  std::vector<std::string> gap_queue_;  // guarded by sweep_mu_; for the sweep thread
   std::thread sweeper_;
 };
 

@@ -32,6 +32,9 @@ class EventSource {
   virtual std::optional<EventPage> read_after(const std::string& batch_id, int64_t after_seq, int limit) = 0;
   // Empty when the source can be read, else why not (for /readyz).
   virtual std::string readiness() { return ""; }
+  // True for a source whose reads may take long (over the network): the hub then reads gaps on
+  // its sweep thread instead of the thread that delivers Kafka's events.
+  virtual bool remote() const { return false; }
   // What the logs call it ("SQLite file X", "API http://…").
   virtual std::string describe() const = 0;
 };

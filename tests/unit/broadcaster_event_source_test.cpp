@@ -109,6 +109,8 @@ class FakeSource : public EventSource {
     return page;
   }
   std::string describe() const override { return "fake"; }
+  bool remote() const override { return remote_; }
+  bool remote_ = false;
 
  private:
   struct Batch {
@@ -238,6 +240,27 @@ TEST_F(HubWithFakeSource, ASweepOrGapWhileAReadIsInFlightMakesNoSecondRead) {
   sweeper.join();
   EXPECT_EQ(seqs(drain(*sub, 5)), range(2, 6));
   EXPECT_LE(source->reads(), 3);
+}
+
+TEST(HubWithRemoteSource, AGapIsReadOnTheSweepThreadNotOnTheThreadThatDeliversKafkaEvents) {
+  auto source = std::make_shared<FakeSource>();
+  source->remote_ = true;
+  EventHub hub({"", 60s, source});  // the sweep itself will not run during the test
+  hub.start();
+  source->add_batch("b", 5);
+  source->commit_up_to("b", 1);
+  auto sub = hub.subscribe("b", 0);
+  ASSERT_NE(sub, nullptr);
+  source->commit_up_to("b", 6);
+  source->hold(true);
+  hub.on_event(event("b", 4, 5));  // returns at once: the held read is the sweep thread's
+  ASSERT_TRUE(wait_for([&] { return source->waiting() == 1; }));
+  hub.on_event(event("b", 2, 5));  // in order: delivered while the gap read is held
+  EXPECT_EQ(seqs(drain(*sub, 2)), range(1, 2));
+  source->hold(false);
+  EXPECT_EQ(seqs(drain(*sub, 4)), range(3, 6));
+  EXPECT_TRUE(sub->finished());
+  hub.stop();
 }
 
 // ApiEventSource against a local server that answers the JSON page of one batch of 2,500 events
