@@ -10,10 +10,12 @@ void add_common_settings(Settings& s, const std::string& default_db) {
   s.add("db", default_db, "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
-      .add("kafka-linger-ms", "5", "producer batching delay")
+      .add("kafka-linger-ms", "5", "job producer batching delay (linger.ms)")
+      .add("kafka-events-linger-ms", "0", "event producer batching delay (linger.ms); events travel with one request in flight, so they batch under load anyway")
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
+      .add("kafka-config", "", "file of librdkafka properties (key=value lines) for every Kafka client: TLS, SASL; explicit --kafka-* flags win over it")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
@@ -33,9 +35,6 @@ void add_producer_settings(Settings& s) {
       .add("job-lease-ms", "300000",
            "a job running longer than this (its consumer vanished) is published again; keep it "
            "above the consumers' job deadline")
-      .add("shutdown-grace-ms", "1000",
-           "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that "
-           "load balancers move clients away")
       .add("api-tokens", "", "comma-separated bearer tokens; when any is set (here or in --api-tokens-file), POST /v1/batches needs Authorization: Bearer <token>")
       .add("api-tokens-file", "", "file of bearer tokens, one per line (# comments, blank lines ignored)")
       .add("submit-rate-limit", "0", "batches per minute per token (per client address without tokens); more get 429 (0: no limit)");
@@ -56,8 +55,7 @@ void add_consumer_settings(Settings& s) {
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
       .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
       .add("consumer-max-backlog", "1024", "jobs a consumer holds before it pauses reading")
-      .add("write-group", "512", "job outcomes per SQLite transaction")
-      .add("drain-timeout-ms", "10000", "on shutdown, time to finish jobs in flight");
+      .add("write-group", "512", "job outcomes per SQLite transaction");
 }
 
 void add_broadcaster_settings(Settings& s) {
@@ -96,6 +94,16 @@ void add_retention_settings(Settings& s) {
       .add("retention-chunk-rows", "5000", "rows deleted per pruner transaction, so writers never wait long");
 }
 
+void add_shutdown_settings(Settings& s, const std::string& drain, const std::string& grace) {
+  s.add("drain-timeout-ms", "10000", drain).add("shutdown-grace-ms", "1000", grace);
+}
+
+ShutdownLimits shutdown_limits(const Settings& s) {
+  long drain = s.integer("drain-timeout-ms"), grace = s.integer("shutdown-grace-ms");
+  if (drain < 0 || grace < 0) throw ConfigError("--drain-timeout-ms and --shutdown-grace-ms must be 0 or more");
+  return {std::chrono::milliseconds(drain), std::chrono::milliseconds(grace)};
+}
+
 bool parse_settings(Settings& s, int argc, char** argv) {
   if (!s.parse(argc, argv)) return false;
   setup_logging(s.str("log-level"), s.str("log-format"));
@@ -107,9 +115,25 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.brokers = s.str("brokers");
   k.partitions = static_cast<int>(s.integer("kafka-partitions"));
   k.linger_ms = static_cast<int>(s.integer("kafka-linger-ms"));
+  k.events_linger_ms = static_cast<int>(s.integer("kafka-events-linger-ms"));
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");
+  k.config_file = s.str("kafka-config");
+  if (!k.config_file.empty()) k.file_properties = read_kafka_config(k.config_file);
+  check_kafka_config(k);
+  // The librdkafka properties each --kafka-* flag sets: given explicitly, they win over the file.
+  const std::pair<const char*, std::vector<std::string>> flags[] = {
+      {"kafka-linger-ms", {"linger.ms"}},
+      {"kafka-fetch-wait-ms", {"fetch.wait.max.ms"}},
+      {"kafka-session-timeout-ms", {"session.timeout.ms", "heartbeat.interval.ms"}},
+      {"kafka-compression", {"compression.type"}},
+  };
+  for (const auto& [flag, properties] : flags)
+    if (s.given(flag)) k.explicit_properties.insert(properties.begin(), properties.end());
+  if (!s.given("brokers"))
+    for (const auto& p : k.file_properties)
+      if (p.name == "bootstrap.servers" || p.name == "metadata.broker.list") k.brokers = p.value;
   return k;
 }
 
@@ -157,6 +181,7 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
   p.rate_limit_max_clients = static_cast<size_t>(s.integer("rate-limit-max-clients"));
   p.stream_token_secret = s.str("stream-token-secret");
   p.trusted_proxies = TrustedProxies::parse(s.str("trusted-proxies"));
+  p.flush_timeout = shutdown_limits(s).drain;
   if (p.api_tokens.enabled()) spdlog::info("POST /v1/batches needs a bearer token ({} configured)", p.api_tokens.size());
   return p;
 }
@@ -181,7 +206,8 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   f.allow_private_networks = s.on("allow-private-networks");
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
-  c.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
+  c.drain_timeout = shutdown_limits(s).drain;
+  c.kafka_close_timeout = shutdown_limits(s).grace;
   return c;
 }
 
@@ -208,6 +234,7 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.max_streams = static_cast<size_t>(s.integer("max-streams"));
   b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
   b.stream_token_secret = s.str("stream-token-secret");
+  b.reader_close_timeout = shutdown_limits(s).drain;
   return b;
 }
 

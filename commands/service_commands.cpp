@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -43,7 +44,7 @@ void serve_until_signal(httplib::Server& server, const Settings& s, const std::s
     if (before_stop) before_stop();
     server.stop();
   });
-  server.listen_after_bind();
+  if (!signal.received()) server.listen_after_bind();  // a signal during start-up ran no action
   signal.set_action(nullptr);
 }
 
@@ -86,7 +87,7 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
     if (before_stop) before_stop();
     server.stop();
   });
-  server.listen_after_bind();
+  if (!signal.received()) server.listen_after_bind();
   signal.set_action(nullptr);
   stop_fronts();
 }
@@ -98,6 +99,19 @@ void drain_producer(producer::Producer& producer, const Settings& s) {
   spdlog::info("shutting down: refusing new batches for {} ms before closing", s.integer("shutdown-grace-ms"));
   std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
 }
+
+// What the shutdown settings bound in each role (the process ends within their sum + 5 s).
+const char* const kProducerGrace =
+    "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that load "
+    "balancers move clients away";
+const char* const kProducerDrain =
+    "on SIGTERM, after the API closed: how long Kafka gets to acknowledge the jobs sent (the outbox "
+    "sweep publishes the others again)";
+const char* const kConsumerDrain =
+    "on SIGTERM, how long the jobs in flight get to finish (the others are handed back to the group)";
+const char* const kConsumerGrace =
+    "on SIGTERM, after the drain: how long Kafka gets to take the last offset commits and the "
+    "group leave (jobs whose offsets it did not take are redelivered)";
 
 std::string first_failure(const std::vector<std::string>& reasons) {
   for (const auto& r : reasons)
@@ -118,16 +132,22 @@ int standalone(int argc, char** argv) {
   add_broadcaster_settings(s);
   add_retention_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(
+      s,
+      "on SIGTERM, how long the consumer workers get to finish the jobs in flight (they stop taking "
+      "jobs at once), and Kafka to acknowledge the jobs sent and close the events reader",
+      std::string(kProducerGrace) + "; then also how long Kafka gets to take the consumers' last "
+      "offset commits and group leave");
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
 
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   std::unique_ptr<EmbeddedBroker> broker;
   if (kafka.brokers.empty()) {
     broker = std::make_unique<EmbeddedBroker>(kafka.partitions);
@@ -176,9 +196,11 @@ int standalone(int argc, char** argv) {
   for (auto& c : consumers) c->start();
   producer.start();
   pruner.start();
-  serve_behind_front(
-      *server, broadcaster, s, "standalone", signal, [&] { drain_producer(producer, s); },
-      [&] { broadcaster.stop(); });
+  auto drain = [&] {
+    for (auto& c : consumers) c->begin_stop();  // their drain runs during the API's grace
+    drain_producer(producer, s);
+  };
+  serve_behind_front(*server, broadcaster, s, "standalone", signal, drain, [&] { broadcaster.stop(); });
   pruner.stop();
   producer.stop();
   for (auto& c : consumers) c->begin_stop();
@@ -195,13 +217,14 @@ int producer(int argc, char** argv) {
   add_producer_settings(s);
   add_retention_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(s, kProducerDrain, kProducerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);
   check_access_settings(s, true);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   RetentionPruner pruner(s.str("db"), retention);
   producer::Producer producer(producer_settings(s, kafka));
@@ -224,11 +247,12 @@ int consumer(int argc, char** argv) {
   add_common_settings(s);
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_consumer_settings(s);
+  add_shutdown_settings(s, kConsumerDrain, kConsumerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
   worker.start();
@@ -256,21 +280,35 @@ int broadcaster(int argc, char** argv) {
   add_broadcaster_settings(s);
   add_broadcaster_api_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(
+      s, "on SIGTERM, after the streams ended: how long the Kafka events reader gets to close",
+      "on SIGTERM, how long /readyz fails (streams still flow) before every stream ends with a final "
+      "retry: and the listener closes, so that load balancers move clients away");
   if (!parse_settings(s, argc, argv)) return 0;
   check_access_settings(s, false);
-  BroadcasterSettings settings = broadcaster_api_settings(s, kafka_settings(s));  // exactly one of --db, --api
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
+  BroadcasterSettings settings = broadcaster_api_settings(s, kafka);  // exactly one of --db and --api
   if (!settings.db_path.empty()) migrate_database(settings.db_path);
-  ensure_topics(settings.kafka);
+  ensure_topics(kafka);
   Broadcaster broadcaster(settings);
   auto server = make_server(http_settings(s));
-  register_health_routes(*server, [&] { return broadcaster.readiness(); });
+  std::atomic<bool> draining{false};
+  register_health_routes(*server, [&] {
+    if (draining) return std::string("shutting down");
+    return broadcaster.readiness();
+  });
   register_metrics_route(*server);
   enable_cors(*server, cors_policy(s));
   broadcaster.register_routes(*server);
   broadcaster.start();
-  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, nullptr, [&] { broadcaster.stop(); });
+  auto drain = [&] {
+    draining = true;
+    spdlog::info("shutting down: failing /readyz for {} ms before the streams end", s.integer("shutdown-grace-ms"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
+  };
+  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, drain, [&] { broadcaster.stop(); });
   broadcaster.stop();
   return 0;
 }

@@ -5,13 +5,16 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 struct rd_kafka_mock_cluster_s;
 
@@ -22,25 +25,85 @@ class KafkaError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One `key=value` line of a --kafka-config file.
+struct KafkaProperty {
+  std::string name, value;
+  int line = 0;
+};
+
 struct KafkaSettings {
   std::string brokers;              // bootstrap servers, host:port[,host:port]
   int partitions = 12;              // for topics feedpipe creates
-  int linger_ms = 5;
+  int linger_ms = 5;                // job producer: batching helps throughput
+  // The producer of events: latency first. One request in flight at a time, sent without
+  // lingering; what is produced while it is in flight goes out together in the next one.
+  int events_linger_ms = 0;
   int fetch_wait_max_ms = 10;       // librdkafka's default (500) caps a consumer at a few thousand msg/s
   int session_timeout_ms = 6000;
   std::string compression = "lz4";  // producers' compression.type (none, gzip, snappy, lz4, zstd)
-  std::map<std::string, std::string> extra;  // any librdkafka property, applied last
+  // --kafka-config: properties for every client, applied over feedpipe's defaults.
+  std::string config_file;
+  std::vector<KafkaProperty> file_properties;
+  // Properties whose --kafka-* flag was given explicitly (not its default): they win over the file.
+  std::set<std::string> explicit_properties;
+  std::map<std::string, std::string> extra;  // set by code (tests), applied after the file and flags
 };
 
-// A configuration with the common properties set; throws KafkaError on a bad property.
-std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings);
+// Parses a client.properties file (the format of Kafka's tools and `kcat -F`): `key=value`
+// lines, `#` and `!` comment lines, blank lines; whitespace around key and value is trimmed.
+// Throws ConfigError naming `path` and the line (never its text: it may hold a secret).
+std::vector<KafkaProperty> parse_kafka_config(std::string_view text, const std::string& path);
+std::vector<KafkaProperty> read_kafka_config(const std::string& path);
+
+// Refuses, with a ConfigError naming the file and line, a file property feedpipe's correctness
+// depends on (offset commits, group ids, idempotence, callbacks) or one librdkafka rejects.
+void check_kafka_config(const KafkaSettings& settings);
+
+// sasl.password, ssl.key.pem, any name containing "password" or "secret", ...
+bool is_secret_kafka_property(std::string_view name);
+// `text` with the value of every secret property set so far replaced by "[redacted]".
+std::string redact_kafka_secrets(std::string text);
+
+// What one client sets on top of the common properties. Build one with producer_client() or
+// consumer_client() and add to it; then make_conf().
+struct KafkaClientConf {
+  std::string name;                             // in logs: "jobs producer", "group consumer", ...
+  std::map<std::string, std::string> defaults;  // feedpipe's tuning: the file may change it
+  std::map<std::string, std::string> required;  // what the client depends on: refused in the file
+};
+// Idempotent (enable.idempotence, acks=all); linger.ms and compression.type from the settings.
+KafkaClientConf producer_client(const KafkaSettings& settings, std::string name);
+// Offsets committed by feedpipe only (no auto commit or store); fetch.wait.max.ms from the settings.
+KafkaClientConf consumer_client(const KafkaSettings& settings, std::string name, std::string group_id);
+
+// The one place a client's configuration is built, in this order: client.id=feedpipe and
+// client.defaults; the --kafka-config file; the defaults whose --kafka-* flag was given
+// explicitly; bootstrap.servers (settings.brokers); settings.extra; client.required and feedpipe's
+// log callback. Logs the properties at debug level ("kafka client NAME: ...", secrets redacted).
+// Throws ConfigError for a property librdkafka rejects or a file property the client requires.
+// A client puts its tuning in client.defaults, not in set_conf() calls after make_conf(), so
+// that the file can change it.
+std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings, const KafkaClientConf& client);
+// Sets one property; throws ConfigError with librdkafka's message (a secret's value redacted).
 void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value);
+
+// The producer of events: latency first. events_linger_ms, one request in flight.
+KafkaClientConf event_producer_client(const KafkaSettings& settings);
 
 // Creates feed.refresh.jobs and feed.refresh.events when missing (existing topics are kept).
 void ensure_topics(const KafkaSettings& settings);
 
 // The number of partitions of a topic, from the cluster's metadata.
 int partition_count(RdKafka::Handle& handle, const std::string& topic, int timeout_ms = 5000);
+
+// Closes `consumer` (what it must wait for: commits in flight, the group's LeaveGroup answer),
+// serving its callbacks (rebalance_cb) on this thread, for up to `timeout`, then destroys it.
+// librdkafka's own close() has no timeout and hung on a broker that died at that moment. Past the
+// timeout the handle is leaked (destroying it would wait again) and the give-up recorded: the
+// process must then end with _exit (common/shutdown_wait.h, commands/signals.h). `name` says
+// which consumer, in logs. True when it closed.
+bool close_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer, std::chrono::milliseconds timeout,
+                    const std::string& name);
 
 // A producer whose delivery reports go to one callback, served by a thread of its own.
 // Idempotent (acks=all, enable.idempotence), small linger. Thread-safe.
@@ -50,8 +113,19 @@ class KafkaProducer {
   // value given to produce(). Runs on the producer's poll thread.
   using DeliveryCallback = std::function<void(uint64_t opaque, RdKafka::ErrorCode err)>;
 
-  KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery);
-  ~KafkaProducer();  // flushes for up to 5 s
+  // `name` names it in logs ("jobs producer"); its configuration is producer_client()'s.
+  KafkaProducer(const KafkaSettings& settings, const std::string& name, DeliveryCallback on_delivery);
+  // `topics`: the topics it will produce to. Their metadata is read as soon as the producer starts:
+  // librdkafka otherwise looks up a topic first produced to only at its next one-second topic
+  // scan, which held the first events of a new consumer back for up to a second.
+  KafkaProducer(const KafkaSettings& settings, const KafkaClientConf& client, DeliveryCallback on_delivery,
+                std::vector<std::string> topics = {});
+  ~KafkaProducer();  // close(5 s) unless closed
+
+  // Waits up to `timeout` for Kafka to acknowledge outstanding messages, then drops those left
+  // (their delivery reports say ERR__PURGE_*) and stops serving reports; false when any was
+  // dropped. Call it once, when nothing is produced any more.
+  bool close(std::chrono::milliseconds timeout);
 
   // Queues a message; false (with the reason in `error`) when it cannot even be queued.
   bool produce(std::string_view topic, std::string_view key, std::string_view value,
@@ -63,10 +137,13 @@ class KafkaProducer {
 
  private:
   class Reporter;
+  void learn_topics();
   std::unique_ptr<Reporter> reporter_;
   std::unique_ptr<RdKafka::Producer> producer_;
+  std::vector<std::unique_ptr<RdKafka::Topic>> topics_;  // kept known to the producer
   std::atomic<bool> stop_{false};
   std::thread poller_;
+  bool closed_ = false;
 };
 
 // librdkafka's mock cluster: a Kafka protocol server on loopback, in this process. It keeps

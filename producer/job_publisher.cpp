@@ -11,7 +11,9 @@ namespace feedpipe::producer {
 
 JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
   kafka_ = std::make_unique<KafkaProducer>(
-      settings_.kafka, [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); });
+      settings_.kafka, producer_client(settings_.kafka, "jobs producer"),
+      [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); },
+      std::vector<std::string>{std::string(kJobsTopic)});
 }
 
 JobPublisher::~JobPublisher() { stop(); }
@@ -25,7 +27,7 @@ void JobPublisher::stop() {
   if (stop_.exchange(true)) return;
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  kafka_->flush(5000);
+  kafka_->close(settings_.flush_timeout);
   record_acknowledgements();
 }
 

@@ -25,6 +25,7 @@ struct ProducerSettings {
   std::chrono::milliseconds outbox_sweep_interval{5000};
   std::chrono::milliseconds job_lease{300000};  // a job running longer is published again
   bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
+  std::chrono::milliseconds flush_timeout{10000};  // on stop: Kafka's acknowledgement of sent jobs
   // GET /v1/batches/{id}/events with Accept: application/json (the JSON events page, which
   // broadcasters with --api read); `standalone` leaves it to its broadcaster's routes.
   bool serve_events_page = true;

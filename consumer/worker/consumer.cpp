@@ -2,12 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <unordered_map>
 
+#include "common/config.h"
 #include "common/db_pool.h"
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
@@ -68,29 +71,32 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
   return o;
 }
 
+metrics::Gauge& assigned_partitions() {
+  return metrics::gauge("feedpipe_consumer_assigned_partitions",
+                        "Partitions of feed.refresh.jobs assigned to this process's consumers.");
+}
+
 }  // namespace
 
 class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
-    events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+    events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
+                                             std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
                                               settings_.on_events_committed);
-    auto conf = make_conf(settings_.kafka);
-    set_conf(*conf, "group.id", settings_.group_id);
-    set_conf(*conf, "enable.auto.commit", "false");
-    set_conf(*conf, "enable.auto.offset.store", "false");
-    set_conf(*conf, "auto.offset.reset", "earliest");
-    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
-    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
-    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
-    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
-    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    const auto& k = settings_.kafka;
+    auto client = consumer_client(k, "group consumer", settings_.group_id);
+    client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
+    client.defaults["heartbeat.interval.ms"] = std::to_string(std::max(100, k.session_timeout_ms / 6));
+    client.required["auto.offset.reset"] = "earliest";
+    client.required["partition.assignment.strategy"] = "cooperative-sticky";
+    auto conf = make_conf(k, client);
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw KafkaError("rebalance_cb: " + err);
     kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    if (!kafka_) throw KafkaError("cannot create Kafka consumer: " + err);
+    if (!kafka_) throw ConfigError("cannot create the Kafka group consumer: " + redact_kafka_secrets(err));
     auto rc = kafka_->subscribe({std::string(kJobsTopic)});
     if (rc != RdKafka::ERR_NO_ERROR)
       throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
@@ -110,11 +116,14 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer assigned {} partition(s)", ids.size());
+      assigned_partitions().add(static_cast<int64_t>(ids.size()));
       joined_ = true;
+      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
-      // redelivered to the new owner, and recording them twice changes nothing.
-      commit(offsets_.revoke(ids), true);
+      // redelivered to the new owner, and recording them twice changes nothing. While closing,
+      // the commit is asynchronous: close waits for it, within its own bound.
+      commit(offsets_.revoke(ids), !closing_);
       auto e = cooperative ? consumer->incremental_unassign(partitions) : nullptr;
       if (!cooperative) consumer->unassign();
       if (e) {
@@ -122,6 +131,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer revoked {} partition(s)", ids.size());
+      assigned_partitions().add(-static_cast<int64_t>(ids.size()));
     }
   }
 
@@ -164,25 +174,41 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     size_t backlog = offsets_.in_flight();
     std::vector<int64_t> started;
     const bool reading = backlog < settings_.max_backlog;
-    if (reading) {
-      // Wait for Kafka only when there is nothing to drive in curl.
-      int timeout = fetcher_.pending() == 0 ? 50 : 0;
-      for (size_t n = 0; backlog + n < settings_.max_backlog && n < 512; ++n) {
-        std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
-        if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
-        if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
-        if (msg->err() != RdKafka::ERR_NO_ERROR) {
-          spdlog::warn("kafka consume: {}", msg->errstr());
-          break;
-        }
-        take(*msg, started);
+    pause_reading(!reading);
+    // Kafka is polled even with the backlog full: a rebalance waits until every member has served
+    // its callback, and a member that stopped polling held a new replica's join up for a whole
+    // session timeout. Paused partitions return no messages meanwhile.
+    int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
+    for (size_t n = 0; n < 512 && (n == 0 || backlog + n < settings_.max_backlog); ++n) {
+      std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        spdlog::warn("kafka consume: {}", msg->errstr());
+        break;
       }
+      take(*msg, started);  // a message fetched before the pause is still taken
     }
     writer_->mark_running(std::move(started));
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
+  }
+
+  // Pauses (or resumes) fetching on every assigned partition. Paused partitions drop what was
+  // prefetched; it is fetched again from the position after the last message taken.
+  void pause_reading(bool pause) {
+    if (pause == paused_) return;
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    auto rc = pause ? kafka_->pause(parts) : kafka_->resume(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (rc != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("kafka {}: {}", pause ? "pause" : "resume", RdKafka::err2str(rc));
+      return;
+    }
+    paused_ = pause;
   }
 
   void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
@@ -279,23 +305,36 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     std::vector<RdKafka::TopicPartition*> tps;
     for (const auto& po : offsets)
       tps.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), po.partition, po.offset));
+    std::optional<ShutdownWait> wait;
+    if (sync) wait.emplace("Kafka to answer a synchronous offset commit (rebalance)");
     auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
     if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
       spdlog::warn("offset commit failed: {} (jobs will be redelivered and skipped)", RdKafka::err2str(rc));
     RdKafka::TopicPartition::destroy(tps);
   }
 
+  // Every wait here is bounded: the fetches by the drain timeout, Kafka (the last commits, the
+  // group leave, the events) by the close timeout; what Kafka does not take is redelivered.
   void drain() {
     auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
-    while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
-      for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    {
+      ShutdownWait wait("the consumer's fetches in flight");
+      while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
+        for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    }
     if (fetcher_.pending() > 0)
       spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
-    writer_->stop();
-    commit(offsets_.to_commit(), true);
+    {
+      ShutdownWait wait("the consumer's SQLite writer");
+      writer_->stop();
+    }
     finish_joining(deadline);
-    kafka_->close();
-    events_->flush(5000);
+    auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
+    closing_ = true;
+    commit(offsets_.to_commit(), false);  // close waits for it
+    close_consumer(kafka_, settings_.kafka_close_timeout, "the consumer");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
+    events_->close(std::max(left, std::chrono::milliseconds(0)));
   }
 
   // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
@@ -317,7 +356,9 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
+  bool paused_ = false;  // fetching paused while the backlog is full (fetch thread only)
   std::atomic<bool> joined_{false};
+  bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
 
