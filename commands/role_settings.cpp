@@ -6,8 +6,8 @@
 
 namespace feedpipe::commands {
 
-void add_common_settings(Settings& s) {
-  s.add("db", "./feedpipe.db", "SQLite database file (shared by every role of one host)")
+void add_common_settings(Settings& s, const std::string& default_db) {
+  s.add("db", default_db, "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
       .add("kafka-linger-ms", "5", "job producer batching delay (linger.ms)")
@@ -60,7 +60,7 @@ void add_consumer_settings(Settings& s) {
 
 void add_broadcaster_settings(Settings& s) {
   s.add("heartbeat-ms", "15000", "SSE ': ping' interval")
-      .add("sweep-ms", "1000", "how often watched batches are re-read from SQLite")
+      .add("sweep-ms", "1000", "how often watched, uncompleted batches are re-read from SQLite (or the API)")
       .add("sse-retry-ms", "3000", "SSE retry: hint")
       .add("max-streams", "20000", "open SSE streams per process; more get 503 with Retry-After")
       .add("stream-buffer-bytes", std::to_string(256 * 1024),
@@ -68,6 +68,14 @@ void add_broadcaster_settings(Settings& s) {
       .add("stream-loops", "1", "event loops serving the SSE streams, on one port (SO_REUSEPORT); the stream caps are shared between them")
       .add("max-streams-per-ip", "20000", "open SSE streams per client address; more get 429 with Retry-After (0: no cap)")
       .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
+}
+
+void add_broadcaster_api_settings(Settings& s) {
+  s.add("api", "",
+        "instead of --db: a producer's URL (http://host:port); batch history and gaps are read from its JSON "
+        "events page, so the broadcaster may run on a host without the database")
+      .add("api-connect-timeout-ms", "1000", "--api: connect timeout of a page read")
+      .add("api-timeout-ms", "3000", "--api: read timeout of a page read (a slow or down API is retried with backoff)");
 }
 
 void add_access_settings(Settings& s) {
@@ -135,6 +143,7 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
   f.stream_buffer_bytes = b.stream_buffer_bytes;
   f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
   f.heartbeat = b.heartbeat;
+  f.async_first_read = !b.api_url.empty();  // an API may be slow: its reads stay off the stream loop
   f.retry_ms = b.retry_ms;
   f.stream_token_secret = b.stream_token_secret;
   f.stream_rate_per_minute = s.integer("stream-rate-limit");
@@ -226,6 +235,17 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
   b.stream_token_secret = s.str("stream-token-secret");
   b.reader_close_timeout = shutdown_limits(s).drain;
+  return b;
+}
+
+BroadcasterSettings broadcaster_api_settings(const Settings& s, const KafkaSettings& kafka) {
+  BroadcasterSettings b = broadcaster_settings(s, kafka);
+  b.api_url = s.str("api");
+  b.api_connect_timeout = std::chrono::milliseconds(s.integer("api-connect-timeout-ms"));
+  b.api_timeout = std::chrono::milliseconds(s.integer("api-timeout-ms"));
+  if (b.api_connect_timeout.count() < 1 || b.api_timeout.count() < 1)
+    throw ConfigError("--api-connect-timeout-ms and --api-timeout-ms must be at least 1");
+  Broadcaster::check_source(b);
   return b;
 }
 
