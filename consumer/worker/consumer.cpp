@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <optional>
-#include <algorithm>
-#include <deque>
 #include <unordered_map>
 
 #include "common/config.h"
@@ -17,6 +15,7 @@
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
 #include "consumer/worker/outcome_writer.h"
+#include "consumer/worker/read_ahead.h"
 
 namespace feedpipe::consumer {
 namespace {
@@ -82,7 +81,8 @@ metrics::Gauge& assigned_partitions() {
 
 class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
-  explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
+  explicit Loop(ConsumerSettings settings)
+      : settings_(std::move(settings)), fetcher_(settings_.fetch), read_ahead_(settings_.max_read_ahead) {
     events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                              std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
@@ -99,6 +99,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       throw KafkaError("rebalance_cb: " + err);
     kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
     if (!kafka_) throw ConfigError("cannot create the Kafka group consumer: " + redact_kafka_secrets(err));
+    read_ahead_.attach(kafka_.get());
     auto rc = kafka_->subscribe({std::string(kJobsTopic)});
     if (rc != RdKafka::ERR_NO_ERROR)
       throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
@@ -120,15 +121,9 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       spdlog::info("consumer assigned {} partition(s)", ids.size());
       assigned_partitions().add(static_cast<int64_t>(ids.size()));
       joined_ = true;
-      // New partitions join the paused ones, or are resumed: librdkafka keeps a partition's pause
-      // flag through an unassign, so a partition paused, lost and assigned again stays paused.
-      auto rc = paused_ ? consumer->pause(partitions) : consumer->resume(partitions);
-      if (rc != RdKafka::ERR_NO_ERROR) spdlog::warn("kafka pause/resume on assign: {}", RdKafka::err2str(rc));
+      read_ahead_.on_assign(*consumer, partitions);
     } else {
-      // Jobs read but not yet taken go back to Kafka with the partition (they were never counted).
-      std::erase_if(stash_, [&](const auto& m) {
-        return std::find(ids.begin(), ids.end(), m->partition()) != ids.end();
-      });
+      read_ahead_.on_revoke(ids);
       // Commit what is finished before the partitions move; jobs still in flight here are
       // redelivered to the new owner, and recording them twice changes nothing. While closing,
       // the commit is asynchronous: close waits for it, within its own bound.
@@ -181,54 +176,16 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
 
   void step() {
     std::vector<int64_t> started;
-    // Jobs read while the backlog was full go first.
-    while (!stash_.empty() && offsets_.in_flight() < settings_.max_backlog) {
-      take(*stash_.front(), started);
-      stash_.pop_front();
-    }
-    const size_t backlog = offsets_.in_flight();
-    const bool reading = backlog < settings_.max_backlog;
-    // Kafka is polled even with the backlog full: a rebalance waits until every member has served
-    // its callback, and a member that stopped polling held a new replica's join up until the
-    // broker gave up on it. What is read meanwhile waits in the stash. Only a full stash pauses
-    // the partitions: pausing drops what librdkafka prefetched and resuming fetches it again,
-    // which cut a 304 pass to a third of its speed when it happened at every full backlog.
-    if (stash_.size() >= settings_.max_read_ahead) pause_reading(true);
-    else if (stash_.empty()) pause_reading(false);
+    const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
-    for (size_t n = 0; n < 512 && (n == 0 || stash_.size() < settings_.max_read_ahead); ++n) {
-      std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
-      if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
-      if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
-      if (msg->err() != RdKafka::ERR_NO_ERROR) {
-        spdlog::warn("kafka consume: {}", msg->errstr());
-        break;
-      }
-      if (offsets_.in_flight() < settings_.max_backlog && stash_.empty())
-        take(*msg, started);
-      else
-        stash_.push_back(std::move(msg));
-    }
+    read_ahead_.read(
+        timeout, [&] { return offsets_.in_flight() < settings_.max_backlog; },
+        [&](RdKafka::Message& msg) { take(msg, started); });
     writer_->mark_running(std::move(started));
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
-  }
-
-  // Pauses (or resumes) fetching on every assigned partition. Paused partitions drop what was
-  // prefetched; it is fetched again from the position after the last message taken.
-  void pause_reading(bool pause) {
-    if (pause == paused_) return;
-    std::vector<RdKafka::TopicPartition*> parts;
-    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
-    auto rc = pause ? kafka_->pause(parts) : kafka_->resume(parts);
-    RdKafka::TopicPartition::destroy(parts);
-    if (rc != RdKafka::ERR_NO_ERROR) {
-      spdlog::warn("kafka {}: {}", pause ? "pause" : "resume", RdKafka::err2str(rc));
-      return;
-    }
-    paused_ = pause;
   }
 
   void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
@@ -376,10 +333,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
-  // Read while the backlog was full, not yet taken; fetching pauses when it holds max_read_ahead.
-  // Fetch thread only (the rebalance callback runs inside consume(), on it).
-  std::deque<std::unique_ptr<RdKafka::Message>> stash_;
-  bool paused_ = false;
+  ReadAhead read_ahead_;  // fetch thread only (the rebalance callback runs inside consume(), on it)
   std::atomic<bool> joined_{false};
   bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> taken_{0}, fetches_{0};
