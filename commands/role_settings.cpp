@@ -2,18 +2,26 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/logging.h"
+#include "common/model.h"
 
 namespace feedpipe::commands {
 
-void add_common_settings(Settings& s) {
-  s.add("db", "./feedpipe.db", "SQLite database file (shared by every role of one host)")
+void add_common_settings(Settings& s, const std::string& default_db) {
+  s.add("db", default_db,
+        default_db.empty() ? "SQLite database file (shared by every role of one host); none when empty"
+                           : "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
       .add("kafka-linger-ms", "5", "producer batching delay")
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
+      .add("kafka-max-message-bytes", std::to_string(kMaxMessageBytes),
+           "(expert) producers' message.max.bytes: a job outcome larger than this fails its job; "
+           "keep it at most the topics' max.message.bytes")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
@@ -72,6 +80,13 @@ void add_broadcaster_settings(Settings& s) {
       .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
 }
 
+void add_recorder_settings(Settings& s) {
+  s.add("recorder-max-backlog", "1024", "outcomes a recorder holds before it pauses reading")
+      .add("write-group", "512", "job outcomes per SQLite transaction")
+      .add("drain-timeout-ms", "10000", "on shutdown, time to record the outcomes already read")
+      .add("shutdown-grace-ms", "1000", "on SIGTERM, how long /readyz fails before the recorder stops (with --http)");
+}
+
 void add_access_settings(Settings& s) {
   s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch); give the producer and broadcasters the same secret")
       .add("cors-origins", "", "origins allowed to call the API and open streams from a browser (comma list, or *); off when empty")
@@ -102,6 +117,9 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");
+  k.max_message_bytes = static_cast<int>(s.integer("kafka-max-message-bytes"));
+  if (k.max_message_bytes < 1000 || k.max_message_bytes > 1000000000)
+    throw ConfigError("--kafka-max-message-bytes must be between 1000 and 1000000000");
   return k;
 }
 
@@ -174,6 +192,17 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
   c.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
   return c;
+}
+
+consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka) {
+  consumer::RecorderSettings r;
+  r.db_path = s.str("db");
+  if (r.db_path.empty()) throw ConfigError("the recorder needs --db");
+  r.kafka = kafka;
+  r.max_backlog = static_cast<size_t>(std::max(1L, s.integer("recorder-max-backlog")));
+  r.max_write_group = static_cast<size_t>(std::max(1L, s.integer("write-group")));
+  r.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
+  return r;
 }
 
 RetentionSettings retention_settings(const Settings& s) {

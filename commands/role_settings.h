@@ -8,15 +8,18 @@
 #include "common/kafka.h"
 #include "common/retention.h"
 #include "consumer/worker/consumer.h"
+#include "consumer/worker/recorder.h"
 #include "producer/producer.h"
 
 namespace feedpipe::commands {
 
-void add_common_settings(Settings& s);       // --db, --brokers, logging, Kafka tuning
+// --db (default `default_db`: consumer and broadcaster have none), --brokers, logging, Kafka tuning
+void add_common_settings(Settings& s, const std::string& default_db = "./feedpipe.db");
 void add_http_settings(Settings& s, const std::string& default_listen);
 void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
+void add_recorder_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
 // Access settings every serving command shares (stream token secret, CORS, trusted proxies,
 // rate-limiter memory); add_producer_settings and add_broadcaster_settings add their own.
@@ -29,6 +32,7 @@ KafkaSettings kafka_settings(const Settings& s);
 HttpServerSettings http_settings(const Settings& s);
 producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka);
 consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
+consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka);
 RetentionSettings retention_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).

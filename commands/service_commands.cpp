@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -97,6 +98,12 @@ void drain_producer(producer::Producer& producer, const Settings& s) {
   producer.begin_drain();
   spdlog::info("shutting down: refusing new batches for {} ms before closing", s.integer("shutdown-grace-ms"));
   std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
+}
+
+// Where a broadcaster reads history and fills gaps from: its database (--db). Exits with status 2
+// (ConfigError) when there is none.
+void check_broadcaster_source(const Settings& s) {
+  if (s.str("db").empty()) throw ConfigError("broadcaster needs --db (or --api URL)");
 }
 
 std::string first_failure(const std::vector<std::string>& reasons) {
@@ -219,14 +226,20 @@ int producer(int argc, char** argv) {
 }
 
 int consumer(int argc, char** argv) {
-  Settings s("consumer", "A member of the consumer group feedpipe-consumers: fetches, parses, records.");
-  add_common_settings(s);
+  Settings s("consumer",
+             "A member of the consumer group feedpipe-consumers: fetches and parses feeds, and records\n"
+             "them in --db, or, without --db, publishes the outcomes for a recorder.");
+  add_common_settings(s, "");
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_consumer_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
-  migrate_database(s.str("db"));
+  if (!s.str("db").empty())
+    migrate_database(s.str("db"));
+  else
+    spdlog::info("consumer without --db: outcomes go to topic {}; a `feedpipe recorder --db FILE` must run "
+                 "to record them", kOutcomesTopic);
   KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
@@ -248,11 +261,12 @@ int consumer(int argc, char** argv) {
 
 int broadcaster(int argc, char** argv) {
   Settings s("broadcaster", "Serves batch event streams (SSE) from Kafka and SQLite.");
-  add_common_settings(s);
+  add_common_settings(s, "");
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
   add_access_settings(s);
   if (!parse_settings(s, argc, argv)) return 0;
+  check_broadcaster_source(s);
   check_access_settings(s, false);
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
@@ -270,6 +284,43 @@ int broadcaster(int argc, char** argv) {
   broadcaster.start();
   serve_behind_front(*server, broadcaster, s, "broadcaster", signal, nullptr, [&] { broadcaster.stop(); });
   broadcaster.stop();
+  return 0;
+}
+
+int recorder(int argc, char** argv) {
+  Settings s("recorder",
+             "Records the job outcomes that consumers without --db publish to feed.refresh.outcomes\n"
+             "(group feedpipe-recorders), and publishes their events.");
+  add_common_settings(s);
+  s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
+  add_recorder_settings(s);
+  if (!parse_settings(s, argc, argv)) return 0;
+  KafkaSettings kafka = kafka_settings(s);
+  consumer::RecorderSettings settings = recorder_settings(s, kafka);
+  ShutdownSignal signal;
+  MemoryTrimmer trimmer = memory_policy(s);
+  migrate_database(settings.db_path);
+  ensure_topics(kafka);
+  consumer::Recorder recorder(settings);
+  recorder.start();
+  if (s.str("http").empty()) {
+    spdlog::info("feedpipe recorder running");
+    signal.wait();
+  } else {
+    std::atomic<bool> draining{false};
+    HttpServerSettings h;
+    h.threads = 4;
+    auto server = make_server(h);
+    register_health_routes(*server, [&] {
+      return draining ? std::string("shutting down") : recorder.readiness();
+    });
+    register_metrics_route(*server);
+    serve_until_signal(*server, s, "recorder", signal, [&] {
+      draining = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
+    });
+  }
+  recorder.stop();
   return 0;
 }
 

@@ -29,6 +29,9 @@ struct KafkaSettings {
   int fetch_wait_max_ms = 10;       // librdkafka's default (500) caps a consumer at a few thousand msg/s
   int session_timeout_ms = 6000;
   std::string compression = "lz4";  // producers' compression.type (none, gzip, snappy, lz4, zstd)
+  // Producers' message.max.bytes: the largest message they send (a larger one is refused with
+  // ERR_MSG_SIZE_TOO_LARGE); the topics feedpipe creates accept kMaxMessageBytes.
+  int max_message_bytes = 16 << 20;
   std::map<std::string, std::string> extra;  // any librdkafka property, applied last
 };
 
@@ -36,7 +39,8 @@ struct KafkaSettings {
 std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings);
 void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value);
 
-// Creates feed.refresh.jobs and feed.refresh.events when missing (existing topics are kept).
+// Creates feed.refresh.jobs, feed.refresh.events and feed.refresh.outcomes when missing, with
+// max.message.bytes of 16 MiB (existing topics are kept as they are).
 void ensure_topics(const KafkaSettings& settings);
 
 // The number of partitions of a topic, from the cluster's metadata.
@@ -53,9 +57,10 @@ class KafkaProducer {
   KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery);
   ~KafkaProducer();  // flushes for up to 5 s
 
-  // Queues a message; false (with the reason in `error`) when it cannot even be queued.
+  // Queues a message; false (with the reason in `error`, librdkafka's code in `code`) when it
+  // cannot even be queued.
   bool produce(std::string_view topic, std::string_view key, std::string_view value,
-               uint64_t opaque = 0, std::string* error = nullptr);
+               uint64_t opaque = 0, std::string* error = nullptr, RdKafka::ErrorCode* code = nullptr);
   // Waits for outstanding messages; true when none is left.
   bool flush(int timeout_ms);
   int outstanding() const { return producer_->outq_len(); }

@@ -1,0 +1,197 @@
+#include "consumer/worker/recorder.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+
+#include "common/db_pool.h"
+#include "common/metrics.h"
+#include "common/outcome_message.h"
+#include "common/thread_name.h"
+#include "consumer/worker/offset_tracker.h"
+#include "consumer/worker/outcome_writer.h"
+
+namespace feedpipe::consumer {
+namespace {
+
+metrics::Counter& skipped_total(const std::string& reason) {
+  return metrics::counter("feedpipe_outcomes_skipped_total",
+                          "Messages of feed.refresh.outcomes the recorder could not read, by reason.",
+                          "reason=\"" + reason + "\"");
+}
+
+}  // namespace
+
+class Recorder::Loop : public RdKafka::RebalanceCb {
+ public:
+  explicit Loop(RecorderSettings settings) : settings_(std::move(settings)) {
+    // Register the skip counters up front, so that /metrics shows them at 0.
+    for (const char* reason : {"bad_json", "unknown_version", "bad_fields"}) skipped_total(reason);
+    events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, events_.get(), offsets_, settings_.max_write_group);
+    auto conf = make_conf(settings_.kafka);
+    set_conf(*conf, "group.id", settings_.group_id);
+    set_conf(*conf, "enable.auto.commit", "false");
+    set_conf(*conf, "enable.auto.offset.store", "false");
+    set_conf(*conf, "auto.offset.reset", "earliest");
+    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
+    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
+    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
+    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
+    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    std::string err;
+    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
+      throw KafkaError("rebalance_cb: " + err);
+    kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
+    if (!kafka_) throw KafkaError("cannot create Kafka consumer: " + err);
+    auto rc = kafka_->subscribe({std::string(kOutcomesTopic)});
+    if (rc != RdKafka::ERR_NO_ERROR)
+      throw KafkaError("cannot subscribe to " + std::string(kOutcomesTopic) + ": " + RdKafka::err2str(rc));
+  }
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    std::vector<int32_t> ids;
+    for (auto* tp : partitions) ids.push_back(tp->partition());
+    RdKafka::Error* e = nullptr;
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      for (int32_t p : ids) offsets_.assign(p);
+      if (cooperative) e = consumer->incremental_assign(partitions);
+      else consumer->assign(partitions);
+      spdlog::info("recorder assigned {} partition(s)", ids.size());
+      joined_ = true;
+    } else {
+      // What is recorded is committed; outcomes still in the writer are read again by the new
+      // owner, and recording them twice changes nothing.
+      commit(offsets_.revoke(ids), true);
+      if (cooperative) e = consumer->incremental_unassign(partitions);
+      else consumer->unassign();
+      spdlog::info("recorder revoked {} partition(s)", ids.size());
+    }
+    if (e) {
+      spdlog::error("recorder rebalance: {}", e->str());
+      delete e;
+    }
+  }
+
+  void run() {
+    auto next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
+    while (!stopping_) {
+      try {
+        step();
+      } catch (const std::exception& e) {
+        spdlog::error("recorder loop: {}", e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (std::chrono::steady_clock::now() >= next_commit) {
+        commit(offsets_.to_commit(), false);
+        next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
+      }
+    }
+    drain();
+  }
+
+  void stop() { stopping_ = true; }
+  bool joined() const { return joined_; }
+  RecorderStats stats() const { return {read_, writer_->written(), skipped_}; }
+
+ private:
+  void step() {
+    if (offsets_.in_flight() >= settings_.max_backlog) {
+      // The writer has enough to do; keep the group membership alive without reading.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return;
+    }
+    for (size_t n = 0; offsets_.in_flight() < settings_.max_backlog && n < 512; ++n) {
+      std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? 50 : 0));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        spdlog::warn("kafka consume: {}", msg->errstr());
+        break;
+      }
+      take(*msg);
+    }
+  }
+
+  void take(RdKafka::Message& msg) {
+    const int32_t partition = msg.partition();
+    const int64_t offset = msg.offset();
+    offsets_.taken(partition, offset);
+    ++read_;
+    OutcomeMessage m;
+    try {
+      m = outcome_message_from_json(std::string_view(static_cast<const char*>(msg.payload()), msg.len()));
+    } catch (const OutcomeMessageError& e) {
+      // Nothing a retry would change: skip it, so that the partition goes on.
+      spdlog::warn("skipping message at {}[{}]@{}: {}", kOutcomesTopic, partition, offset, e.what());
+      skipped_total(e.reason()).add();
+      ++skipped_;
+      offsets_.done(partition, offset);
+      return;
+    }
+    const int64_t job_id = m.outcome.job_id;
+    writer_->submit(std::move(m.outcome), {job_id, partition, offset, std::chrono::steady_clock::now()});
+  }
+
+  void commit(const std::vector<PartitionOffset>& offsets, bool sync) {
+    if (offsets.empty()) return;
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (const auto& po : offsets)
+      tps.push_back(RdKafka::TopicPartition::create(std::string(kOutcomesTopic), po.partition, po.offset));
+    auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
+    if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
+      spdlog::warn("offset commit failed: {} (outcomes will be read again and change nothing)", RdKafka::err2str(rc));
+    RdKafka::TopicPartition::destroy(tps);
+  }
+
+  void drain() {
+    auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
+    writer_->stop();  // records everything read so far
+    commit(offsets_.to_commit(), true);
+    // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
+    // destroyed between JoinGroup and SyncGroup: let a join in progress finish first.
+    if (!joined_ && RdKafka::version() < 0x020300ff) {
+      while (!joined_ && std::chrono::steady_clock::now() < deadline)
+        std::unique_ptr<RdKafka::Message>(kafka_->consume(50));  // read here, stays uncommitted
+    }
+    kafka_->close();
+    events_->flush(5000);
+  }
+
+  RecorderSettings settings_;
+  OffsetTracker offsets_;
+  std::unique_ptr<KafkaProducer> events_;
+  std::unique_ptr<OutcomeWriter> writer_;
+  std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> joined_{false};
+  std::atomic<uint64_t> read_{0}, skipped_{0};
+};
+
+Recorder::Recorder(RecorderSettings settings) : loop_(std::make_unique<Loop>(std::move(settings))) {}
+
+Recorder::~Recorder() { stop(); }
+
+void Recorder::start() {
+  thread_ = named_thread("fp-recorder", [this] { loop_->run(); });
+}
+
+void Recorder::begin_stop() {
+  if (thread_.joinable()) loop_->stop();
+}
+
+void Recorder::stop() {
+  if (!thread_.joinable()) return;
+  loop_->stop();
+  thread_.join();
+}
+
+std::string Recorder::readiness() const {
+  return loop_->joined() ? "" : "recorder group not joined yet";
+}
+
+RecorderStats Recorder::stats() const { return loop_->stats(); }
+
+}  // namespace feedpipe::consumer
