@@ -1,0 +1,217 @@
+// The many-hosts shape on one machine: kafka-mock, a producer and two recorders on one SQLite
+// file, consumers WITHOUT a database (each in an empty working directory of its own) that publish
+// their outcomes to feed.refresh.outcomes, and a broadcaster.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/kafka.h"
+#include "common/model.h"
+#include "tests/support/harness.h"
+
+namespace feedpipe::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FetchAnywhereTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_ = std::make_unique<Process>("kafka-mock", std::vector<std::string>{"kafka-mock"},
+                                        dir_.file("kafka-mock.log"));
+    brokers_ = broker_->first_line(10s);
+    ASSERT_FALSE(brokers_.empty()) << broker_->log();
+    Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+
+    producer_port_ = free_port();
+    producer_ = start("producer", {"--db", db(), "--http", address(producer_port_)});
+    for (int i = 0; i < 2; ++i) {
+      recorder_ports_.push_back(free_port());
+      recorders_.push_back(start("recorder", {"--db", db(), "--http", address(recorder_ports_.back())}));
+    }
+    broadcaster_port_ = free_port();
+    broadcaster_ = start("broadcaster", {"--db", db(), "--http", address(broadcaster_port_), "--heartbeat-ms", "500"});
+    for (int port : {producer_port_, broadcaster_port_, recorder_ports_[0], recorder_ports_[1]})
+      ASSERT_TRUE(wait_ready(port)) << "port " << port;
+  }
+
+  std::string db() const { return dir_.file("feedpipe.db"); }
+  static std::string address(int port) { return "127.0.0.1:" + std::to_string(port); }
+
+  std::unique_ptr<Process> start(const std::string& role, std::vector<std::string> extra, const std::string& cwd = "") {
+    std::vector<std::string> args{role, "--brokers", brokers_, "--log-level", "info"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<Process>(role, args, dir_.file(role + std::to_string(++started_) + ".log"), "", cwd);
+  }
+
+  // A consumer without --db, in an empty working directory of its own; returns once it has
+  // joined its group (a rebalance with jobs in flight would fetch some of them twice: without a
+  // database a consumer cannot tell that a redelivered job was recorded already).
+  void start_consumer(std::vector<std::string> extra = {}) {
+    consumer_dirs_.push_back(std::make_unique<TempDir>());
+    const int port = free_port();
+    std::vector<std::string> args{"--http", address(port), "--allow-private-networks", "--fetch-retry-delay-ms", "50",
+                                  "--fetch-max-host-connections", "1000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    consumers_.push_back(start("consumer", args, consumer_dirs_.back()->path()));
+    ASSERT_TRUE(wait_ready(port)) << consumers_.back()->log();
+  }
+
+  std::vector<std::string> feed_urls(int first, int count) {
+    std::vector<std::string> urls;
+    for (int i = first; i < first + count; ++i) urls.push_back(feeds_.url(i));
+    return urls;
+  }
+
+  SseResult watch(const std::string& batch, std::chrono::milliseconds timeout = 90s) {
+    return read_sse(broadcaster_port_, "/v1/batches/" + batch + "/events", timeout);
+  }
+
+  int count(const std::string& sql) { return query_int(db(), sql); }
+
+  std::string metrics(int port) {
+    auto res = httplib::Client("127.0.0.1", port).Get("/metrics");
+    return res ? res->body : "";
+  }
+
+  // Every job of the batch once in the events table, and as `status` in the snapshot.
+  void expect_recorded_once(const std::string& batch, size_t total, const std::string& status) {
+    EXPECT_EQ(count("SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), static_cast<int>(total + 1));
+    EXPECT_EQ(count("SELECT count(*) FROM (SELECT job_id FROM events WHERE job_id IS NOT NULL "
+                    "GROUP BY job_id HAVING count(*) > 1)"), 0);
+    auto snap = get_json(producer_port_, "/v1/batches/" + batch);
+    EXPECT_EQ(snap["status"], "completed");
+    EXPECT_EQ(snap["done"], total);
+    for (const auto& job : snap["jobs"]) EXPECT_EQ(job["status"], status) << job.dump();
+  }
+
+  TempDir dir_;
+  FeedServer feeds_;
+  std::string brokers_;
+  int started_ = 0;
+  int producer_port_ = 0, broadcaster_port_ = 0;
+  std::vector<int> recorder_ports_;
+  std::unique_ptr<Process> broker_, producer_, broadcaster_;
+  std::vector<std::unique_ptr<Process>> recorders_, consumers_;
+  std::vector<std::unique_ptr<TempDir>> consumer_dirs_;
+};
+
+TEST_F(FetchAnywhereTest, ConsumersWithoutADatabaseFetchAndRecordersRecordEachJobOnceThenA304Pass) {
+  start_consumer();
+  start_consumer();
+  const size_t n = 300;
+  std::string first = submit_batch(producer_port_, feed_urls(0, n));
+  SseResult stream = watch(first);
+  expect_complete_stream(stream, n);
+  expect_recorded_once(first, n, "ok");
+  EXPECT_EQ(count("SELECT count(*) FROM items"), static_cast<int>(n * 5));
+  EXPECT_EQ(count("SELECT count(*) FROM jobs WHERE batch_id = '" + first + "' AND items_new = 5"), static_cast<int>(n));
+  for (const auto& ev : stream.events) {
+    if (ev.event == "batch.completed") continue;
+    EXPECT_EQ(ev.data["items_new"], 5) << ev.data.dump();
+  }
+
+  // The validators travelled in the job messages: every feed answers 304 this time.
+  std::string second = submit_batch(producer_port_, feed_urls(0, n));
+  expect_complete_stream(watch(second), n);
+  expect_recorded_once(second, n, "not_modified");
+  EXPECT_EQ(count("SELECT count(*) FROM items"), static_cast<int>(n * 5));
+  // One conditional GET per job (a rebalance could add a few: at least once).
+  EXPECT_GE(feeds_.total_requests(), static_cast<int>(2 * n));
+
+  for (auto& c : consumers_) {
+    EXPECT_TRUE(c->running()) << c->log();
+    EXPECT_NE(c->log().find("a `feedpipe recorder --db FILE` must run"), std::string::npos) << c->log();
+  }
+  for (auto& d : consumer_dirs_)
+    EXPECT_TRUE(std::filesystem::is_empty(d->path())) << "a consumer without --db created a file in " << d->path();
+  for (auto& r : recorders_) EXPECT_TRUE(r->running()) << r->log();
+  // Both recorders took part (12 partitions between them), on one database.
+  EXPECT_NE(metrics(recorder_ports_[0]).find("feedpipe_jobs_total{status=\"ok\"}"), std::string::npos);
+  EXPECT_EQ(integrity_check(db()), "ok");
+}
+
+TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTheRecorderGoesOn) {
+  start_consumer();
+  std::string first = submit_batch(producer_port_, feed_urls(100, 20));
+  expect_complete_stream(watch(first), 20);
+  const int events_before = count("SELECT count(*) FROM events");
+  const int first_job = count("SELECT min(id) FROM jobs WHERE batch_id = '" + first + "'");
+
+  // Straight onto every partition of the outcomes topic.
+  KafkaSettings kafka;
+  kafka.brokers = brokers_;
+  {
+    KafkaProducer producer(kafka, nullptr);
+    const std::string redelivered =
+        R"({"v":1,"job_id":)" + std::to_string(first_job) + R"(,"batch_id":")" + first +
+        R"(","status":"failed","http_status":500,"duration_ms":1,"error":"late duplicate"})";
+    const std::string unknown =
+        R"({"v":1,"job_id":987654321,"batch_id":"nosuchbatch","status":"ok","http_status":200,"duration_ms":1,)"
+        R"("fetch":{"final_url":"http://x.test/","etag":"","last_modified":"","title":"","link":"","items":[{"guid":"g"}]}})";
+    for (int32_t p = 0; p < 12; ++p) {
+      for (const std::string& payload : {std::string("{not json"), std::string(R"({"v":99,"job_id":1})"),
+                                         redelivered, unknown}) {
+        auto rc = producer.handle().produce(std::string(kOutcomesTopic), p, RdKafka::Producer::RK_MSG_COPY,
+                                            const_cast<char*>(payload.data()), payload.size(), nullptr, 0, 0, nullptr);
+        ASSERT_EQ(rc, RdKafka::ERR_NO_ERROR);
+      }
+    }
+    ASSERT_TRUE(producer.flush(10000));
+  }
+  auto skipped = [&](const std::string& reason) {
+    int total = 0;
+    for (int port : recorder_ports_) {
+      std::string text = metrics(port);
+      std::string key = "feedpipe_outcomes_skipped_total{reason=\"" + reason + "\"} ";
+      auto pos = text.find(key);
+      if (pos != std::string::npos) total += std::stoi(text.substr(pos + key.size()));
+    }
+    return total;
+  };
+  EXPECT_TRUE(wait_until([&] { return skipped("bad_json") == 12 && skipped("unknown_version") == 12; }, 30s))
+      << skipped("bad_json") << " " << skipped("unknown_version");
+
+  // The partitions still move: a new batch completes behind those messages.
+  std::string second = submit_batch(producer_port_, feed_urls(200, 20));
+  expect_complete_stream(watch(second), 20);
+  expect_recorded_once(first, 20, "ok");
+  expect_recorded_once(second, 20, "ok");
+  EXPECT_EQ(count("SELECT count(*) FROM events"), events_before + 21);
+  EXPECT_EQ(count("SELECT count(*) FROM feeds WHERE url = 'http://x.test/'"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM items"), 40 * 5);
+  EXPECT_EQ(count("SELECT count(*) FROM jobs WHERE error = 'late duplicate'"), 0);
+  for (auto& r : recorders_) EXPECT_TRUE(r->running()) << r->log();
+}
+
+TEST_F(FetchAnywhereTest, AnOutcomeOverTheMessageLimitFailsItsJobWithTheReason) {
+  // 1000 bytes (librdkafka's least) is below a five-item feed's outcome, and above a failure's.
+  start_consumer({"--kafka-max-message-bytes", "1000"});
+  std::string batch = submit_batch(producer_port_, feed_urls(300, 5));
+  SseResult stream = watch(batch, 60s);
+  expect_complete_stream(stream, 5);
+  auto snap = get_json(producer_port_, "/v1/batches/" + batch);
+  EXPECT_EQ(snap["failed"], 5);
+  for (const auto& job : snap["jobs"]) {
+    EXPECT_EQ(job["status"], "failed");
+    const std::string error = job["error"].is_string() ? job["error"].get<std::string>() : "";
+    EXPECT_NE(error.find("exceeds the outcome topic's limit of 1000 bytes"), std::string::npos) << error;
+    EXPECT_EQ(error.rfind("outcome of ", 0), 0u) << error;
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM items"), 0);
+  EXPECT_TRUE(consumers_[0]->running()) << consumers_[0]->log();
+}
+
+TEST(FetchAnywhere, ABroadcasterWithoutADatabaseExitsWithStatus2AndSaysWhy) {
+  TempDir dir;
+  Process broadcaster("broadcaster", {"broadcaster", "--brokers", "127.0.0.1:1"}, dir.file("b.log"), "", dir.path());
+  EXPECT_EQ(broadcaster.wait_exit(10s), 2);
+  EXPECT_NE(broadcaster.log().find("broadcaster needs --db (or --api URL)"), std::string::npos) << broadcaster.log();
+  Process help("recorder", {"recorder", "--help"}, dir.file("help.log"));
+  EXPECT_EQ(help.wait_exit(10s), 0);
+  EXPECT_NE(help.output().find("usage: feedpipe recorder"), std::string::npos) << help.output();
+}
+
+}  // namespace
+}  // namespace feedpipe::testing
