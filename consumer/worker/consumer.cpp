@@ -279,11 +279,15 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     fetch_seconds.observe(std::chrono::duration<double>(result.duration).count());
     JobOutcome outcome = outcome_of(std::move(result));
     for (auto& w : node.mapped()) {
+      JobRef ref{w.job.job_id, w.partition, w.offset, w.taken_at};
+      if (publisher_) {  // serializes it at once: no copy needed
+        outcome.job_id = w.job.job_id;
+        publisher_->submit(w.job.batch_id, outcome, ref);
+        continue;
+      }
       JobOutcome copy = outcome;
       copy.job_id = w.job.job_id;
-      JobRef ref{w.job.job_id, w.partition, w.offset, w.taken_at};
-      if (publisher_) publisher_->submit(w.job.batch_id, copy, ref);
-      else writer_->submit(std::move(copy), ref);
+      writer_->submit(std::move(copy), ref);
     }
   }
 

@@ -52,7 +52,9 @@ class FetchAnywhereTest : public ::testing::Test {
     consumer_dirs_.push_back(std::make_unique<TempDir>());
     const int port = free_port();
     std::vector<std::string> args{"--http", address(port), "--allow-private-networks", "--fetch-retry-delay-ms", "50",
-                                  "--fetch-max-host-connections", "1000"};
+                                  "--fetch-max-host-connections", "1000",
+                                  // Held requests are slow on purpose; they must not time out.
+                                  "--fetch-low-speed-seconds", "50", "--fetch-timeout-ms", "55000"};
     args.insert(args.end(), extra.begin(), extra.end());
     consumers_.push_back(start("consumer", args, consumer_dirs_.back()->path()));
     ASSERT_TRUE(wait_ready(port)) << consumers_.back()->log();
@@ -75,6 +77,13 @@ class FetchAnywhereTest : public ::testing::Test {
     return res ? res->body : "";
   }
 
+  // A counter's value on /metrics (0 when absent).
+  int metric_value(int port, const std::string& series) {
+    std::string text = metrics(port);
+    auto pos = text.find(series + " ");
+    return pos == std::string::npos ? 0 : std::stoi(text.substr(pos + series.size() + 1));
+  }
+
   // Every job of the batch once in the events table, and as `status` in the snapshot.
   void expect_recorded_once(const std::string& batch, size_t total, const std::string& status) {
     EXPECT_EQ(count("SELECT count(*) FROM events WHERE batch_id = '" + batch + "'"), static_cast<int>(total + 1));
@@ -84,6 +93,7 @@ class FetchAnywhereTest : public ::testing::Test {
     EXPECT_EQ(snap["status"], "completed");
     EXPECT_EQ(snap["done"], total);
     for (const auto& job : snap["jobs"]) EXPECT_EQ(job["status"], status) << job.dump();
+
   }
 
   TempDir dir_;
@@ -127,8 +137,14 @@ TEST_F(FetchAnywhereTest, ConsumersWithoutADatabaseFetchAndRecordersRecordEachJo
   for (auto& d : consumer_dirs_)
     EXPECT_TRUE(std::filesystem::is_empty(d->path())) << "a consumer without --db created a file in " << d->path();
   for (auto& r : recorders_) EXPECT_TRUE(r->running()) << r->log();
-  // Both recorders took part (12 partitions between them), on one database.
-  EXPECT_NE(metrics(recorder_ports_[0]).find("feedpipe_jobs_total{status=\"ok\"}"), std::string::npos);
+  // The recorders (one database) recorded each job once between them.
+  auto recorded = [&](const std::string& status) {
+    int total = 0;
+    for (int port : recorder_ports_) total += metric_value(port, "feedpipe_jobs_total{status=\"" + status + "\"}");
+    return total;
+  };
+  EXPECT_EQ(recorded("ok"), static_cast<int>(n));
+  EXPECT_EQ(recorded("not_modified"), static_cast<int>(n));
   EXPECT_EQ(integrity_check(db()), "ok");
 }
 
@@ -162,12 +178,8 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
   }
   auto skipped = [&](const std::string& reason) {
     int total = 0;
-    for (int port : recorder_ports_) {
-      std::string text = metrics(port);
-      std::string key = "feedpipe_outcomes_skipped_total{reason=\"" + reason + "\"} ";
-      auto pos = text.find(key);
-      if (pos != std::string::npos) total += std::stoi(text.substr(pos + key.size()));
-    }
+    for (int port : recorder_ports_)
+      total += metric_value(port, "feedpipe_outcomes_skipped_total{reason=\"" + reason + "\"}");
     return total;
   };
   EXPECT_TRUE(wait_until([&] { return skipped("bad_json") == 12 && skipped("unknown_version") == 12; }, 30s))
@@ -183,6 +195,28 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
   EXPECT_EQ(count("SELECT count(*) FROM items"), 40 * 5);
   EXPECT_EQ(count("SELECT count(*) FROM jobs WHERE error = 'late duplicate'"), 0);
   for (auto& r : recorders_) EXPECT_TRUE(r->running()) << r->log();
+}
+
+TEST_F(FetchAnywhereTest, AConsumerStoppedMidBatchPublishesWhatItFetchedAndARecorderStopsCleanly) {
+  start_consumer();
+  start_consumer();
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(producer_port_, feed_urls(400, 100));
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 50; }, 30s)) << feeds_.total_requests();
+  consumers_[0]->kill(SIGTERM);
+  std::this_thread::sleep_for(500ms);
+  feeds_.hold_requests(false);
+  EXPECT_EQ(consumers_[0]->wait_exit(30s), 0) << consumers_[0]->log();
+  expect_complete_stream(watch(batch), 100);
+  expect_recorded_once(batch, 100, "ok");
+  EXPECT_EQ(count("SELECT count(*) FROM items"), 100 * 5);
+
+  recorders_[0]->kill(SIGTERM);
+  EXPECT_EQ(recorders_[0]->wait_exit(30s), 0) << recorders_[0]->log();
+  // The other recorder takes its partitions over.
+  std::string next = submit_batch(producer_port_, feed_urls(500, 20));
+  expect_complete_stream(watch(next), 20);
+  expect_recorded_once(next, 20, "ok");
 }
 
 TEST_F(FetchAnywhereTest, AnOutcomeOverTheMessageLimitFailsItsJobWithTheReason) {
