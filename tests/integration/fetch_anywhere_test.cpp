@@ -219,6 +219,24 @@ TEST_F(FetchAnywhereTest, AConsumerStoppedMidBatchPublishesWhatItFetchedAndAReco
   expect_recorded_once(next, 20, "ok");
 }
 
+TEST_F(FetchAnywhereTest, JobsOfTheSameFeedInFlightTogetherShareOneFetch) {
+  start_consumer();
+  feeds_.hold_requests(true);
+  std::vector<std::string> urls = feed_urls(600, 10);
+  urls.push_back(urls[0]);  // the same feed twice in one batch
+  std::string a = submit_batch(producer_port_, urls);
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 10; }, 30s)) << feeds_.total_requests();
+  std::string b = submit_batch(producer_port_, feed_urls(600, 10));  // and in a second batch
+  std::this_thread::sleep_for(1s);  // its jobs join the fetches in flight
+  feeds_.hold_requests(false);
+  expect_complete_stream(watch(a), 11);
+  expect_complete_stream(watch(b), 10);
+  expect_recorded_once(a, 11, "ok");
+  expect_recorded_once(b, 10, "ok");
+  EXPECT_EQ(feeds_.total_requests(), 10);
+  EXPECT_EQ(count("SELECT count(*) FROM items"), 10 * 5);
+}
+
 TEST_F(FetchAnywhereTest, AnOutcomeOverTheMessageLimitFailsItsJobWithTheReason) {
   // 1000 bytes (librdkafka's least) is below a five-item feed's outcome, and above a failure's.
   start_consumer({"--kafka-max-message-bytes", "1000"});
