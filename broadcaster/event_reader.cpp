@@ -1,6 +1,7 @@
 #include "broadcaster/event_reader.h"
 
 #include "broadcaster/delivery_metrics.h"
+#include "common/config.h"
 #include "common/metrics.h"
 #include "common/thread_name.h"
 
@@ -25,16 +26,12 @@ std::string unique_group_id() {
 
 EventReader::EventReader(const KafkaSettings& settings, Callback on_event)
     : on_event_(std::move(on_event)) {
-  auto conf = make_conf(settings);
-  set_conf(*conf, "group.id", unique_group_id());
-  set_conf(*conf, "enable.auto.commit", "false");
-  set_conf(*conf, "enable.auto.offset.store", "false");
-  set_conf(*conf, "enable.partition.eof", "false");
-  set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings.fetch_wait_max_ms));
-  for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
+  auto client = consumer_client(settings, "events reader", unique_group_id());
+  client.required["enable.partition.eof"] = "false";
+  auto conf = make_conf(settings, client);
   std::string err;
   consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!consumer_) throw KafkaError("cannot create the Kafka consumer for events: " + err);
+  if (!consumer_) throw ConfigError("cannot create the Kafka events reader: " + redact_kafka_secrets(err));
 }
 
 EventReader::~EventReader() { stop(); }

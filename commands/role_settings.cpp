@@ -15,13 +15,15 @@ void add_common_settings(Settings& s, const std::string& default_db) {
                            : "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
-      .add("kafka-linger-ms", "5", "producer batching delay")
+      .add("kafka-linger-ms", "5", "job producer batching delay (linger.ms)")
+      .add("kafka-events-linger-ms", "0", "event producer batching delay (linger.ms); events travel with one request in flight, so they batch under load anyway")
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
       .add("kafka-max-message-bytes", std::to_string(kMaxMessageBytes),
            "(expert) producers' message.max.bytes: a job outcome larger than this fails its job; "
            "keep it at most the topics' max.message.bytes")
+      .add("kafka-config", "", "file of librdkafka properties (key=value lines) for every Kafka client: TLS, SASL; explicit --kafka-* flags win over it")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
       .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
@@ -114,12 +116,29 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.brokers = s.str("brokers");
   k.partitions = static_cast<int>(s.integer("kafka-partitions"));
   k.linger_ms = static_cast<int>(s.integer("kafka-linger-ms"));
+  k.events_linger_ms = static_cast<int>(s.integer("kafka-events-linger-ms"));
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");
   k.max_message_bytes = static_cast<int>(s.integer("kafka-max-message-bytes"));
   if (k.max_message_bytes < 1000 || k.max_message_bytes > 1000000000)
     throw ConfigError("--kafka-max-message-bytes must be between 1000 and 1000000000");
+  k.config_file = s.str("kafka-config");
+  if (!k.config_file.empty()) k.file_properties = read_kafka_config(k.config_file);
+  check_kafka_config(k);
+  // The librdkafka properties each --kafka-* flag sets: given explicitly, they win over the file.
+  const std::pair<const char*, std::vector<std::string>> flags[] = {
+      {"kafka-linger-ms", {"linger.ms"}},
+      {"kafka-fetch-wait-ms", {"fetch.wait.max.ms"}},
+      {"kafka-session-timeout-ms", {"session.timeout.ms", "heartbeat.interval.ms"}},
+      {"kafka-compression", {"compression.type"}},
+      {"kafka-max-message-bytes", {"message.max.bytes"}},
+  };
+  for (const auto& [flag, properties] : flags)
+    if (s.given(flag)) k.explicit_properties.insert(properties.begin(), properties.end());
+  if (!s.given("brokers"))
+    for (const auto& p : k.file_properties)
+      if (p.name == "bootstrap.servers" || p.name == "metadata.broker.list") k.brokers = p.value;
   return k;
 }
 

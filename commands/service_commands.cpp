@@ -133,8 +133,8 @@ int standalone(int argc, char** argv) {
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
 
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   std::unique_ptr<EmbeddedBroker> broker;
   if (kafka.brokers.empty()) {
     broker = std::make_unique<EmbeddedBroker>(kafka.partitions);
@@ -206,8 +206,8 @@ int producer(int argc, char** argv) {
   check_access_settings(s, true);
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   RetentionPruner pruner(s.str("db"), retention);
   producer::Producer producer(producer_settings(s, kafka));
@@ -235,12 +235,12 @@ int consumer(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   if (!s.str("db").empty())
     migrate_database(s.str("db"));
   else
     spdlog::info("consumer without --db: outcomes go to topic {}; a `feedpipe recorder --db FILE` must run "
                  "to record them", kOutcomesTopic);
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
   worker.start();
@@ -270,8 +270,8 @@ int broadcaster(int argc, char** argv) {
   check_access_settings(s, false);
   ShutdownSignal signal;
   MemoryTrimmer trimmer = memory_policy(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
-  KafkaSettings kafka = kafka_settings(s);
   ensure_topics(kafka);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   auto server = make_server(http_settings(s));

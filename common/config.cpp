@@ -42,6 +42,7 @@ bool Settings::parse(int argc, char** argv) {
   for (auto& [name, e] : entries_) {
     if (const char* v = std::getenv(env_name(name).c_str())) {
       e.value = e.is_switch ? (truthy(v) ? "true" : "false") : v;
+      e.given = true;
     }
   }
   for (int i = 0; i < argc; ++i) {
@@ -64,6 +65,7 @@ bool Settings::parse(int argc, char** argv) {
     }
     auto it = entries_.find(name);
     if (it == entries_.end()) throw ConfigError("unknown option --" + name + " (see --help)");
+    it->second.given = true;
     if (it->second.is_switch) {
       it->second.value = has_value ? (truthy(value) ? "true" : "false") : "true";
       continue;

@@ -38,6 +38,8 @@ class Settings {
   // "12h", "30m", "250ms"). Throws ConfigError naming the setting when it is not one.
   std::chrono::milliseconds duration(const std::string& name) const;
   bool on(const std::string& name) const;
+  // True when the setting came from its flag or its environment variable, not its default.
+  bool given(const std::string& name) const { return entry(name).given; }
   const std::vector<std::string>& args() const { return args_; }
   std::string help() const;
   static std::string env_name(const std::string& name);
@@ -46,6 +48,7 @@ class Settings {
   struct Entry {
     std::string value, default_value, help;
     bool is_switch = false;
+    bool given = false;
   };
   const Entry& entry(const std::string& name) const;
 

@@ -4,11 +4,32 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common/config.h"
 #include "common/model.h"
 #include "common/thread_name.h"
 
 namespace feedpipe {
 namespace {
+
+// Values of secret properties, scrubbed from librdkafka's log lines and from error messages;
+// longest first, so that a secret holding another is scrubbed whole.
+struct LongestFirst {
+  bool operator()(const std::string& a, const std::string& b) const {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  }
+};
+std::mutex g_secrets_mu;
+std::set<std::string, LongestFirst> g_secrets;
+
+void remember_secret(const std::string& value) {
+  if (value.empty()) return;
+  std::lock_guard lock(g_secrets_mu);
+  g_secrets.insert(value);
+}
 
 class LogCb : public RdKafka::EventCb {
  public:
@@ -16,13 +37,13 @@ class LogCb : public RdKafka::EventCb {
     switch (event.type()) {
       case RdKafka::Event::EVENT_ERROR:
         // Broker connection errors are retried by librdkafka; they matter only when they last.
-        spdlog::warn("kafka: {} ({})", event.str(), RdKafka::err2str(event.err()));
+        spdlog::warn("kafka: {} ({})", redact_kafka_secrets(event.str()), RdKafka::err2str(event.err()));
         break;
       case RdKafka::Event::EVENT_LOG:
         if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING)
-          spdlog::warn("kafka {}: {}", event.fac(), event.str());
+          spdlog::warn("kafka {}: {}", event.fac(), redact_kafka_secrets(event.str()));
         else
-          spdlog::debug("kafka {}: {}", event.fac(), event.str());
+          spdlog::debug("kafka {}: {}", event.fac(), redact_kafka_secrets(event.str()));
         break;
       default:
         break;
@@ -32,24 +53,167 @@ class LogCb : public RdKafka::EventCb {
 
 LogCb g_log_cb;
 
-}  // namespace
+// File properties feedpipe's correctness depends on, with the reason given when one is refused.
+const std::map<std::string, std::string, std::less<>> kRefused = {
+    {"group.id", "feedpipe names its consumer groups itself"},
+    {"group.instance.id", "every consumer of the process would share it"},
+    {"enable.auto.commit", "feedpipe commits offsets itself, only after a job's outcome is recorded"},
+    {"auto.commit.enable", "feedpipe commits offsets itself, only after a job's outcome is recorded"},
+    {"enable.auto.offset.store", "feedpipe commits offsets itself, only after a job's outcome is recorded"},
+    {"auto.offset.reset", "feedpipe's consumers choose where they start reading"},
+    {"enable.partition.eof", "feedpipe's consumers choose it"},
+    {"partition.assignment.strategy", "the consumer's rebalance handling expects cooperative-sticky"},
+    {"enable.idempotence", "jobs and events must not be lost or duplicated when a send is retried"},
+    {"acks", "jobs and events must not be lost or duplicated when a send is retried"},
+    {"request.required.acks", "jobs and events must not be lost or duplicated when a send is retried"},
+    {"transactional.id", "feedpipe's producers are not transactional"},
+};
 
-void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value) {
-  std::string err;
-  if (conf.set(name, value, err) != RdKafka::Conf::CONF_OK)
-    throw KafkaError("kafka setting " + name + "=" + value + ": " + err);
+std::string refusal(std::string_view name) {
+  if (auto it = kRefused.find(name); it != kRefused.end()) return it->second;
+  if (name.size() > 3 && name.substr(name.size() - 3) == "_cb") return "feedpipe installs its own callbacks";
+  return "";
 }
 
-std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings) {
+std::string file_place(const KafkaSettings& settings, const KafkaProperty& p) {
+  return "--kafka-config " + settings.config_file + " line " + std::to_string(p.line) + ": ";
+}
+
+// "name=value, ..." with secrets redacted, for the debug log line of each client.
+std::string describe(const std::map<std::string, std::string>& properties) {
+  std::string out;
+  for (const auto& [k, v] : properties) {
+    if (!out.empty()) out += ", ";
+    out += k + "=" + (is_secret_kafka_property(k) ? "[redacted]" : v);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_secret_kafka_property(std::string_view name) {
+  return name.find("password") != std::string_view::npos || name.find("secret") != std::string_view::npos ||
+         name == "ssl.key.pem" || name == "sasl.oauthbearer.config";
+}
+
+std::string redact_kafka_secrets(std::string text) {
+  std::lock_guard lock(g_secrets_mu);
+  for (const auto& secret : g_secrets)
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10))
+      text.replace(pos, secret.size(), "[redacted]");
+  return text;
+}
+
+std::vector<KafkaProperty> parse_kafka_config(std::string_view text, const std::string& path) {
+  std::vector<KafkaProperty> properties;
+  int line_no = 0;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = trim_space(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++line_no;
+    if (line.empty() || line.front() == '#' || line.front() == '!') continue;
+    auto eq = line.find('=');
+    std::string_view name = trim_space(line.substr(0, eq));
+    if (eq == std::string_view::npos || name.empty())
+      throw ConfigError("--kafka-config " + path + " line " + std::to_string(line_no) +
+                        ": expected key=value");
+    properties.push_back({std::string(name), std::string(trim_space(line.substr(eq + 1))), line_no});
+  }
+  return properties;
+}
+
+std::vector<KafkaProperty> read_kafka_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("--kafka-config " + path + ": cannot read the file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_kafka_config(text.str(), path);
+}
+
+void check_kafka_config(const KafkaSettings& settings) {
+  std::unique_ptr<RdKafka::Conf> scratch(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  for (const auto& p : settings.file_properties) {
+    if (std::string why = refusal(p.name); !why.empty())
+      throw ConfigError(file_place(settings, p) + p.name + " cannot be set here: " + why);
+    try {
+      set_conf(*scratch, p.name, p.value);
+    } catch (const ConfigError& e) {
+      throw ConfigError(file_place(settings, p) + e.what());
+    }
+  }
+}
+
+KafkaClientConf producer_client(const KafkaSettings& settings, std::string name) {
+  KafkaClientConf c{std::move(name), {}, {}};
+  c.defaults = {{"linger.ms", std::to_string(settings.linger_ms)},
+                {"compression.type", settings.compression},
+                {"message.max.bytes", std::to_string(settings.max_message_bytes)}};
+  c.required = {{"enable.idempotence", "true"}, {"acks", "all"}};
+  return c;
+}
+
+KafkaClientConf consumer_client(const KafkaSettings& settings, std::string name, std::string group_id) {
+  KafkaClientConf c{std::move(name), {}, {}};
+  c.defaults = {{"fetch.wait.max.ms", std::to_string(settings.fetch_wait_max_ms)}};
+  c.required = {{"group.id", std::move(group_id)},
+                {"enable.auto.commit", "false"},
+                {"enable.auto.offset.store", "false"}};
+  return c;
+}
+
+void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& value) {
+  const bool secret = is_secret_kafka_property(name);
+  if (secret) remember_secret(value);
+  std::string err;
+  if (conf.set(name, value, err) != RdKafka::Conf::CONF_OK)
+    throw ConfigError("kafka property " + name + "=" + (secret ? "[redacted]" : value) + ": " +
+                      redact_kafka_secrets(err));
+}
+
+std::unique_ptr<RdKafka::Conf> make_conf(const KafkaSettings& settings, const KafkaClientConf& client) {
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (settings.brokers.empty()) throw KafkaError("no Kafka brokers given (--brokers)");
-  set_conf(*conf, "bootstrap.servers", settings.brokers);
-  set_conf(*conf, "client.id", "feedpipe");
+  std::map<std::string, std::string> applied;  // the last value of each, for the log line
+  auto set = [&](const std::string& name, const std::string& value) {
+    set_conf(*conf, name, value);
+    applied[name] = value;
+  };
+  set("client.id", "feedpipe");
+  for (const auto& [k, v] : client.defaults) set(k, v);
+  for (const auto& p : settings.file_properties) {
+    if (client.required.count(p.name))
+      throw ConfigError(file_place(settings, p) + p.name + " cannot be set here: the " + client.name +
+                        " depends on its own value");
+    try {
+      set(p.name, p.value);
+    } catch (const ConfigError& e) {
+      throw ConfigError(file_place(settings, p) + e.what());
+    }
+  }
+  for (const auto& [k, v] : client.defaults)
+    if (settings.explicit_properties.count(k)) set(k, v);
+  // --brokers (or the file's bootstrap.servers, which kafka_settings() took when no flag was given).
+  set("bootstrap.servers", settings.brokers);
+  for (const auto& [k, v] : settings.extra) set(k, v);
+  for (const auto& [k, v] : client.required) set(k, v);
   std::string err;
   if (conf->set("event_cb", static_cast<RdKafka::EventCb*>(&g_log_cb), err) != RdKafka::Conf::CONF_OK)
     throw KafkaError("kafka event_cb: " + err);
-  for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
+  spdlog::debug("kafka client {}: {}", client.name, describe(applied));
   return conf;
+}
+
+// The embedded broker answers a fetch with at most one produced request's messages per partition
+// (rdkafka_mock_handlers.c), and a real broker's fetch sessions favour few large batches too: a
+// producer that sends each event as it comes makes a reader take one round trip per event.
+// With one request in flight, the events produced during a round trip travel together in the
+// next request, so batches grow with the load while an event alone leaves at once.
+KafkaClientConf event_producer_client(const KafkaSettings& settings) {
+  KafkaClientConf c = producer_client(settings, "events producer");
+  c.defaults["linger.ms"] = std::to_string(settings.events_linger_ms);
+  c.defaults["max.in.flight.requests.per.connection"] = "1";
+  return c;
 }
 
 int partition_count(RdKafka::Handle& handle, const std::string& topic, int timeout_ms) {
@@ -72,12 +236,12 @@ int partition_count(RdKafka::Handle& handle, const std::string& topic, int timeo
 
 void ensure_topics(const KafkaSettings& settings) {
   char errstr[512];
-  rd_kafka_conf_t* cconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(cconf, "bootstrap.servers", settings.brokers.c_str(), errstr, sizeof errstr);
-  for (const auto& [k, v] : settings.extra)
-    rd_kafka_conf_set(cconf, k.c_str(), v.c_str(), errstr, sizeof errstr);
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, cconf, errstr, sizeof errstr);
-  if (!rk) throw KafkaError(std::string("kafka admin client: ") + errstr);
+  // The admin requests go through a plain producer handle (no delivery reports, nothing produced).
+  auto conf = make_conf(settings, {"admin", {}, {}});
+  std::string err;
+  std::unique_ptr<RdKafka::Producer> admin(RdKafka::Producer::create(conf.get(), err));
+  if (!admin) throw ConfigError("cannot create the Kafka admin client: " + redact_kafka_secrets(err));
+  rd_kafka_t* rk = admin->c_ptr();
   // Topics that exist are kept as they are (and a mock cluster has no CreateTopics).
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(rk, 1, nullptr, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -89,10 +253,7 @@ void ensure_topics(const KafkaSettings& settings) {
         ++found;
     }
     rd_kafka_metadata_destroy(md);
-    if (found == 3) {
-      rd_kafka_destroy(rk);
-      return;
-    }
+    if (found == 3) return;
   }
   constexpr int kTopics = 3;
   rd_kafka_NewTopic_t* topics[kTopics];
@@ -131,7 +292,6 @@ void ensure_topics(const KafkaSettings& settings) {
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy_array(topics, kTopics);
-  rd_kafka_destroy(rk);
   if (!failure.empty()) throw KafkaError("cannot create topics: " + failure);
 }
 
@@ -146,22 +306,26 @@ class KafkaProducer::Reporter : public RdKafka::DeliveryReportCb {
   DeliveryCallback cb_;
 };
 
-KafkaProducer::KafkaProducer(const KafkaSettings& settings, DeliveryCallback on_delivery)
+KafkaProducer::KafkaProducer(const KafkaSettings& settings, const std::string& name, DeliveryCallback on_delivery)
+    : KafkaProducer(settings, producer_client(settings, name), std::move(on_delivery)) {}
+
+KafkaProducer::KafkaProducer(const KafkaSettings& settings, const KafkaClientConf& client,
+                             DeliveryCallback on_delivery, std::vector<std::string> topics)
     : reporter_(std::make_unique<Reporter>(std::move(on_delivery))) {
-  auto conf = make_conf(settings);
-  set_conf(*conf, "enable.idempotence", "true");
-  set_conf(*conf, "acks", "all");
-  set_conf(*conf, "linger.ms", std::to_string(settings.linger_ms));
-  set_conf(*conf, "compression.type", settings.compression);
-  set_conf(*conf, "message.max.bytes", std::to_string(settings.max_message_bytes));
-  for (const auto& [k, v] : settings.extra) set_conf(*conf, k, v);
+  auto conf = make_conf(settings, client);
   std::string err;
   if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reporter_.get()), err) !=
       RdKafka::Conf::CONF_OK)
     throw KafkaError("kafka dr_cb: " + err);
   producer_.reset(RdKafka::Producer::create(conf.get(), err));
-  if (!producer_) throw KafkaError("cannot create Kafka producer: " + err);
+  if (!producer_) throw ConfigError("cannot create the Kafka " + client.name + ": " + redact_kafka_secrets(err));
+  for (const auto& topic_name : topics) {
+    std::unique_ptr<RdKafka::Topic> topic(RdKafka::Topic::create(producer_.get(), topic_name, nullptr, err));
+    if (!topic) throw KafkaError("topic " + topic_name + ": " + err);
+    topics_.push_back(std::move(topic));
+  }
   poller_ = named_thread("fp-kafka-poll", [this] {
+    learn_topics();
     while (!stop_) producer_->poll(50);
   });
 }
@@ -171,6 +335,20 @@ KafkaProducer::~KafkaProducer() {
   stop_ = true;
   poller_.join();
   producer_->poll(0);
+}
+
+void KafkaProducer::learn_topics() {
+  for (const auto& topic : topics_) {
+    for (int attempt = 0; !stop_; ++attempt) {
+      RdKafka::Metadata* raw = nullptr;
+      auto rc = producer_->metadata(false, topic.get(), &raw, 1000);
+      delete raw;
+      if (rc == RdKafka::ERR_NO_ERROR) break;
+      if (attempt == 0)  // librdkafka still finds the topic by itself, only later
+        spdlog::debug("kafka: no metadata for {} yet: {}", topic->name(), RdKafka::err2str(rc));
+      if (attempt >= 4) break;
+    }
+  }
 }
 
 bool KafkaProducer::produce(std::string_view topic, std::string_view key, std::string_view value,

@@ -11,7 +11,9 @@ namespace feedpipe::producer {
 
 JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
   kafka_ = std::make_unique<KafkaProducer>(
-      settings_.kafka, [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); });
+      settings_.kafka, producer_client(settings_.kafka, "jobs producer"),
+      [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); },
+      std::vector<std::string>{std::string(kJobsTopic)});
 }
 
 JobPublisher::~JobPublisher() { stop(); }

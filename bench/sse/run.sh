@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# SSE fan-out benchmark: N streams over M batches of F feeds on one `feedpipe standalone`.
+# SSE fan-out benchmark: N streams over M batches of F feeds.
 #
 #   bench/sse/run.sh BUILD_DIR [STREAMS=10000] [BATCHES=10] [FEEDS=30]
+#
+# SHAPE picks what serves them (default standalone):
+#   standalone  one `feedpipe standalone --consumers 1` process;
+#   roles       the one-host shape operators run: kafka-mock, producer --db, consumer --db and
+#               broadcaster --db as separate processes (every event crosses Kafka).
+# The streams are held by (and memory and CPU read from) the standalone or broadcaster process.
 #
 # Needs BUILD_DIR/feedpipe and BUILD_DIR/bench/sse/sse_load (both built by scripts/build.sh).
 # Starts a feed server that holds every request, the standalone process, submits the batches,
@@ -10,7 +16,8 @@
 # server's resident memory per open stream (from /proc/PID/status, total and above the
 # pre-stream baseline) and its CPU per delivered event.
 # PERF_OUT=FILE records a system-wide `perf record -g` from the release to the end of the load.
-# FEEDPIPE_BENCH_ARGS adds flags to the standalone command line. SPREAD_MS=N answers the held feeds
+# FEEDPIPE_BENCH_ARGS adds flags to the standalone (or, in the roles shape, the consumer) command line,
+# BROADCASTER_BENCH_ARGS to the broadcaster's. SPREAD_MS=N answers the held feeds
 # at pseudo-random moments within N ms of the release instead of all at once (default 0: a burst).
 # A burst runs with default settings, so the fetcher's 32 connections per host (every feed here is
 # on one host) stagger the completions; with SPREAD_MS every feed is requested at once, so that
@@ -31,7 +38,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$WORK"
+  [[ -n ${KEEP_WORK:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -42,18 +49,48 @@ FEEDPORT=$(cat "$WORK/feedport")
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SPREAD_ARGS=()
 ((${SPREAD_MS:-0} > 0)) && SPREAD_ARGS=(--fetch-max-host-connections $((BATCHES * FEEDS)))
+FETCH_ARGS=(--allow-private-networks --fetch-low-speed-seconds 600 --fetch-timeout-ms 600000
+  --job-deadline-ms 900000 ${SPREAD_ARGS[@]+"${SPREAD_ARGS[@]}"})
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { for _ in $(seq 150); do curl -fs "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.2; done; echo "port $1 not ready" >&2; return 1; }
 
-"$FEEDPIPE" standalone --http "127.0.0.1:$PORT" --db "$WORK/feedpipe.db" --allow-private-networks \
-  --consumers 1 --fetch-low-speed-seconds 600 --fetch-timeout-ms 600000 --job-deadline-ms 900000 \
-  --log-level warn ${SPREAD_ARGS[@]+"${SPREAD_ARGS[@]}"} ${FEEDPIPE_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
-SERVER=$!
-PIDS+=($SERVER)
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+case ${SHAPE:-standalone} in
+  standalone)
+    "$FEEDPIPE" standalone --http "127.0.0.1:$PORT" --db "$WORK/feedpipe.db" --consumers 1 "${FETCH_ARGS[@]}" \
+      --log-level warn ${FEEDPIPE_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
+    SERVER=$!
+    PIDS+=($SERVER)
+    API_PORT=$PORT
+    wait_ready "$PORT"
+    ;;
+  roles)
+    "$FEEDPIPE" kafka-mock --log-level warn >"$WORK/brokers" 2>"$WORK/kafka-mock.log" &
+    PIDS+=($!)
+    for _ in $(seq 50); do [[ -s $WORK/brokers ]] && break; sleep 0.1; done
+    BROKERS=$(head -1 "$WORK/brokers")
+    "$FEEDPIPE" migrate --db "$WORK/feedpipe.db" >/dev/null 2>&1
+    API_PORT=$(free_port)
+    COMMON=(--brokers "$BROKERS" --db "$WORK/feedpipe.db" --log-level warn)
+    "$FEEDPIPE" producer --http "127.0.0.1:$API_PORT" "${COMMON[@]}" >"$WORK/producer.log" 2>&1 &
+    PIDS+=($!)
+    CONSUMER_PORT=$(free_port)
+    "$FEEDPIPE" consumer --http "127.0.0.1:$CONSUMER_PORT" "${COMMON[@]}" "${FETCH_ARGS[@]}" ${FEEDPIPE_BENCH_ARGS:-} \
+      >"$WORK/consumer.log" 2>&1 &
+    PIDS+=($!)
+    "$FEEDPIPE" broadcaster --http "127.0.0.1:$PORT" "${COMMON[@]}" ${BROADCASTER_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
+    SERVER=$!
+    PIDS+=($SERVER)
+    wait_ready "$API_PORT"
+    wait_ready "$CONSUMER_PORT"
+    wait_ready "$PORT"
+    ;;
+  *) echo "unknown SHAPE=$SHAPE (standalone or roles)" >&2; exit 2 ;;
+esac
 
 : >"$WORK/paths"
 for b in $(seq "$BATCHES"); do
   feeds=$(python3 -c "import json,sys; print(json.dumps({'feeds':['http://127.0.0.1:$FEEDPORT/feed/b$b-f%d.xml' % i for i in range($FEEDS)]}))")
-  id=$(curl -fs -X POST -H 'Content-Type: application/json' -d "$feeds" "http://127.0.0.1:$PORT/v1/batches" |
+  id=$(curl -fs -X POST -H 'Content-Type: application/json' -d "$feeds" "http://127.0.0.1:$API_PORT/v1/batches" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["batch_id"])')
   echo "/v1/batches/$id/events" >>"$WORK/paths"
 done

@@ -6,7 +6,7 @@ make_workdir() {
   work=$(mktemp -d "/tmp/feedpipe-$1.XXXXXX")
   chmod 755 "$work"
   pids=()
-  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${KEEP_WORK:-} ]] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -42,13 +42,65 @@ CONF
   sleep 0.5
 }
 
+wait_ready() { for _ in $(seq 1 300); do curl -sf "127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.1; done; return 1; }
+
 # Starts feedpipe standalone on 127.0.0.1:$FP_PORT (PID $fp; FEEDPIPE_ARGS adds flags) and waits
-# until /readyz answers.
+# until /readyz answers. $FP_STREAM_PORT serves the streams (the same port); $fp_pids lists the
+# processes whose CPU counts.
 start_feedpipe() {
   FP_PORT=$(port)
+  FP_STREAM_PORT=$FP_PORT
   "$FEEDPIPE_BIN" standalone --http "127.0.0.1:$FP_PORT" --db "$work/feedpipe.db" --allow-private-networks \
     --max-batch-feeds "$FEEDS" --log-level warn ${FEEDPIPE_ARGS:-} > "$work/feedpipe.log" 2>&1 &
   fp=$!
   pids+=($fp)
-  for _ in $(seq 1 300); do curl -sf "127.0.0.1:$FP_PORT/readyz" >/dev/null && break; sleep 0.1; done
+  fp_pids=($fp)
+  wait_ready "$FP_PORT"
 }
+
+# The one-host shape operators run, each role a process of its own: kafka-mock, producer --db on
+# $FP_PORT, CONSUMERS (default: one per core, as standalone) consumer --db, broadcaster --db on
+# $FP_STREAM_PORT, all on $work/roles.db. Sets fp_pids to every one of them.
+start_roles() {
+  local brokers common i cport
+  "$FEEDPIPE_BIN" kafka-mock --log-level warn > "$work/brokers" 2> "$work/kafka-mock.log" &
+  pids+=($!)
+  fp_pids=($!)
+  for _ in $(seq 1 50); do [[ -s $work/brokers ]] && break; sleep 0.1; done
+  brokers=$(head -1 "$work/brokers")
+  "$FEEDPIPE_BIN" migrate --db "$work/roles.db" > /dev/null 2>&1
+  common=(--brokers "$brokers" --db "$work/roles.db" --log-level warn)
+  FP_PORT=$(port)
+  FP_STREAM_PORT=$(port)
+  "$FEEDPIPE_BIN" producer --http "127.0.0.1:$FP_PORT" --max-batch-feeds "$FEEDS" "${common[@]}" > "$work/producer.log" 2>&1 &
+  pids+=($!)
+  fp_pids+=($!)
+  # The consumers start together, as compose starts replicas: they join the group in one
+  # rebalance. (One that joins later costs two cooperative rounds, and the embedded broker holds
+  # each round open for the session timeout less a second.)
+  local cports=()
+  for i in $(seq 1 "${CONSUMERS:-$(nproc)}"); do
+    cports+=($(port))
+    "$FEEDPIPE_BIN" consumer --http "127.0.0.1:${cports[-1]}" --allow-private-networks "${common[@]}" ${FEEDPIPE_ARGS:-} \
+      > "$work/consumer$i.log" 2>&1 &
+    pids+=($!)
+    fp_pids+=($!)
+  done
+  for cport in "${cports[@]}"; do wait_ready "$cport"; done
+  "$FEEDPIPE_BIN" broadcaster --http "127.0.0.1:$FP_STREAM_PORT" "${common[@]}" > "$work/broadcaster.log" 2>&1 &
+  pids+=($!)
+  fp_pids+=($!)
+  wait_ready "$FP_PORT"
+  wait_ready "$FP_STREAM_PORT"
+}
+
+# Ends the processes of start_feedpipe or start_roles (the broker last).
+stop_feedpipe() {
+  local i
+  for ((i = ${#fp_pids[@]} - 1; i >= 0; i--)); do kill "${fp_pids[i]}" 2>/dev/null || true; done
+  for ((i = ${#fp_pids[@]} - 1; i >= 0; i--)); do wait "${fp_pids[i]}" 2>/dev/null || true; done
+}
+
+# CPU ticks (user + system) of every process in fp_pids, and their resident memory in KB.
+cpu_ticks() { local p t=0; for p in "${fp_pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+rss_total_kb() { local p t=0; for p in "${fp_pids[@]}"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }

@@ -3,11 +3,13 @@
 #   bench/throughput/run.sh [FEEDS=20000] [NEWSBOAT_FEEDS=2000]
 # Serves ten-item feeds from nginx on 127.0.0.1 (etag on), then times:
 #   newsboat -x reload (reload-threads 32) over NEWSBOAT_FEEDS feeds,
-#   feedpipe standalone over FEEDS feeds, one batch, POST → batch.completed over SSE, twice
-#   (the second pass is all conditional GETs answered 304),
+#   feedpipe over FEEDS feeds, one batch, POST → batch.completed over SSE, twice (the second pass
+#   is all conditional GETs answered 304), in each shape of SHAPES (default "standalone roles"):
+#   standalone (one process) and roles (kafka-mock, producer, CONSUMERS consumers — default one
+#   per core, as standalone — and a broadcaster, each a process; CPU and memory summed over them),
 #   curl --parallel --parallel-max 64 downloading the same FEEDS feeds.
 # Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds.
-# PERF_OUT=FILE records `perf record --call-graph dwarf` of feedpipe through the second pass.
+# PERF_OUT=FILE records `perf record --call-graph dwarf` of standalone through the second pass.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FEEDS=${1:-20000}
@@ -48,45 +50,58 @@ curl -s --no-progress-meter --parallel --parallel-max 64 -K "$work/curl.cfg"
 t1=$(now)
 curl_rate=$(rate "$FEEDS" "$t0" "$t1")
 
-echo "feedpipe standalone over $FEEDS feeds"
-start_feedpipe
-cpu() { awk '{print $14 + $15}' "/proc/$fp/stat"; }
 tick=$(getconf CLK_TCK)
-c0=$(cpu)
-first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt")
-c1=$(cpu)
-if [[ -n ${PERF_OUT:-} ]]; then  # profile feedpipe through the second pass
-  perf record -F 999 --call-graph dwarf -p "$fp" -o "$PERF_OUT" >/dev/null 2>&1 &
-  perf_pid=$!
-  sleep 0.5
-fi
-second=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt")
-c2=$(cpu)
-if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$fp/status")
+# Each shape: two passes (the second all 304), CPU of every process of the shape, resident memory.
+measure_shape() {
+  local shape=$1 c0 c1 c2 first second
+  echo "feedpipe $shape over $FEEDS feeds"
+  if [[ $shape == standalone ]]; then start_feedpipe; else start_roles; fi
+  c0=$(cpu_ticks)
+  first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
+  c1=$(cpu_ticks)
+  if [[ -n ${PERF_OUT:-} && $shape == standalone ]]; then  # profile standalone through the second pass
+    perf record -F 999 --call-graph dwarf -p "$fp" -o "$PERF_OUT" >/dev/null 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+  fi
+  second=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
+  c2=$(cpu_ticks)
+  if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=; fi
+  results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"rss_kb\": $(rss_total_kb)}")
+  stop_feedpipe
+}
+results=()
+read -ra shapes <<<"${SHAPES:-standalone roles}"
+for shape in "${shapes[@]}"; do measure_shape "$shape"; done
 
-python3 - "$FEEDS" "$NEWSBOAT_FEEDS" "$newsboat_rate" "$curl_rate" "$first" "$second" "$c0" "$c1" "$c2" "$tick" "$rss_kb" <<'PY'
+python3 - "$FEEDS" "$NEWSBOAT_FEEDS" "$newsboat_rate" "$curl_rate" "$tick" "${results[@]}" <<'PY'
 import json, sys
 feeds, nb_feeds = int(sys.argv[1]), int(sys.argv[2])
-nb, curl = float(sys.argv[3]), float(sys.argv[4])
-first, second = json.loads(sys.argv[5]), json.loads(sys.argv[6])
-c0, c1, c2, tick = (float(x) for x in sys.argv[7:11])
-rss_mb = int(sys.argv[11]) / 1024
-r1, r2 = feeds / first["seconds"], feeds / second["seconds"]
-cpu1, cpu2 = (c1 - c0) / tick, (c2 - c1) / tick
+nb, curl, tick = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+shapes = [json.loads(a) for a in sys.argv[6:]]
+names = {"standalone": "feedpipe standalone", "roles": "feedpipe roles (kafka-mock, producer, consumers, broadcaster)"}
 print()
 print(f"| run | feeds | feeds/s | vs newsboat | vs curl | lag p50 / p99 / max (ms) | CPU s per 1,000 feeds |")
 print(f"|---|---|---|---|---|---|---|")
 print(f"| newsboat -x reload (32 threads) | {nb_feeds} | {nb:.0f} | 1.0× | {nb / curl:.3f} | | |")
 print(f"| curl --parallel 64 (download only) | {feeds} | {curl:.0f} | {curl / nb:.1f}× | 1.0 | | |")
-for name, r, run, cpu in (("feedpipe standalone, first pass", r1, first, cpu1),
-                          ("feedpipe standalone, second pass (304)", r2, second, cpu2)):
-    print(f"| {name} | {feeds} | {r:.0f} | {r / nb:.1f}× | {r / curl:.2f} | "
-          f"{run['lag_ms_p50']} / {run['lag_ms_p99']} / {run['lag_ms_max']} | {1000 * cpu / feeds:.2f} |")
+rates = {}
+for s in shapes:
+    c0, c1, c2 = s["cpu"]
+    for label, run, cpu in (("first pass", s["first"], (c1 - c0) / tick), ("second pass (304)", s["second"], (c2 - c1) / tick)):
+        r = feeds / run["seconds"]
+        rates[(s["shape"], label)] = r
+        print(f"| {names.get(s['shape'], s['shape'])}, {label} | {feeds} | {r:.0f} | {r / nb:.1f}× | {r / curl:.2f} | "
+              f"{run['lag_ms_p50']} / {run['lag_ms_p99']} / {run['lag_ms_max']} | {1000 * cpu / feeds:.2f} |")
 print()
-print(f"first pass: {json.dumps(first)}")
-print(f"second pass: {json.dumps(second)}")
-print(f"feedpipe resident memory after both passes: {rss_mb:.0f} MB")
-ok = first["events"] == feeds + 1 and second["events"] == feeds + 1
+for s in shapes:
+    print(f"{s['shape']} first pass: {json.dumps(s['first'])}")
+    print(f"{s['shape']} second pass: {json.dumps(s['second'])}")
+    print(f"{s['shape']} resident memory after both passes (all its processes): {s['rss_kb'] / 1024:.0f} MB")
+base = shapes[0]["shape"]
+for s in shapes[1:]:
+    for label in ("first pass", "second pass (304)"):
+        print(f"{s['shape']} / {base}, {label}: {rates[(s['shape'], label)] / rates[(base, label)]:.2f}")
+ok = all(s["first"]["events"] == feeds + 1 and s["second"]["events"] == feeds + 1 for s in shapes)
 print("every job's event delivered" if ok else "MISSING EVENTS")
 PY

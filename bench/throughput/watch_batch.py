@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Submits one batch to feedpipe and follows its SSE stream to batch.completed.
+usage: watch_batch.py API_PORT URLS_FILE [STREAM_PORT]
 Prints one JSON line: seconds from POST to batch.completed, events, statuses, lag percentiles
 (event ts, the commit time, to receipt)."""
 import http.client
@@ -9,6 +10,7 @@ import sys
 import time
 
 port, urls_file = int(sys.argv[1]), sys.argv[2]
+stream_port = int(sys.argv[3]) if len(sys.argv) > 3 else port  # the broadcaster, in the roles shape
 feeds = [line.strip() for line in open(urls_file) if line.strip()]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 start = time.time()
@@ -18,7 +20,7 @@ body = json.loads(res.read())
 accepted = time.time() - start
 if res.status != 202:
     sys.exit(f"submit failed: {res.status} {body}")
-stream = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+stream = http.client.HTTPConnection("127.0.0.1", stream_port, timeout=600)
 stream.request("GET", body["events_url"], headers={"Accept": "text/event-stream"})
 resp = stream.getresponse()
 # The stream is read in large chunks and each event's fields are picked out with regular

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/db_pool.h"
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
@@ -76,27 +77,25 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings) : settings_(std::move(settings)), fetcher_(settings_.fetch) {
     if (local()) {
-      events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+      events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
+                                               std::vector<std::string>{std::string(kEventsTopic)});
       writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
                                                 settings_.on_events_committed);
     } else {
       publisher_ = std::make_unique<OutcomePublisher>(settings_.kafka, offsets_);
     }
-    auto conf = make_conf(settings_.kafka);
-    set_conf(*conf, "group.id", settings_.group_id);
-    set_conf(*conf, "enable.auto.commit", "false");
-    set_conf(*conf, "enable.auto.offset.store", "false");
-    set_conf(*conf, "auto.offset.reset", "earliest");
-    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
-    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
-    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
-    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
-    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    const auto& k = settings_.kafka;
+    auto client = consumer_client(k, "group consumer", settings_.group_id);
+    client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
+    client.defaults["heartbeat.interval.ms"] = std::to_string(std::max(100, k.session_timeout_ms / 6));
+    client.required["auto.offset.reset"] = "earliest";
+    client.required["partition.assignment.strategy"] = "cooperative-sticky";
+    auto conf = make_conf(k, client);
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw KafkaError("rebalance_cb: " + err);
     kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    if (!kafka_) throw KafkaError("cannot create Kafka consumer: " + err);
+    if (!kafka_) throw ConfigError("cannot create the Kafka group consumer: " + redact_kafka_secrets(err));
     auto rc = kafka_->subscribe({std::string(kJobsTopic)});
     if (rc != RdKafka::ERR_NO_ERROR)
       throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
@@ -117,6 +116,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       }
       spdlog::info("consumer assigned {} partition(s)", ids.size());
       joined_ = true;
+      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
       // redelivered to the new owner, and recording them twice changes nothing.
@@ -176,25 +176,41 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     size_t backlog = offsets_.in_flight();
     std::vector<int64_t> started;
     const bool reading = backlog < settings_.max_backlog;
-    if (reading) {
-      // Wait for Kafka only when there is nothing to drive in curl.
-      int timeout = fetcher_.pending() == 0 ? 50 : 0;
-      for (size_t n = 0; backlog + n < settings_.max_backlog && n < 512; ++n) {
-        std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
-        if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
-        if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
-        if (msg->err() != RdKafka::ERR_NO_ERROR) {
-          spdlog::warn("kafka consume: {}", msg->errstr());
-          break;
-        }
-        take(*msg, started);
+    pause_reading(!reading);
+    // Kafka is polled even with the backlog full: a rebalance waits until every member has served
+    // its callback, and a member that stopped polling held a new replica's join up for a whole
+    // session timeout. Paused partitions return no messages meanwhile.
+    int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
+    for (size_t n = 0; n < 512 && (n == 0 || backlog + n < settings_.max_backlog); ++n) {
+      std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? timeout : 0));
+      if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
+      if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
+      if (msg->err() != RdKafka::ERR_NO_ERROR) {
+        spdlog::warn("kafka consume: {}", msg->errstr());
+        break;
       }
+      take(*msg, started);  // a message fetched before the pause is still taken
     }
     if (writer_) writer_->mark_running(std::move(started));
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
+  }
+
+  // Pauses (or resumes) fetching on every assigned partition. Paused partitions drop what was
+  // prefetched; it is fetched again from the position after the last message taken.
+  void pause_reading(bool pause) {
+    if (pause == paused_) return;
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    auto rc = pause ? kafka_->pause(parts) : kafka_->resume(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (rc != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("kafka {}: {}", pause ? "pause" : "resume", RdKafka::err2str(rc));
+      return;
+    }
+    paused_ = pause;
   }
 
   void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
@@ -360,6 +376,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
+  bool paused_ = false;  // fetching paused while the backlog is full (fetch thread only)
   std::atomic<bool> joined_{false};
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };

@@ -26,7 +26,10 @@ metrics::Counter& too_large_total() {
 
 OutcomePublisher::OutcomePublisher(const KafkaSettings& kafka, OffsetTracker& offsets)
     : offsets_(offsets), max_message_bytes_(kafka.max_message_bytes) {
-  kafka_ = std::make_unique<KafkaProducer>(kafka, [this](uint64_t id, RdKafka::ErrorCode err) { on_delivery(id, err); });
+  kafka_ = std::make_unique<KafkaProducer>(
+      kafka, producer_client(kafka, "outcomes producer"),
+      [this](uint64_t id, RdKafka::ErrorCode err) { on_delivery(id, err); },
+      std::vector<std::string>{std::string(kOutcomesTopic)});
 }
 
 OutcomePublisher::~OutcomePublisher() { kafka_.reset(); }

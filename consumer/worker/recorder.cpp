@@ -27,18 +27,16 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
   explicit Loop(RecorderSettings settings) : settings_(std::move(settings)) {
     // Register the skip counters up front, so that /metrics shows them at 0.
     for (const char* reason : {"bad_json", "unknown_version", "bad_fields"}) skipped_total(reason);
-    events_ = std::make_unique<KafkaProducer>(settings_.kafka, nullptr);
+    events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
+                                             std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, events_.get(), offsets_, settings_.max_write_group);
-    auto conf = make_conf(settings_.kafka);
-    set_conf(*conf, "group.id", settings_.group_id);
-    set_conf(*conf, "enable.auto.commit", "false");
-    set_conf(*conf, "enable.auto.offset.store", "false");
-    set_conf(*conf, "auto.offset.reset", "earliest");
-    set_conf(*conf, "partition.assignment.strategy", "cooperative-sticky");
-    set_conf(*conf, "session.timeout.ms", std::to_string(settings_.kafka.session_timeout_ms));
-    set_conf(*conf, "heartbeat.interval.ms", std::to_string(std::max(100, settings_.kafka.session_timeout_ms / 6)));
-    set_conf(*conf, "fetch.wait.max.ms", std::to_string(settings_.kafka.fetch_wait_max_ms));
-    for (const auto& [k, v] : settings_.kafka.extra) set_conf(*conf, k, v);
+    const auto& k = settings_.kafka;
+    auto client = consumer_client(k, "recorder consumer", settings_.group_id);
+    client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
+    client.defaults["heartbeat.interval.ms"] = std::to_string(std::max(100, k.session_timeout_ms / 6));
+    client.required["auto.offset.reset"] = "earliest";
+    client.required["partition.assignment.strategy"] = "cooperative-sticky";
+    auto conf = make_conf(k, client);
     std::string err;
     if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
       throw KafkaError("rebalance_cb: " + err);
@@ -59,6 +57,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
       for (int32_t p : ids) offsets_.assign(p);
       if (cooperative) e = consumer->incremental_assign(partitions);
       else consumer->assign(partitions);
+      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
       spdlog::info("recorder assigned {} partition(s)", ids.size());
       joined_ = true;
     } else {
@@ -98,12 +97,12 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
 
  private:
   void step() {
-    if (offsets_.in_flight() >= settings_.max_backlog) {
-      // The writer has enough to do; keep the group membership alive without reading.
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      return;
-    }
-    for (size_t n = 0; offsets_.in_flight() < settings_.max_backlog && n < 512; ++n) {
+    // Kafka is polled even with the backlog full (a rebalance waits for every member to serve its
+    // callback); the partitions are paused meanwhile and return nothing.
+    const size_t backlog = offsets_.in_flight();
+    const bool reading = backlog < settings_.max_backlog;
+    pause_reading(!reading);
+    for (size_t n = 0; n < 512 && (n == 0 || offsets_.in_flight() < settings_.max_backlog); ++n) {
       std::unique_ptr<RdKafka::Message> msg(kafka_->consume(n == 0 ? 50 : 0));
       if (msg->err() == RdKafka::ERR__TIMED_OUT) break;
       if (msg->err() == RdKafka::ERR__PARTITION_EOF) continue;
@@ -111,8 +110,21 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
         spdlog::warn("kafka consume: {}", msg->errstr());
         break;
       }
-      take(*msg);
+      take(*msg);  // a message fetched before the pause is still taken
     }
+  }
+
+  void pause_reading(bool pause) {
+    if (pause == paused_) return;
+    std::vector<RdKafka::TopicPartition*> parts;
+    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    auto rc = pause ? kafka_->pause(parts) : kafka_->resume(parts);
+    RdKafka::TopicPartition::destroy(parts);
+    if (rc != RdKafka::ERR_NO_ERROR) {
+      spdlog::warn("kafka {}: {}", pause ? "pause" : "resume", RdKafka::err2str(rc));
+      return;
+    }
+    paused_ = pause;
   }
 
   void take(RdKafka::Message& msg) {
@@ -167,6 +179,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> joined_{false};
+  bool paused_ = false;  // reading paused while the backlog is full (loop thread only)
   std::atomic<uint64_t> read_{0}, skipped_{0};
 };
 

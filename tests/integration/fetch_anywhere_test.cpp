@@ -159,7 +159,7 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
   KafkaSettings kafka;
   kafka.brokers = brokers_;
   {
-    KafkaProducer producer(kafka, nullptr);
+    KafkaProducer producer(kafka, "test producer", nullptr);
     const std::string redelivered =
         R"({"v":1,"job_id":)" + std::to_string(first_job) + R"(,"batch_id":")" + first +
         R"(","status":"failed","http_status":500,"duration_ms":1,"error":"late duplicate"})";

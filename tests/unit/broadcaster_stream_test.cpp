@@ -90,7 +90,7 @@ class BroadcasterTest : public ::testing::Test {
     while (!broadcaster->ready() && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(10ms);
     ASSERT_TRUE(broadcaster->ready());
-    producer = std::make_unique<KafkaProducer>(settings.kafka, [](uint64_t, RdKafka::ErrorCode) {});
+    producer = std::make_unique<KafkaProducer>(settings.kafka, "test producer", [](uint64_t, RdKafka::ErrorCode) {});
   }
 
   void TearDown() override {

@@ -18,10 +18,7 @@ using namespace std::chrono_literals;
 std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::chrono::milliseconds timeout) {
   KafkaSettings k;
   k.brokers = brokers;
-  auto conf = make_conf(k);
-  set_conf(*conf, "group.id", "job-publisher-test");
-  set_conf(*conf, "enable.auto.commit", "false");
-  set_conf(*conf, "fetch.wait.max.ms", "10");
+  auto conf = make_conf(k, consumer_client(k, "test reader", "job-publisher-test"));
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
   std::vector<RdKafka::TopicPartition*> parts;

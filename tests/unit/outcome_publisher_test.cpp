@@ -21,10 +21,7 @@ constexpr int16_t kProduceApiKey = 0;
 std::vector<OutcomeMessage> read_outcomes(const std::string& brokers, size_t want, std::chrono::milliseconds timeout) {
   KafkaSettings k;
   k.brokers = brokers;
-  auto conf = make_conf(k);
-  set_conf(*conf, "group.id", "outcome-publisher-test");
-  set_conf(*conf, "enable.auto.commit", "false");
-  set_conf(*conf, "fetch.wait.max.ms", "10");
+  auto conf = make_conf(k, consumer_client(k, "test reader", "outcome-publisher-test"));
   std::string err;
   std::unique_ptr<RdKafka::KafkaConsumer> c(RdKafka::KafkaConsumer::create(conf.get(), err));
   std::vector<RdKafka::TopicPartition*> parts{
