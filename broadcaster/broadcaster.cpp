@@ -23,7 +23,7 @@ void Broadcaster::start() {
 
 void Broadcaster::stop() {
   hub_.stop();
-  if (reader_) reader_->stop();
+  if (reader_) reader_->stop(settings_.reader_close_timeout);
 }
 
 void Broadcaster::register_routes(httplib::Server& server) {

@@ -46,6 +46,7 @@ struct BroadcasterSettings {
   size_t max_streams = 20000;                     // open SSE streams per process (then 503)
   size_t stream_buffer_bytes = 256 * 1024;        // a stream lagging further is dropped
   std::string stream_token_secret;                // set: streams need ?token= (common/stream_token.h)
+  std::chrono::milliseconds reader_close_timeout{10000};  // on stop: the Kafka reader's close
 };
 
 class Broadcaster {

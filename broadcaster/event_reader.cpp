@@ -41,13 +41,12 @@ void EventReader::start() {
   thread_ = named_thread("fp-event-read", [this] { run(); });
 }
 
-void EventReader::stop() {
+void EventReader::stop(std::chrono::milliseconds close_timeout) {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   if (consumer_) {
     consumer_->unassign();
-    consumer_->close();
-    consumer_.reset();
+    close_consumer(consumer_, close_timeout, "the events reader");
   }
   ready_ = false;
 }

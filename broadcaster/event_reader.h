@@ -10,6 +10,7 @@
 // retried until stop(); payloads that are not events are logged and skipped; an exception from
 // the callback is logged and the event skipped.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -24,12 +25,13 @@ class EventReader {
   using Callback = std::function<void(const EventMessage&)>;
 
   EventReader(const KafkaSettings& settings, Callback on_event);
-  ~EventReader();  // stop()
+  ~EventReader();  // stop(10 s)
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
 
   void start();
-  void stop();
+  // Stops reading and closes the Kafka handle, waiting for it up to `close_timeout`.
+  void stop(std::chrono::milliseconds close_timeout = std::chrono::seconds(10));
   // True once every partition is assigned: events produced from then on are delivered.
   bool ready() const { return ready_.load(); }
 

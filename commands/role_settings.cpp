@@ -43,9 +43,6 @@ void add_producer_settings(Settings& s) {
       .add("job-lease-ms", "300000",
            "a job running longer than this (its consumer vanished) is published again; keep it "
            "above the consumers' job deadline")
-      .add("shutdown-grace-ms", "1000",
-           "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that "
-           "load balancers move clients away")
       .add("api-tokens", "", "comma-separated bearer tokens; when any is set (here or in --api-tokens-file), POST /v1/batches needs Authorization: Bearer <token>")
       .add("api-tokens-file", "", "file of bearer tokens, one per line (# comments, blank lines ignored)")
       .add("submit-rate-limit", "0", "batches per minute per token (per client address without tokens); more get 429 (0: no limit)");
@@ -66,8 +63,7 @@ void add_consumer_settings(Settings& s) {
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
       .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
       .add("consumer-max-backlog", "1024", "jobs a consumer holds before it pauses reading")
-      .add("write-group", "512", "job outcomes per SQLite transaction")
-      .add("drain-timeout-ms", "10000", "on shutdown, time to finish jobs in flight");
+      .add("write-group", "512", "job outcomes per SQLite transaction");
 }
 
 void add_broadcaster_settings(Settings& s) {
@@ -84,9 +80,7 @@ void add_broadcaster_settings(Settings& s) {
 
 void add_recorder_settings(Settings& s) {
   s.add("recorder-max-backlog", "1024", "outcomes a recorder holds before it pauses reading")
-      .add("write-group", "512", "job outcomes per SQLite transaction")
-      .add("drain-timeout-ms", "10000", "on shutdown, time to record the outcomes already read")
-      .add("shutdown-grace-ms", "1000", "on SIGTERM, how long /readyz fails before the recorder stops (with --http)");
+      .add("write-group", "512", "job outcomes per SQLite transaction");
 }
 
 void add_access_settings(Settings& s) {
@@ -103,6 +97,16 @@ void add_retention_settings(Settings& s) {
       .add("items-per-feed", "500", "items kept per feed, newest by published date else first seen (0: all)")
       .add("retention-interval", "1h", "how often the pruner runs (also once 10 s after start)")
       .add("retention-chunk-rows", "5000", "rows deleted per pruner transaction, so writers never wait long");
+}
+
+void add_shutdown_settings(Settings& s, const std::string& drain, const std::string& grace) {
+  s.add("drain-timeout-ms", "10000", drain).add("shutdown-grace-ms", "1000", grace);
+}
+
+ShutdownLimits shutdown_limits(const Settings& s) {
+  long drain = s.integer("drain-timeout-ms"), grace = s.integer("shutdown-grace-ms");
+  if (drain < 0 || grace < 0) throw ConfigError("--drain-timeout-ms and --shutdown-grace-ms must be 0 or more");
+  return {std::chrono::milliseconds(drain), std::chrono::milliseconds(grace)};
 }
 
 bool parse_settings(Settings& s, int argc, char** argv) {
@@ -185,6 +189,7 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
   p.rate_limit_max_clients = static_cast<size_t>(s.integer("rate-limit-max-clients"));
   p.stream_token_secret = s.str("stream-token-secret");
   p.trusted_proxies = TrustedProxies::parse(s.str("trusted-proxies"));
+  p.flush_timeout = shutdown_limits(s).drain;
   if (p.api_tokens.enabled()) spdlog::info("POST /v1/batches needs a bearer token ({} configured)", p.api_tokens.size());
   return p;
 }
@@ -209,7 +214,8 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   f.allow_private_networks = s.on("allow-private-networks");
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
-  c.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
+  c.drain_timeout = shutdown_limits(s).drain;
+  c.kafka_close_timeout = shutdown_limits(s).grace;
   return c;
 }
 
@@ -220,7 +226,8 @@ consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSetti
   r.kafka = kafka;
   r.max_backlog = static_cast<size_t>(std::max(1L, s.integer("recorder-max-backlog")));
   r.max_write_group = static_cast<size_t>(std::max(1L, s.integer("write-group")));
-  r.drain_timeout = std::chrono::milliseconds(s.integer("drain-timeout-ms"));
+  r.drain_timeout = shutdown_limits(s).drain;
+  r.kafka_close_timeout = shutdown_limits(s).grace;
   return r;
 }
 
@@ -247,6 +254,7 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.max_streams = static_cast<size_t>(s.integer("max-streams"));
   b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
   b.stream_token_secret = s.str("stream-token-secret");
+  b.reader_close_timeout = shutdown_limits(s).drain;
   return b;
 }
 

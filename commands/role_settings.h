@@ -3,6 +3,7 @@
 // into the roles' settings structs. Every setting is a flag and a FEEDPIPE_* variable.
 #include "broadcaster/broadcaster.h"
 #include "broadcaster/stream_server.h"
+#include "commands/signals.h"
 #include "common/config.h"
 #include "common/http.h"
 #include "common/kafka.h"
@@ -21,6 +22,11 @@ void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
 void add_recorder_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
+// --drain-timeout-ms and --shutdown-grace-ms, which every long-running role takes; `drain` and
+// `grace` say what each bounds in that role. Whatever Kafka does, the process ends within their
+// sum + 5 s of SIGTERM (commands/signals.h).
+void add_shutdown_settings(Settings& s, const std::string& drain, const std::string& grace);
+ShutdownLimits shutdown_limits(const Settings& s);
 // Access settings every serving command shares (stream token secret, CORS, trusted proxies,
 // rate-limiter memory); add_producer_settings and add_broadcaster_settings add their own.
 void add_access_settings(Settings& s);

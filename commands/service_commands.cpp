@@ -44,7 +44,7 @@ void serve_until_signal(httplib::Server& server, const Settings& s, const std::s
     if (before_stop) before_stop();
     server.stop();
   });
-  server.listen_after_bind();
+  if (!signal.received()) server.listen_after_bind();  // a signal during start-up ran no action
   signal.set_action(nullptr);
 }
 
@@ -87,7 +87,7 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
     if (before_stop) before_stop();
     server.stop();
   });
-  server.listen_after_bind();
+  if (!signal.received()) server.listen_after_bind();
   signal.set_action(nullptr);
   stop_fronts();
 }
@@ -105,6 +105,24 @@ void drain_producer(producer::Producer& producer, const Settings& s) {
 void check_broadcaster_source(const Settings& s) {
   if (s.str("db").empty()) throw ConfigError("broadcaster needs --db (or --api URL)");
 }
+
+// What the shutdown settings bound in each role (the process ends within their sum + 5 s).
+const char* const kProducerGrace =
+    "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that load "
+    "balancers move clients away";
+const char* const kProducerDrain =
+    "on SIGTERM, after the API closed: how long Kafka gets to acknowledge the jobs sent (the outbox "
+    "sweep publishes the others again)";
+const char* const kConsumerDrain =
+    "on SIGTERM, how long the jobs in flight get to finish (the others are handed back to the group)";
+const char* const kConsumerGrace =
+    "on SIGTERM, after the drain: how long Kafka gets to take the last offset commits and the "
+    "group leave (jobs whose offsets it did not take are redelivered)";
+const char* const kRecorderDrain =
+    "on SIGTERM, how long the outcomes already read get to be recorded (the others are read again)";
+const char* const kRecorderGrace =
+    "on SIGTERM, after the drain: how long Kafka gets to take the last offset commits, the group "
+    "leave and the events (outcomes whose offsets it did not take are read again, and change nothing)";
 
 std::string first_failure(const std::vector<std::string>& reasons) {
   for (const auto& r : reasons)
@@ -125,12 +143,18 @@ int standalone(int argc, char** argv) {
   add_broadcaster_settings(s);
   add_retention_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(
+      s,
+      "on SIGTERM, how long the consumer workers get to finish the jobs in flight (they stop taking "
+      "jobs at once), and Kafka to acknowledge the jobs sent and close the events reader",
+      std::string(kProducerGrace) + "; then also how long Kafka gets to take the consumers' last "
+      "offset commits and group leave");
   s.add("consumers", std::to_string(std::max(1u, std::thread::hardware_concurrency())),
         "consumer workers (group members) in this process");
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
 
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
@@ -182,9 +206,11 @@ int standalone(int argc, char** argv) {
   for (auto& c : consumers) c->start();
   producer.start();
   pruner.start();
-  serve_behind_front(
-      *server, broadcaster, s, "standalone", signal, [&] { drain_producer(producer, s); },
-      [&] { broadcaster.stop(); });
+  auto drain = [&] {
+    for (auto& c : consumers) c->begin_stop();  // their drain runs during the API's grace
+    drain_producer(producer, s);
+  };
+  serve_behind_front(*server, broadcaster, s, "standalone", signal, drain, [&] { broadcaster.stop(); });
   pruner.stop();
   producer.stop();
   for (auto& c : consumers) c->begin_stop();
@@ -201,10 +227,11 @@ int producer(int argc, char** argv) {
   add_producer_settings(s);
   add_retention_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(s, kProducerDrain, kProducerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);
   check_access_settings(s, true);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
@@ -232,8 +259,9 @@ int consumer(int argc, char** argv) {
   add_common_settings(s, "");
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_consumer_settings(s);
+  add_shutdown_settings(s, kConsumerDrain, kConsumerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   if (!s.str("db").empty())
@@ -265,24 +293,35 @@ int broadcaster(int argc, char** argv) {
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
   add_access_settings(s);
+  add_shutdown_settings(
+      s, "on SIGTERM, after the streams ended: how long the Kafka events reader gets to close",
+      "on SIGTERM, how long /readyz fails (streams still flow) before every stream ends with a final "
+      "retry: and the listener closes, so that load balancers move clients away");
   if (!parse_settings(s, argc, argv)) return 0;
   check_broadcaster_source(s);
   check_access_settings(s, false);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   migrate_database(s.str("db"));
   ensure_topics(kafka);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   auto server = make_server(http_settings(s));
+  std::atomic<bool> draining{false};
   register_health_routes(*server, [&] {
+    if (draining) return std::string("shutting down");
     return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
   });
   register_metrics_route(*server);
   enable_cors(*server, cors_policy(s));
   broadcaster.register_routes(*server);
   broadcaster.start();
-  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, nullptr, [&] { broadcaster.stop(); });
+  auto drain = [&] {
+    draining = true;
+    spdlog::info("shutting down: failing /readyz for {} ms before the streams end", s.integer("shutdown-grace-ms"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
+  };
+  serve_behind_front(*server, broadcaster, s, "broadcaster", signal, drain, [&] { broadcaster.stop(); });
   broadcaster.stop();
   return 0;
 }
@@ -294,10 +333,11 @@ int recorder(int argc, char** argv) {
   add_common_settings(s);
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_recorder_settings(s);
+  add_shutdown_settings(s, kRecorderDrain, kRecorderGrace);
   if (!parse_settings(s, argc, argv)) return 0;
-  KafkaSettings kafka = kafka_settings(s);
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   consumer::RecorderSettings settings = recorder_settings(s, kafka);
-  ShutdownSignal signal;
+  ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   migrate_database(settings.db_path);
   ensure_topics(kafka);
@@ -307,18 +347,12 @@ int recorder(int argc, char** argv) {
     spdlog::info("feedpipe recorder running");
     signal.wait();
   } else {
-    std::atomic<bool> draining{false};
     HttpServerSettings h;
     h.threads = 4;
     auto server = make_server(h);
-    register_health_routes(*server, [&] {
-      return draining ? std::string("shutting down") : recorder.readiness();
-    });
+    register_health_routes(*server, [&] { return recorder.readiness(); });
     register_metrics_route(*server);
-    serve_until_signal(*server, s, "recorder", signal, [&] {
-      draining = true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
-    });
+    serve_until_signal(*server, s, "recorder", signal, nullptr);
   }
   recorder.stop();
   return 0;

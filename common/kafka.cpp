@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "common/model.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 
 namespace feedpipe {
@@ -295,6 +296,35 @@ void ensure_topics(const KafkaSettings& settings) {
   if (!failure.empty()) throw KafkaError("cannot create topics: " + failure);
 }
 
+bool close_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer, std::chrono::milliseconds timeout,
+                    const std::string& name) {
+  if (!consumer) return true;
+  std::string what = name + " closing (rd_kafka_consumer_close: offset commits, LeaveGroup)";
+  ShutdownWait wait(what);
+  rd_kafka_t* rk = consumer->c_ptr();
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue)) {
+    spdlog::warn("{}: close: {}", name, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  } else {
+    // Served as rd_kafka_consumer_close() serves it: callbacks run here, messages still fetched
+    // are dropped (their offsets stay uncommitted). RdKafka::Queue::poll() would abort on them.
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!rd_kafka_consumer_closed(rk) && std::chrono::steady_clock::now() < deadline)
+      if (rd_kafka_message_t* message = rd_kafka_consume_queue(queue, 20)) rd_kafka_message_destroy(message);
+    if (!rd_kafka_consumer_closed(rk)) {
+      spdlog::warn("{}: Kafka did not let it close within {} ms; giving up (offsets not committed "
+                   "are redelivered)", name, timeout.count());
+      shutdown_gave_up(what);
+      consumer.release();  // leaked with its queue: destroying either would wait again
+      return false;
+    }
+  }
+  rd_kafka_queue_destroy(queue);
+  consumer.reset();
+  return true;
+}
+
 class KafkaProducer::Reporter : public RdKafka::DeliveryReportCb {
  public:
   explicit Reporter(DeliveryCallback cb) : cb_(std::move(cb)) {}
@@ -331,10 +361,28 @@ KafkaProducer::KafkaProducer(const KafkaSettings& settings, const KafkaClientCon
 }
 
 KafkaProducer::~KafkaProducer() {
-  producer_->flush(5000);
+  if (!closed_) close(std::chrono::seconds(5));
+}
+
+bool KafkaProducer::close(std::chrono::milliseconds timeout) {
+  closed_ = true;
+  bool all = true;
+  {
+    ShutdownWait wait("Kafka to acknowledge " + std::to_string(outstanding()) + " produced message(s)");
+    producer_->flush(static_cast<int>(timeout.count()));
+  }
+  if (int left = outstanding(); left > 0) {
+    // A broker that is gone or frozen: waiting longer would hold the shutdown (and
+    // rd_kafka_destroy would wait for in-flight requests).
+    spdlog::warn("Kafka did not acknowledge {} message(s) within {} ms; dropping them", left, timeout.count());
+    producer_->purge(RdKafka::Producer::PURGE_QUEUE | RdKafka::Producer::PURGE_INFLIGHT |
+                     RdKafka::Producer::PURGE_NON_BLOCKING);
+    all = false;
+  }
   stop_ = true;
   poller_.join();
   producer_->poll(0);
+  return all;
 }
 
 void KafkaProducer::learn_topics() {

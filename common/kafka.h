@@ -5,6 +5,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -100,6 +101,15 @@ void ensure_topics(const KafkaSettings& settings);
 // The number of partitions of a topic, from the cluster's metadata.
 int partition_count(RdKafka::Handle& handle, const std::string& topic, int timeout_ms = 5000);
 
+// Closes `consumer` (what it must wait for: commits in flight, the group's LeaveGroup answer),
+// serving its callbacks (rebalance_cb) on this thread, for up to `timeout`, then destroys it.
+// librdkafka's own close() has no timeout and hung on a broker that died at that moment. Past the
+// timeout the handle is leaked (destroying it would wait again) and the give-up recorded: the
+// process must then end with _exit (common/shutdown_wait.h, commands/signals.h). `name` says
+// which consumer, in logs. True when it closed.
+bool close_consumer(std::unique_ptr<RdKafka::KafkaConsumer>& consumer, std::chrono::milliseconds timeout,
+                    const std::string& name);
+
 // A producer whose delivery reports go to one callback, served by a thread of its own.
 // Idempotent (acks=all, enable.idempotence), small linger. Thread-safe.
 class KafkaProducer {
@@ -115,7 +125,12 @@ class KafkaProducer {
   // scan, which held the first events of a new consumer back for up to a second.
   KafkaProducer(const KafkaSettings& settings, const KafkaClientConf& client, DeliveryCallback on_delivery,
                 std::vector<std::string> topics = {});
-  ~KafkaProducer();  // flushes for up to 5 s
+  ~KafkaProducer();  // close(5 s) unless closed
+
+  // Waits up to `timeout` for Kafka to acknowledge outstanding messages, then drops those left
+  // (their delivery reports say ERR__PURGE_*) and stops serving reports; false when any was
+  // dropped. Call it once, when nothing is produced any more.
+  bool close(std::chrono::milliseconds timeout);
 
   // Queues a message; false (with the reason in `error`, librdkafka's code in `code`) when it
   // cannot even be queued.
@@ -134,6 +149,7 @@ class KafkaProducer {
   std::vector<std::unique_ptr<RdKafka::Topic>> topics_;  // kept known to the producer
   std::atomic<bool> stop_{false};
   std::thread poller_;
+  bool closed_ = false;
 };
 
 // librdkafka's mock cluster: a Kafka protocol server on loopback, in this process. It keeps

@@ -27,7 +27,7 @@ void JobPublisher::stop() {
   if (stop_.exchange(true)) return;
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
-  kafka_->flush(5000);
+  kafka_->close(settings_.flush_timeout);
   record_acknowledgements();
 }
 

@@ -28,6 +28,9 @@ struct PublisherSettings {
   // redeliver it, e.g. after an embedded broker restarted) is published again. Well above the
   // fetch deadline, so a live job is not duplicated; a duplicate would be harmless anyway.
   std::chrono::milliseconds running_lease{300000};
+  // On stop, how long Kafka gets to acknowledge the jobs sent; the outbox sweep publishes the
+  // others again.
+  std::chrono::milliseconds flush_timeout{10000};
 };
 
 class JobPublisher {

@@ -65,7 +65,8 @@ std::optional<int64_t> feed_id_of(const std::string& digits) {
 Producer::Producer(ProducerSettings settings)
     : settings_(std::move(settings)),
       publisher_(PublisherSettings{settings_.db_path, settings_.kafka, settings_.outbox_sweep_interval,
-                                   settings_.republish_open_jobs_on_start, settings_.job_lease}),
+                                   settings_.republish_open_jobs_on_start, settings_.job_lease,
+                                   settings_.flush_timeout}),
       submit_limiter_(settings_.submit_rate_per_minute, settings_.rate_limit_max_clients) {}
 
 void Producer::start() { publisher_.start(); }

@@ -25,6 +25,7 @@ struct ProducerSettings {
   std::chrono::milliseconds outbox_sweep_interval{5000};
   std::chrono::milliseconds job_lease{300000};  // a job running longer is published again
   bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
+  std::chrono::milliseconds flush_timeout{10000};  // on stop: Kafka's acknowledgement of sent jobs
   // Access (all off unless configured): bearer tokens for POST /v1/batches; batches per minute
   // per token (per client address without tokens), 0 = no limit; clients the limiter remembers;
   // the secret that signs stream tokens (empty: streams need none); proxies whose

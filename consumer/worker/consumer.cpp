@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -10,6 +11,7 @@
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
 #include "common/model.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
@@ -71,6 +73,11 @@ JobOutcome outcome_of(fetcher::FetchResult&& r) {
   return o;
 }
 
+metrics::Gauge& assigned_partitions() {
+  return metrics::gauge("feedpipe_consumer_assigned_partitions",
+                        "Partitions of feed.refresh.jobs assigned to this process's consumers.");
+}
+
 }  // namespace
 
 class Consumer::Loop : public RdKafka::RebalanceCb {
@@ -115,12 +122,14 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer assigned {} partition(s)", ids.size());
+      assigned_partitions().add(static_cast<int64_t>(ids.size()));
       joined_ = true;
       if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
-      // redelivered to the new owner, and recording them twice changes nothing.
-      commit(offsets_.revoke(ids), true);
+      // redelivered to the new owner, and recording them twice changes nothing. While closing,
+      // the commit is asynchronous: close waits for it, within its own bound.
+      commit(offsets_.revoke(ids), !closing_);
       auto e = cooperative ? consumer->incremental_unassign(partitions) : nullptr;
       if (!cooperative) consumer->unassign();
       if (e) {
@@ -128,6 +137,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         delete e;
       }
       spdlog::info("consumer revoked {} partition(s)", ids.size());
+      assigned_partitions().add(-static_cast<int64_t>(ids.size()));
     }
   }
 
@@ -330,25 +340,40 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     std::vector<RdKafka::TopicPartition*> tps;
     for (const auto& po : offsets)
       tps.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), po.partition, po.offset));
+    std::optional<ShutdownWait> wait;
+    if (sync) wait.emplace("Kafka to answer a synchronous offset commit (rebalance)");
     auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
     if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
       spdlog::warn("offset commit failed: {} (jobs will be redelivered and skipped)", RdKafka::err2str(rc));
     RdKafka::TopicPartition::destroy(tps);
   }
 
+  // Every wait here is bounded: the fetches by the drain timeout, Kafka (the last commits, the
+  // group leave, the events) by the close timeout; what Kafka does not take is redelivered.
   void drain() {
     auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
-    while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
-      for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    {
+      ShutdownWait wait("the consumer's fetches in flight");
+      while (fetcher_.pending() > 0 && std::chrono::steady_clock::now() < deadline)
+        for (auto& result : fetcher_.poll(std::chrono::milliseconds(50))) finish(std::move(result));
+    }
     if (fetcher_.pending() > 0)
       spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
-    if (writer_) writer_->stop();
-    if (publisher_ && !publisher_->flush(std::max(std::chrono::milliseconds(1000), remaining(deadline))))
-      spdlog::warn("stopping with outcomes Kafka has not acknowledged; their jobs will be redelivered");
-    commit(offsets_.to_commit(), true);
+    {
+      ShutdownWait wait(writer_ ? "the consumer's SQLite writer" : "Kafka to acknowledge the consumer's outcomes");
+      if (writer_) writer_->stop();
+      // The outcomes of the fetches that finished: their jobs' offsets move only once Kafka has them.
+      if (publisher_ && !publisher_->flush(std::max(std::chrono::milliseconds(1000), remaining(deadline))))
+        spdlog::warn("stopping with outcomes Kafka has not acknowledged; their jobs will be redelivered");
+    }
     finish_joining(deadline);
-    kafka_->close();
-    if (events_) events_->flush(5000);
+    auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
+    closing_ = true;
+    commit(offsets_.to_commit(), false);  // close waits for it
+    close_consumer(kafka_, settings_.kafka_close_timeout, "the consumer");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
+    if (events_) events_->close(std::max(left, std::chrono::milliseconds(0)));
+    if (publisher_) publisher_->close(std::max(left, std::chrono::milliseconds(0)));
   }
 
   static std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
@@ -378,6 +403,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   std::atomic<bool> stopping_{false};
   bool paused_ = false;  // fetching paused while the backlog is full (fetch thread only)
   std::atomic<bool> joined_{false};
+  bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
 

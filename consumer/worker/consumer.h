@@ -34,6 +34,9 @@ struct ConsumerSettings {
   size_t max_write_group = 512;      // outcomes per SQLite transaction
   std::chrono::milliseconds commit_interval{500};
   std::chrono::milliseconds drain_timeout{10000};  // on stop: time to finish jobs in flight
+  // On stop, after the drain: time for Kafka to take the last commits and the group leave, and
+  // the outcome events. Past it the consumer gives up on Kafka (see common/shutdown_wait.h).
+  std::chrono::milliseconds kafka_close_timeout{1000};
   // Same-process subscribers of committed events (standalone: the broadcaster's hub), so that
   // they need not wait for the round trip through Kafka; Kafka still carries every event.
   std::function<void(const std::vector<EventMessage>&)> on_events_committed;

@@ -107,6 +107,11 @@ void OutcomePublisher::on_delivery(uint64_t id, RdKafka::ErrorCode err) {
                          RdKafka::err2str(err) + ")";
     return replace_with_failure(id, *p, reason);
   }
+  if (closing_ || err == RdKafka::ERR__PURGE_QUEUE || err == RdKafka::ERR__PURGE_INFLIGHT) {
+    std::lock_guard lock(mu_);  // dropped at close: the job is redelivered
+    pending_.erase(id);
+    return;
+  }
   // librdkafka already retried for message.timeout.ms: try again, keeping the offset in flight.
   spdlog::warn("outcome of job {} not delivered to Kafka ({}); publishing it again", p->summary.job_id,
                RdKafka::err2str(err));
@@ -124,6 +129,11 @@ bool OutcomePublisher::flush(std::chrono::milliseconds timeout) {
     kafka_->flush(50);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+void OutcomePublisher::close(std::chrono::milliseconds timeout) {
+  closing_ = true;
+  kafka_->close(timeout);
 }
 
 uint64_t OutcomePublisher::published() const {

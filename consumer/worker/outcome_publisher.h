@@ -4,6 +4,7 @@
 // offset only once Kafka has acknowledged the outcome. An outcome larger than the producer or
 // the topic accepts fails its job instead: a small failed outcome with the reason goes out in
 // its place. Thread-safe; delivery reports arrive on the Kafka producer's poll thread.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -27,6 +28,9 @@ class OutcomePublisher {
   // Waits for the acknowledgements of what was submitted; true when none is missing.
   bool flush(std::chrono::milliseconds timeout);
   uint64_t published() const;  // outcomes Kafka acknowledged
+  // Stops: waits up to `timeout` for Kafka, then drops what it has not acknowledged (those jobs'
+  // offsets stay uncommitted: they are redelivered).
+  void close(std::chrono::milliseconds timeout);
 
   // The reason a job fails with when its outcome is too large to publish.
   static std::string too_large_reason(size_t bytes, int limit);
@@ -49,6 +53,7 @@ class OutcomePublisher {
   std::unordered_map<uint64_t, Pending> pending_;
   uint64_t next_id_ = 1;
   uint64_t published_ = 0;
+  std::atomic<bool> closing_{false};
   std::unique_ptr<KafkaProducer> kafka_;  // last: destroyed (and flushed) first
 };
 

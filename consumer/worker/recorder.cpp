@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <optional>
 
 #include "common/db_pool.h"
 #include "common/metrics.h"
 #include "common/outcome_message.h"
+#include "common/shutdown_wait.h"
 #include "common/thread_name.h"
 #include "consumer/worker/offset_tracker.h"
 #include "consumer/worker/outcome_writer.h"
@@ -63,7 +65,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
     } else {
       // What is recorded is committed; outcomes still in the writer are read again by the new
       // owner, and recording them twice changes nothing.
-      commit(offsets_.revoke(ids), true);
+      commit(offsets_.revoke(ids), !closing_);
       if (cooperative) e = consumer->incremental_unassign(partitions);
       else consumer->unassign();
       spdlog::info("recorder revoked {} partition(s)", ids.size());
@@ -152,24 +154,35 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
     std::vector<RdKafka::TopicPartition*> tps;
     for (const auto& po : offsets)
       tps.push_back(RdKafka::TopicPartition::create(std::string(kOutcomesTopic), po.partition, po.offset));
+    std::optional<ShutdownWait> wait;
+    if (sync) wait.emplace("Kafka to answer the recorder's synchronous offset commit (rebalance)");
     auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
     if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
       spdlog::warn("offset commit failed: {} (outcomes will be read again and change nothing)", RdKafka::err2str(rc));
     RdKafka::TopicPartition::destroy(tps);
   }
 
+  // The writer records what was read (at most the backlog; once stopped it gives up on a
+  // failing database after three attempts); Kafka (the last commits, the group leave, the events)
+  // gets the close timeout; what Kafka does not take is read again and changes nothing.
   void drain() {
     auto deadline = std::chrono::steady_clock::now() + settings_.drain_timeout;
-    writer_->stop();  // records everything read so far
-    commit(offsets_.to_commit(), true);
+    {
+      ShutdownWait wait("the recorder's SQLite writer");
+      writer_->stop();  // records everything read so far
+    }
     // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
     // destroyed between JoinGroup and SyncGroup: let a join in progress finish first.
     if (!joined_ && RdKafka::version() < 0x020300ff) {
       while (!joined_ && std::chrono::steady_clock::now() < deadline)
         std::unique_ptr<RdKafka::Message>(kafka_->consume(50));  // read here, stays uncommitted
     }
-    kafka_->close();
-    events_->flush(5000);
+    auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
+    closing_ = true;
+    commit(offsets_.to_commit(), false);  // close waits for it
+    close_consumer(kafka_, settings_.kafka_close_timeout, "the recorder");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
+    events_->close(std::max(left, std::chrono::milliseconds(0)));
   }
 
   RecorderSettings settings_;
@@ -180,6 +193,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> joined_{false};
   bool paused_ = false;  // reading paused while the backlog is full (loop thread only)
+  bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> read_{0}, skipped_{0};
 };
 

@@ -26,6 +26,8 @@ struct RecorderSettings {
   size_t max_write_group = 512;  // outcomes per SQLite transaction
   std::chrono::milliseconds commit_interval{500};
   std::chrono::milliseconds drain_timeout{10000};  // on stop: time to record what was read
+  // On stop, after the drain: the bound on Kafka's last commits, the group leave and the events.
+  std::chrono::milliseconds kafka_close_timeout{1000};
 };
 
 struct RecorderStats {

@@ -161,5 +161,49 @@ TEST_F(FaultTest, ConsumerStoppedWhileJoiningItsGroupExitsCleanly) {
   EXPECT_EQ(consumer->wait_exit(30s), 0) << consumer->log();
 }
 
+// A gauge of a process's /metrics, or -1 when it is absent.
+int64_t metric(int port, const std::string& name) {
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  auto at = res->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(res->body.substr(at + name.size() + 2));
+}
+
+// A consumer whose backlog is full stops reading jobs but keeps serving its group: a replica added
+// then gets its share of the partitions at once, and the busy one keeps the rest (it was dropped
+// from the group after a session timeout when it stopped polling Kafka).
+TEST_F(FaultTest, ConsumerWithAFullBacklogHandsPartitionsToANewReplica) {
+  int producer_port = free_port(), first_port = free_port(), second_port = free_port();
+  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
+  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
+  auto first = start("consumer", {"--http", "127.0.0.1:" + std::to_string(first_port), "--consumer-max-backlog", "8",
+                                  "--fetch-low-speed-seconds", "60", "--fetch-timeout-ms", "60000"});
+  ASSERT_TRUE(wait_ready(producer_port));
+  ASSERT_TRUE(wait_ready(first_port));
+  ASSERT_EQ(metric(first_port, "feedpipe_consumer_assigned_partitions"), 12);
+
+  feeds_.hold_requests(true);
+  std::string batch = submit_batch(producer_port, feed_urls(0, 60));
+  ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 8; }, 20s));
+  auto second = start("consumer", {"--http", "127.0.0.1:" + std::to_string(second_port)});
+  // Two cooperative rounds, each held open by the embedded broker for a session timeout less a
+  // second (2 s here); a member that never rejoins is dropped after its session timeout.
+  EXPECT_TRUE(wait_until([&] { return metric(second_port, "feedpipe_consumer_assigned_partitions") > 0; }, 15s))
+      << second->log();
+  EXPECT_GT(metric(first_port, "feedpipe_consumer_assigned_partitions"), 0) << first->log();
+  EXPECT_EQ(metric(first_port, "feedpipe_consumer_assigned_partitions") +
+                metric(second_port, "feedpipe_consumer_assigned_partitions"), 12);
+  EXPECT_EQ(first->log().find("session timed out"), std::string::npos) << first->log();
+
+  feeds_.hold_requests(false);
+  ASSERT_TRUE(wait_until([&] {
+    return query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") == 60;
+  }, 60s));
+  expect_exactly_once(batch, 60);
+}
+
 }  // namespace
 }  // namespace feedpipe::testing

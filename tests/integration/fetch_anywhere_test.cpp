@@ -57,7 +57,22 @@ class FetchAnywhereTest : public ::testing::Test {
                                   "--fetch-low-speed-seconds", "50", "--fetch-timeout-ms", "55000"};
     args.insert(args.end(), extra.begin(), extra.end());
     consumers_.push_back(start("consumer", args, consumer_dirs_.back()->path()));
+    consumer_ports_.push_back(port);
     ASSERT_TRUE(wait_ready(port)) << consumers_.back()->log();
+  }
+
+  // Waits until the consumers share the 12 partitions, each with some: a consumer is ready after
+  // the first round of a cooperative rebalance, and the second round may still move partitions.
+  void wait_group_settled() {
+    ASSERT_TRUE(wait_until([&] {
+      int total = 0;
+      for (int port : consumer_ports_) {
+        int n = metric_value(port, "feedpipe_consumer_assigned_partitions");
+        if (n == 0) return false;
+        total += n;
+      }
+      return total == 12;
+    }, 30s));
   }
 
   std::vector<std::string> feed_urls(int first, int count) {
@@ -79,9 +94,9 @@ class FetchAnywhereTest : public ::testing::Test {
 
   // A counter's value on /metrics (0 when absent).
   int metric_value(int port, const std::string& series) {
-    std::string text = metrics(port);
-    auto pos = text.find(series + " ");
-    return pos == std::string::npos ? 0 : std::stoi(text.substr(pos + series.size() + 1));
+    std::string text = "\n" + metrics(port);
+    auto pos = text.find("\n" + series + " ");  // a sample line, not the # HELP line
+    return pos == std::string::npos ? 0 : std::atoi(text.c_str() + pos + series.size() + 2);
   }
 
   // Every job of the batch once in the events table, and as `status` in the snapshot.
@@ -101,7 +116,7 @@ class FetchAnywhereTest : public ::testing::Test {
   std::string brokers_;
   int started_ = 0;
   int producer_port_ = 0, broadcaster_port_ = 0;
-  std::vector<int> recorder_ports_;
+  std::vector<int> recorder_ports_, consumer_ports_;
   std::unique_ptr<Process> broker_, producer_, broadcaster_;
   std::vector<std::unique_ptr<Process>> recorders_, consumers_;
   std::vector<std::unique_ptr<TempDir>> consumer_dirs_;
@@ -110,6 +125,7 @@ class FetchAnywhereTest : public ::testing::Test {
 TEST_F(FetchAnywhereTest, ConsumersWithoutADatabaseFetchAndRecordersRecordEachJobOnceThenA304Pass) {
   start_consumer();
   start_consumer();
+  wait_group_settled();
   const size_t n = 300;
   std::string first = submit_batch(producer_port_, feed_urls(0, n));
   SseResult stream = watch(first);
@@ -200,6 +216,7 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
 TEST_F(FetchAnywhereTest, AConsumerStoppedMidBatchPublishesWhatItFetchedAndARecorderStopsCleanly) {
   start_consumer();
   start_consumer();
+  wait_group_settled();
   feeds_.hold_requests(true);
   std::string batch = submit_batch(producer_port_, feed_urls(400, 100));
   ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 50; }, 30s)) << feeds_.total_requests();
