@@ -59,7 +59,10 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
       for (int32_t p : ids) offsets_.assign(p);
       if (cooperative) e = consumer->incremental_assign(partitions);
       else consumer->assign(partitions);
-      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
+      // New partitions join the paused ones, or are resumed: librdkafka keeps a partition's pause
+      // flag through an unassign, so a partition paused, lost and assigned again stays paused.
+      auto rc = paused_ ? consumer->pause(partitions) : consumer->resume(partitions);
+      if (rc != RdKafka::ERR_NO_ERROR) spdlog::warn("kafka pause/resume on assign: {}", RdKafka::err2str(rc));
       spdlog::info("recorder assigned {} partition(s)", ids.size());
       joined_ = true;
     } else {
