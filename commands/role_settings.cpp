@@ -62,7 +62,8 @@ void add_consumer_settings(Settings& s) {
       .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
       .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
-      .add("consumer-max-backlog", "1024", "jobs a consumer holds before it pauses reading")
+      .add("consumer-max-backlog", "1024", "jobs a consumer works on at once (fetching or being recorded); more wait")
+      .add("consumer-max-read-ahead", "16384", "jobs read from Kafka that wait for room in the backlog; at this many the consumer pauses its partitions (it keeps serving its group)")
       .add("write-group", "512", "job outcomes per SQLite transaction");
 }
 
@@ -222,6 +223,7 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   f.user_agent = s.str("user-agent");
   f.allow_private_networks = s.on("allow-private-networks");
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
+  c.max_read_ahead = std::max<size_t>(1, static_cast<size_t>(s.integer("consumer-max-read-ahead")));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
   c.drain_timeout = shutdown_limits(s).drain;
   c.kafka_close_timeout = shutdown_limits(s).grace;

@@ -6,7 +6,9 @@
 # SHAPE picks what serves them (default standalone):
 #   standalone  one `feedpipe standalone --consumers 1` process;
 #   roles       the one-host shape operators run: kafka-mock, producer --db, consumer --db and
-#               broadcaster --db as separate processes (every event crosses Kafka).
+#               broadcaster --db as separate processes (every event crosses Kafka);
+#   many        the many-hosts shape on this machine: kafka-mock, producer --db, recorder --db, a
+#               consumer without a database (outcomes cross Kafka too), broadcaster --api.
 # The streams are held by (and memory and CPU read from) the standalone or broadcaster process.
 #
 # Needs BUILD_DIR/feedpipe and BUILD_DIR/bench/sse/sse_load (both built by scripts/build.sh).
@@ -36,7 +38,7 @@ ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[i]}" 2>/dev/null || true; done  # the broker last
   wait 2>/dev/null || true
   [[ -n ${KEEP_WORK:-} ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
 }
@@ -63,28 +65,39 @@ case ${SHAPE:-standalone} in
     API_PORT=$PORT
     wait_ready "$PORT"
     ;;
-  roles)
+  roles | many)
     "$FEEDPIPE" kafka-mock --log-level warn >"$WORK/brokers" 2>"$WORK/kafka-mock.log" &
     PIDS+=($!)
     for _ in $(seq 50); do [[ -s $WORK/brokers ]] && break; sleep 0.1; done
     BROKERS=$(head -1 "$WORK/brokers")
     "$FEEDPIPE" migrate --db "$WORK/feedpipe.db" >/dev/null 2>&1
     API_PORT=$(free_port)
-    COMMON=(--brokers "$BROKERS" --db "$WORK/feedpipe.db" --log-level warn)
-    "$FEEDPIPE" producer --http "127.0.0.1:$API_PORT" "${COMMON[@]}" >"$WORK/producer.log" 2>&1 &
+    COMMON=(--brokers "$BROKERS" --log-level warn)
+    DB=(--db "$WORK/feedpipe.db")
+    "$FEEDPIPE" producer --http "127.0.0.1:$API_PORT" "${DB[@]}" "${COMMON[@]}" >"$WORK/producer.log" 2>&1 &
     PIDS+=($!)
+    FETCH_DB=("${DB[@]}")
+    EDGE_SOURCE=("${DB[@]}")
+    if [[ $SHAPE == many ]]; then  # the many-hosts shape on this machine
+      RECORDER_PORT=$(free_port)
+      "$FEEDPIPE" recorder --http "127.0.0.1:$RECORDER_PORT" "${DB[@]}" "${COMMON[@]}" >"$WORK/recorder.log" 2>&1 &
+      PIDS+=($!)
+      wait_ready "$RECORDER_PORT"
+      FETCH_DB=()
+      EDGE_SOURCE=(--api "http://127.0.0.1:$API_PORT")
+    fi
     CONSUMER_PORT=$(free_port)
-    "$FEEDPIPE" consumer --http "127.0.0.1:$CONSUMER_PORT" "${COMMON[@]}" "${FETCH_ARGS[@]}" ${FEEDPIPE_BENCH_ARGS:-} \
+    "$FEEDPIPE" consumer --http "127.0.0.1:$CONSUMER_PORT" "${COMMON[@]}" ${FETCH_DB[@]+"${FETCH_DB[@]}"} "${FETCH_ARGS[@]}" ${FEEDPIPE_BENCH_ARGS:-} \
       >"$WORK/consumer.log" 2>&1 &
     PIDS+=($!)
-    "$FEEDPIPE" broadcaster --http "127.0.0.1:$PORT" "${COMMON[@]}" ${BROADCASTER_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
+    "$FEEDPIPE" broadcaster --http "127.0.0.1:$PORT" "${COMMON[@]}" "${EDGE_SOURCE[@]}" ${BROADCASTER_BENCH_ARGS:-} >"$WORK/server.log" 2>&1 &
     SERVER=$!
     PIDS+=($SERVER)
     wait_ready "$API_PORT"
     wait_ready "$CONSUMER_PORT"
     wait_ready "$PORT"
     ;;
-  *) echo "unknown SHAPE=$SHAPE (standalone or roles)" >&2; exit 2 ;;
+  *) echo "unknown SHAPE=$SHAPE (standalone, roles or many)" >&2; exit 2 ;;
 esac
 
 : >"$WORK/paths"

@@ -58,36 +58,51 @@ start_feedpipe() {
   wait_ready "$FP_PORT"
 }
 
-# The one-host shape operators run, each role a process of its own: kafka-mock, producer --db on
-# $FP_PORT, CONSUMERS (default: one per core, as standalone) consumer --db, broadcaster --db on
-# $FP_STREAM_PORT, all on $work/roles.db. Sets fp_pids to every one of them.
+# The shapes operators run, each role a process of its own, all on this machine: kafka-mock,
+# producer --db on $FP_PORT, CONSUMERS (default: one per core, as standalone) consumers and a
+# broadcaster on $FP_STREAM_PORT, on $work/roles.db.
+#   start_roles        one host: consumer --db, broadcaster --db;
+#   start_roles many   many hosts: recorder --db, consumers without a database, broadcaster --api.
+# Sets fp_pids to every one of them.
 start_roles() {
-  local brokers common i cport
+  local brokers common i cport shape=${1:-one}
   "$FEEDPIPE_BIN" kafka-mock --log-level warn > "$work/brokers" 2> "$work/kafka-mock.log" &
   pids+=($!)
   fp_pids=($!)
   for _ in $(seq 1 50); do [[ -s $work/brokers ]] && break; sleep 0.1; done
   brokers=$(head -1 "$work/brokers")
   "$FEEDPIPE_BIN" migrate --db "$work/roles.db" > /dev/null 2>&1
-  common=(--brokers "$brokers" --db "$work/roles.db" --log-level warn)
+  common=(--brokers "$brokers" --log-level warn)
   FP_PORT=$(port)
   FP_STREAM_PORT=$(port)
-  "$FEEDPIPE_BIN" producer --http "127.0.0.1:$FP_PORT" --max-batch-feeds "$FEEDS" "${common[@]}" > "$work/producer.log" 2>&1 &
+  "$FEEDPIPE_BIN" producer --http "127.0.0.1:$FP_PORT" --max-batch-feeds "$FEEDS" --db "$work/roles.db" "${common[@]}" > "$work/producer.log" 2>&1 &
   pids+=($!)
   fp_pids+=($!)
+  local fetch_db=(--db "$work/roles.db") edge_source=(--db "$work/roles.db")
+  if [[ $shape == many ]]; then
+    cport=$(port)
+    "$FEEDPIPE_BIN" recorder --http "127.0.0.1:$cport" --db "$work/roles.db" "${common[@]}" > "$work/recorder.log" 2>&1 &
+    pids+=($!)
+    fp_pids+=($!)
+    wait_ready "$cport"
+    fetch_db=()
+    edge_source=(--api "http://127.0.0.1:$FP_PORT")
+  fi
   # The consumers start together, as compose starts replicas: they join the group in one
   # rebalance. (One that joins later costs two cooperative rounds, and the embedded broker holds
   # each round open for the session timeout less a second.)
   local cports=()
   for i in $(seq 1 "${CONSUMERS:-$(nproc)}"); do
     cports+=($(port))
-    "$FEEDPIPE_BIN" consumer --http "127.0.0.1:${cports[-1]}" --allow-private-networks "${common[@]}" ${FEEDPIPE_ARGS:-} \
+    "$FEEDPIPE_BIN" consumer --http "127.0.0.1:${cports[-1]}" --allow-private-networks "${common[@]}" \
+      ${fetch_db[@]+"${fetch_db[@]}"} ${FEEDPIPE_ARGS:-} \
       > "$work/consumer$i.log" 2>&1 &
     pids+=($!)
     fp_pids+=($!)
   done
   for cport in "${cports[@]}"; do wait_ready "$cport"; done
-  "$FEEDPIPE_BIN" broadcaster --http "127.0.0.1:$FP_STREAM_PORT" "${common[@]}" > "$work/broadcaster.log" 2>&1 &
+  "$FEEDPIPE_BIN" broadcaster --http "127.0.0.1:$FP_STREAM_PORT" "${common[@]}" "${edge_source[@]}" \
+    > "$work/broadcaster.log" 2>&1 &
   pids+=($!)
   fp_pids+=($!)
   wait_ready "$FP_PORT"

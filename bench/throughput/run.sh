@@ -5,8 +5,9 @@
 #   newsboat -x reload (reload-threads 32) over NEWSBOAT_FEEDS feeds,
 #   feedpipe over FEEDS feeds, one batch, POST → batch.completed over SSE, twice (the second pass
 #   is all conditional GETs answered 304), in each shape of SHAPES (default "standalone roles"):
-#   standalone (one process) and roles (kafka-mock, producer, CONSUMERS consumers — default one
-#   per core, as standalone — and a broadcaster, each a process; CPU and memory summed over them),
+#   standalone (one process); roles (kafka-mock, producer, CONSUMERS consumers — default one per
+#   core, as standalone — and a broadcaster, each a process; CPU and memory summed over them); many
+#   (the many-hosts shape on this machine: a recorder, consumers without a database, broadcaster --api),
 #   curl --parallel --parallel-max 64 downloading the same FEEDS feeds.
 # Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds.
 # PERF_OUT=FILE records `perf record --call-graph dwarf` of standalone through the second pass.
@@ -55,7 +56,12 @@ tick=$(getconf CLK_TCK)
 measure_shape() {
   local shape=$1 c0 c1 c2 first second
   echo "feedpipe $shape over $FEEDS feeds"
-  if [[ $shape == standalone ]]; then start_feedpipe; else start_roles; fi
+  case $shape in
+    standalone) start_feedpipe ;;
+    roles) start_roles ;;
+    many) start_roles many ;;
+    *) echo "unknown shape $shape (standalone, roles or many)" >&2; exit 2 ;;
+  esac
   c0=$(cpu_ticks)
   first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
   c1=$(cpu_ticks)
@@ -79,7 +85,9 @@ import json, sys
 feeds, nb_feeds = int(sys.argv[1]), int(sys.argv[2])
 nb, curl, tick = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 shapes = [json.loads(a) for a in sys.argv[6:]]
-names = {"standalone": "feedpipe standalone", "roles": "feedpipe roles (kafka-mock, producer, consumers, broadcaster)"}
+names = {"standalone": "feedpipe standalone",
+         "roles": "feedpipe roles, one host (kafka-mock, producer, consumers --db, broadcaster)",
+         "many": "feedpipe roles, many hosts (kafka-mock, producer, recorder, consumers without a database, broadcaster --api)"}
 print()
 print(f"| run | feeds | feeds/s | vs newsboat | vs curl | lag p50 / p99 / max (ms) | CPU s per 1,000 feeds |")
 print(f"|---|---|---|---|---|---|---|")

@@ -30,7 +30,8 @@ struct ConsumerSettings {
   KafkaSettings kafka;
   fetcher::FetchSettings fetch;
   std::string group_id = "feedpipe-consumers";
-  size_t max_backlog = 1024;         // jobs taken but not yet recorded; beyond it, reading pauses
+  size_t max_backlog = 1024;         // jobs taken but not yet recorded; beyond it, jobs read wait
+  size_t max_read_ahead = 16384;     // jobs read and waiting for room in the backlog; beyond it, fetching pauses
   size_t max_write_group = 512;      // outcomes per SQLite transaction
   std::chrono::milliseconds commit_interval{500};
   std::chrono::milliseconds drain_timeout{10000};  // on stop: time to finish jobs in flight

@@ -180,7 +180,7 @@ TEST_F(FaultTest, ConsumerWithAFullBacklogHandsPartitionsToANewReplica) {
   Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
   ASSERT_EQ(migrate.wait_exit(20s), 0);
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
-  auto first = start("consumer", {"--http", "127.0.0.1:" + std::to_string(first_port), "--consumer-max-backlog", "8",
+  auto first = start("consumer", {"--http", "127.0.0.1:" + std::to_string(first_port), "--consumer-max-backlog", "8", "--consumer-max-read-ahead", "8",
                                   "--fetch-low-speed-seconds", "60", "--fetch-timeout-ms", "60000"});
   ASSERT_TRUE(wait_ready(producer_port));
   ASSERT_TRUE(wait_ready(first_port));
