@@ -27,6 +27,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 COPY --from=build /src/build/feedpipe /usr/local/bin/feedpipe
 USER feedpipe
 WORKDIR /data
-ENV FEEDPIPE_DB=/data/feedpipe.db
+# No FEEDPIPE_DB here: consumers and broadcasters run without a database in the many-hosts
+# shape; compose.yaml gives it to the roles on the store volume (the default ./feedpipe.db of
+# the other commands is /data/feedpipe.db in this directory anyway).
 ENTRYPOINT ["feedpipe"]
 CMD ["--help"]

@@ -17,6 +17,7 @@ const Command kCommands[] = {
     {"producer", "the batch API: accepts batches and publishes one job per feed", producer},
     {"consumer", "a consumer group member: fetches, parses and records feeds", consumer},
     {"broadcaster", "serves batch event streams (SSE) from Kafka and SQLite", broadcaster},
+    {"recorder", "records the outcomes that consumers without --db publish", recorder},
     {"migrate", "apply database migrations and exit", migrate},
     {"kafka-mock", "an embedded Kafka broker for local runs; prints its address first", kafka_mock},
     {"parse", "parse one feed file (or - for stdin) and print the normalized feed as JSON", parse},

@@ -19,6 +19,7 @@ int standalone(int argc, char** argv);
 int producer(int argc, char** argv);
 int consumer(int argc, char** argv);
 int broadcaster(int argc, char** argv);
+int recorder(int argc, char** argv);
 int migrate(int argc, char** argv);
 int kafka_mock(int argc, char** argv);
 int parse(int argc, char** argv);

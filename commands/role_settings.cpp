@@ -2,12 +2,17 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "common/logging.h"
+#include "common/model.h"
 
 namespace feedpipe::commands {
 
 void add_common_settings(Settings& s, const std::string& default_db) {
-  s.add("db", default_db, "SQLite database file (shared by every role of one host)")
+  s.add("db", default_db,
+        default_db.empty() ? "SQLite database file (shared by every role of one host); none when empty"
+                           : "SQLite database file (shared by every role of one host)")
       .add("brokers", "", "Kafka bootstrap servers host:port[,…]")
       .add("kafka-partitions", "12", "partitions of the topics feedpipe creates")
       .add("kafka-linger-ms", "5", "job producer batching delay (linger.ms)")
@@ -15,6 +20,9 @@ void add_common_settings(Settings& s, const std::string& default_db) {
       .add("kafka-fetch-wait-ms", "10", "consumer fetch.wait.max.ms (low: librdkafka's 500 caps throughput)")
       .add("kafka-session-timeout-ms", "6000", "consumer group session timeout")
       .add("kafka-compression", "lz4", "compression of produced messages: none, gzip, snappy, lz4 or zstd")
+      .add("kafka-max-message-bytes", std::to_string(kMaxMessageBytes),
+           "(expert) producers' message.max.bytes: a job outcome larger than this fails its job; "
+           "keep it at most the topics' max.message.bytes")
       .add("kafka-config", "", "file of librdkafka properties (key=value lines) for every Kafka client: TLS, SASL; explicit --kafka-* flags win over it")
       .add("sqlite-memory-mb", "64", "soft limit on the memory of all SQLite connections together")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
@@ -71,6 +79,12 @@ void add_broadcaster_settings(Settings& s) {
       .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
 }
 
+void add_recorder_settings(Settings& s) {
+  s.add("recorder-max-backlog", "1024", "outcomes a recorder works on at once (being recorded); more wait")
+      .add("recorder-max-read-ahead", "16384", "outcomes read from Kafka that wait for room in the backlog; at this many the recorder pauses its partitions (it keeps serving its group)")
+      .add("write-group", "512", "job outcomes per SQLite transaction");
+}
+
 void add_broadcaster_api_settings(Settings& s) {
   s.add("api", "",
         "instead of --db: a producer's URL (http://host:port); batch history and gaps are read from its JSON "
@@ -120,6 +134,9 @@ KafkaSettings kafka_settings(const Settings& s) {
   k.fetch_wait_max_ms = static_cast<int>(s.integer("kafka-fetch-wait-ms"));
   k.session_timeout_ms = static_cast<int>(s.integer("kafka-session-timeout-ms"));
   k.compression = s.str("kafka-compression");
+  k.max_message_bytes = static_cast<int>(s.integer("kafka-max-message-bytes"));
+  if (k.max_message_bytes < 1000 || k.max_message_bytes > 1000000000)
+    throw ConfigError("--kafka-max-message-bytes must be between 1000 and 1000000000");
   k.config_file = s.str("kafka-config");
   if (!k.config_file.empty()) k.file_properties = read_kafka_config(k.config_file);
   check_kafka_config(k);
@@ -129,6 +146,7 @@ KafkaSettings kafka_settings(const Settings& s) {
       {"kafka-fetch-wait-ms", {"fetch.wait.max.ms"}},
       {"kafka-session-timeout-ms", {"session.timeout.ms", "heartbeat.interval.ms"}},
       {"kafka-compression", {"compression.type"}},
+      {"kafka-max-message-bytes", {"message.max.bytes"}},
   };
   for (const auto& [flag, properties] : flags)
     if (s.given(flag)) k.explicit_properties.insert(properties.begin(), properties.end());
@@ -211,6 +229,19 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   c.drain_timeout = shutdown_limits(s).drain;
   c.kafka_close_timeout = shutdown_limits(s).grace;
   return c;
+}
+
+consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka) {
+  consumer::RecorderSettings r;
+  r.db_path = s.str("db");
+  if (r.db_path.empty()) throw ConfigError("the recorder needs --db");
+  r.kafka = kafka;
+  r.max_backlog = static_cast<size_t>(std::max(1L, s.integer("recorder-max-backlog")));
+  r.max_read_ahead = static_cast<size_t>(std::max(1L, s.integer("recorder-max-read-ahead")));
+  r.max_write_group = static_cast<size_t>(std::max(1L, s.integer("write-group")));
+  r.drain_timeout = shutdown_limits(s).drain;
+  r.kafka_close_timeout = shutdown_limits(s).grace;
+  return r;
 }
 
 RetentionSettings retention_settings(const Settings& s) {

@@ -9,6 +9,7 @@
 #include "common/kafka.h"
 #include "common/retention.h"
 #include "consumer/worker/consumer.h"
+#include "consumer/worker/recorder.h"
 #include "producer/producer.h"
 
 namespace feedpipe::commands {
@@ -19,6 +20,7 @@ void add_http_settings(Settings& s, const std::string& default_listen);
 void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
+void add_recorder_settings(Settings& s);
 // The `broadcaster` command's alternative to --db: --api URL and its timeouts.
 void add_broadcaster_api_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
@@ -38,6 +40,7 @@ KafkaSettings kafka_settings(const Settings& s);
 HttpServerSettings http_settings(const Settings& s);
 producer::ProducerSettings producer_settings(const Settings& s, const KafkaSettings& kafka);
 consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
+consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka);
 RetentionSettings retention_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // broadcaster_settings plus --api and its timeouts (add_broadcaster_api_settings); throws

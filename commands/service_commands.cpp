@@ -112,6 +112,11 @@ const char* const kConsumerDrain =
 const char* const kConsumerGrace =
     "on SIGTERM, after the drain: how long Kafka gets to take the last offset commits and the "
     "group leave (jobs whose offsets it did not take are redelivered)";
+const char* const kRecorderDrain =
+    "on SIGTERM, how long the outcomes already read get to be recorded (the others are read again)";
+const char* const kRecorderGrace =
+    "on SIGTERM, after the drain: how long Kafka gets to take the last offset commits, the group "
+    "leave and the events (outcomes whose offsets it did not take are read again, and change nothing)";
 
 std::string first_failure(const std::vector<std::string>& reasons) {
   for (const auto& r : reasons)
@@ -243,8 +248,10 @@ int producer(int argc, char** argv) {
 }
 
 int consumer(int argc, char** argv) {
-  Settings s("consumer", "A member of the consumer group feedpipe-consumers: fetches, parses, records.");
-  add_common_settings(s);
+  Settings s("consumer",
+             "A member of the consumer group feedpipe-consumers: fetches and parses feeds, and records\n"
+             "them in --db, or, without --db, publishes the outcomes for a recorder.");
+  add_common_settings(s, "");
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_consumer_settings(s);
   add_shutdown_settings(s, kConsumerDrain, kConsumerGrace);
@@ -252,7 +259,11 @@ int consumer(int argc, char** argv) {
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
-  migrate_database(s.str("db"));
+  if (!s.str("db").empty())
+    migrate_database(s.str("db"));
+  else
+    spdlog::info("consumer without --db: outcomes go to topic {}; a `feedpipe recorder --db FILE` must run "
+                 "to record them", kOutcomesTopic);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
   worker.start();
@@ -310,6 +321,38 @@ int broadcaster(int argc, char** argv) {
   };
   serve_behind_front(*server, broadcaster, s, "broadcaster", signal, drain, [&] { broadcaster.stop(); });
   broadcaster.stop();
+  return 0;
+}
+
+int recorder(int argc, char** argv) {
+  Settings s("recorder",
+             "Records the job outcomes that consumers without --db publish to feed.refresh.outcomes\n"
+             "(group feedpipe-recorders), and publishes their events.");
+  add_common_settings(s);
+  s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
+  add_recorder_settings(s);
+  add_shutdown_settings(s, kRecorderDrain, kRecorderGrace);
+  if (!parse_settings(s, argc, argv)) return 0;
+  KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
+  consumer::RecorderSettings settings = recorder_settings(s, kafka);
+  ShutdownSignal signal(shutdown_limits(s));
+  MemoryTrimmer trimmer = memory_policy(s);
+  migrate_database(settings.db_path);
+  ensure_topics(kafka);
+  consumer::Recorder recorder(settings);
+  recorder.start();
+  if (s.str("http").empty()) {
+    spdlog::info("feedpipe recorder running");
+    signal.wait();
+  } else {
+    HttpServerSettings h;
+    h.threads = 4;
+    auto server = make_server(h);
+    register_health_routes(*server, [&] { return recorder.readiness(); });
+    register_metrics_route(*server);
+    serve_until_signal(*server, s, "recorder", signal, nullptr);
+  }
+  recorder.stop();
   return 0;
 }
 

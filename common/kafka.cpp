@@ -147,7 +147,9 @@ void check_kafka_config(const KafkaSettings& settings) {
 
 KafkaClientConf producer_client(const KafkaSettings& settings, std::string name) {
   KafkaClientConf c{std::move(name), {}, {}};
-  c.defaults = {{"linger.ms", std::to_string(settings.linger_ms)}, {"compression.type", settings.compression}};
+  c.defaults = {{"linger.ms", std::to_string(settings.linger_ms)},
+                {"compression.type", settings.compression},
+                {"message.max.bytes", std::to_string(settings.max_message_bytes)}};
   c.required = {{"enable.idempotence", "true"}, {"acks", "all"}};
   return c;
 }
@@ -247,20 +249,26 @@ void ensure_topics(const KafkaSettings& settings) {
     int found = 0;
     for (int i = 0; i < md->topic_cnt; ++i) {
       std::string name = md->topics[i].topic;
-      if ((name == kJobsTopic || name == kEventsTopic) && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      if ((name == kJobsTopic || name == kEventsTopic || name == kOutcomesTopic) &&
+          md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
         ++found;
     }
     rd_kafka_metadata_destroy(md);
-    if (found == 2) return;
+    if (found == 3) return;
   }
-  rd_kafka_NewTopic_t* topics[2];
-  const std::string names[2] = {std::string(kJobsTopic), std::string(kEventsTopic)};
-  for (int i = 0; i < 2; ++i)
+  constexpr int kTopics = 3;
+  rd_kafka_NewTopic_t* topics[kTopics];
+  const std::string names[kTopics] = {std::string(kJobsTopic), std::string(kEventsTopic), std::string(kOutcomesTopic)};
+  const std::string max_bytes = std::to_string(kMaxMessageBytes);
+  for (int i = 0; i < kTopics; ++i) {
     topics[i] = rd_kafka_NewTopic_new(names[i].c_str(), settings.partitions, -1, errstr, sizeof errstr);
+    // Outcomes carry a feed's parsed items: let every topic take messages of up to 16 MiB.
+    rd_kafka_NewTopic_set_config(topics[i], "max.message.bytes", max_bytes.c_str());
+  }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, 10000, errstr, sizeof errstr);
-  rd_kafka_CreateTopics(rk, topics, 2, options, queue);
+  rd_kafka_CreateTopics(rk, topics, kTopics, options, queue);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 15000);
   std::string failure;
   if (!ev) {
@@ -284,7 +292,7 @@ void ensure_topics(const KafkaSettings& settings) {
   if (ev) rd_kafka_event_destroy(ev);
   rd_kafka_AdminOptions_destroy(options);
   rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy_array(topics, 2);
+  rd_kafka_NewTopic_destroy_array(topics, kTopics);
   if (!failure.empty()) throw KafkaError("cannot create topics: " + failure);
 }
 
@@ -392,7 +400,7 @@ void KafkaProducer::learn_topics() {
 }
 
 bool KafkaProducer::produce(std::string_view topic, std::string_view key, std::string_view value,
-                            uint64_t opaque, std::string* error) {
+                            uint64_t opaque, std::string* error, RdKafka::ErrorCode* code) {
   for (int attempt = 0;; ++attempt) {
     auto rc = producer_->produce(std::string(topic), RdKafka::Topic::PARTITION_UA,
                                  RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
@@ -405,6 +413,7 @@ bool KafkaProducer::produce(std::string_view topic, std::string_view key, std::s
       continue;
     }
     if (error) *error = RdKafka::err2str(rc);
+    if (code) *code = rc;
     return false;
   }
 }
@@ -423,7 +432,8 @@ EmbeddedBroker::EmbeddedBroker(int partitions, int brokers) {
   cluster_ = rd_kafka_mock_cluster_new(owner_->c_ptr(), brokers);
   if (!cluster_) throw KafkaError("cannot start the embedded Kafka broker (librdkafka mock cluster)");
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
-  for (auto topic : {kJobsTopic, kEventsTopic}) {
+  // The mock cluster checks no message size (no max.message.bytes to set).
+  for (auto topic : {kJobsTopic, kEventsTopic, kOutcomesTopic}) {
     auto rc = rd_kafka_mock_topic_create(cluster_, std::string(topic).c_str(), partitions, 1);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw KafkaError("embedded broker: cannot create topic " + std::string(topic) + ": " +

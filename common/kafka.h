@@ -41,6 +41,9 @@ struct KafkaSettings {
   int fetch_wait_max_ms = 10;       // librdkafka's default (500) caps a consumer at a few thousand msg/s
   int session_timeout_ms = 6000;
   std::string compression = "lz4";  // producers' compression.type (none, gzip, snappy, lz4, zstd)
+  // Producers' message.max.bytes: the largest message they send (a larger one is refused with
+  // ERR_MSG_SIZE_TOO_LARGE); the topics feedpipe creates accept kMaxMessageBytes.
+  int max_message_bytes = 16 << 20;
   // --kafka-config: properties for every client, applied over feedpipe's defaults.
   std::string config_file;
   std::vector<KafkaProperty> file_properties;
@@ -71,7 +74,8 @@ struct KafkaClientConf {
   std::map<std::string, std::string> defaults;  // feedpipe's tuning: the file may change it
   std::map<std::string, std::string> required;  // what the client depends on: refused in the file
 };
-// Idempotent (enable.idempotence, acks=all); linger.ms and compression.type from the settings.
+// Idempotent (enable.idempotence, acks=all); linger.ms, compression.type and message.max.bytes
+// from the settings.
 KafkaClientConf producer_client(const KafkaSettings& settings, std::string name);
 // Offsets committed by feedpipe only (no auto commit or store); fetch.wait.max.ms from the settings.
 KafkaClientConf consumer_client(const KafkaSettings& settings, std::string name, std::string group_id);
@@ -90,7 +94,8 @@ void set_conf(RdKafka::Conf& conf, const std::string& name, const std::string& v
 // The producer of events: latency first. events_linger_ms, one request in flight.
 KafkaClientConf event_producer_client(const KafkaSettings& settings);
 
-// Creates feed.refresh.jobs and feed.refresh.events when missing (existing topics are kept).
+// Creates feed.refresh.jobs, feed.refresh.events and feed.refresh.outcomes when missing, with
+// max.message.bytes of 16 MiB (existing topics are kept as they are).
 void ensure_topics(const KafkaSettings& settings);
 
 // The number of partitions of a topic, from the cluster's metadata.
@@ -127,9 +132,10 @@ class KafkaProducer {
   // dropped. Call it once, when nothing is produced any more.
   bool close(std::chrono::milliseconds timeout);
 
-  // Queues a message; false (with the reason in `error`) when it cannot even be queued.
+  // Queues a message; false (with the reason in `error`, librdkafka's code in `code`) when it
+  // cannot even be queued.
   bool produce(std::string_view topic, std::string_view key, std::string_view value,
-               uint64_t opaque = 0, std::string* error = nullptr);
+               uint64_t opaque = 0, std::string* error = nullptr, RdKafka::ErrorCode* code = nullptr);
   // Waits for outstanding messages; true when none is left.
   bool flush(int timeout_ms);
   int outstanding() const { return producer_->outq_len(); }

@@ -51,6 +51,9 @@ class JobMessageReader : public nlohmann::json_sax<nlohmann::json> {
     if (depth_ != 1) return other_value();
     if (field_ == kBatchId) m_.batch_id = std::move(v);
     else if (field_ == kUrl) m_.url = std::move(v);
+    else if (field_ == kEtag) m_.etag = std::move(v);
+    else if (field_ == kLastModified) m_.last_modified = std::move(v);
+    else if (field_ == kNotBefore) m_.not_before = std::move(v);
     else return other_value();
     return found();
   }
@@ -71,15 +74,18 @@ class JobMessageReader : public nlohmann::json_sax<nlohmann::json> {
   JobMessage result(bool parsed) {
     if (!root_is_object_) throw std::invalid_argument("job message is not a JSON object");
     if (!parsed) throw std::invalid_argument("job message is not valid JSON");
-    for (int f = 0; f < kFields; ++f)
+    for (int f = 0; f < kRequired; ++f)
       if (!(seen_ & (1u << f)))
         throw std::invalid_argument(std::string("job message has no \"") + kNames[f] + "\" of the right type");
     return std::move(m_);
   }
 
  private:
-  enum Field { kJobId, kBatchId, kPosition, kUrl, kFeedId, kFields, kOther = kFields };
-  static constexpr const char* kNames[kFields] = {"job_id", "batch_id", "position", "url", "feed_id"};
+  // The first kRequired fields must be present; the validators are optional (older producers).
+  enum Field { kJobId, kBatchId, kPosition, kUrl, kFeedId, kEtag, kLastModified, kNotBefore, kFields, kOther = kFields };
+  static constexpr int kRequired = kEtag;
+  static constexpr const char* kNames[kFields] = {"job_id", "batch_id", "position", "url",
+                                                  "feed_id", "etag", "last_modified", "not_before"};
 
   static Field field_named(const std::string& k) {
     for (int f = 0; f < kFields; ++f)
@@ -121,7 +127,15 @@ std::string serialize(const JobMessage& m) {
   append_string_field(s, "batch_id", m.batch_id);
   s += ",\"position\":" + std::to_string(m.position) + ",";
   append_string_field(s, "url", m.url);
-  s += ",\"feed_id\":" + std::to_string(m.feed_id) + "}";
+  s += ",\"feed_id\":" + std::to_string(m.feed_id);
+  for (auto [key, value] : {std::pair<std::string_view, const std::string*>{"etag", &m.etag},
+                            {"last_modified", &m.last_modified},
+                            {"not_before", &m.not_before}}) {
+    if (value->empty()) continue;
+    s += ',';
+    append_string_field(s, key, *value);
+  }
+  s += '}';
   return s;
 }
 

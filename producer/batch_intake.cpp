@@ -20,30 +20,40 @@ std::optional<std::string> existing_batch(Database& db, const std::string& key, 
   return q.text(0);
 }
 
-std::optional<int64_t> feed_with_url(Database& db, const std::string& url) {
-  auto q = db.prepare("SELECT id FROM feeds WHERE url = ?");
+// A stored feed: its id and what a fetch of it needs (see JobMessage), read in the same lookup.
+struct KnownFeed {
+  int64_t id = 0;
+  std::string etag, last_modified, not_before;
+};
+
+std::optional<KnownFeed> feed_with_url(Database& db, const std::string& url) {
+  auto q = db.prepare(
+      "SELECT id, etag, last_modified, "
+      "CASE WHEN next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN next_fetch_at END "
+      "FROM feeds WHERE url = ?");
   q.bind(1, url);
-  std::optional<int64_t> id;
-  if (q.step()) id = q.int64(0);
+  std::optional<KnownFeed> feed;
+  if (q.step()) feed = KnownFeed{q.int64(0), q.text(1), q.text(2), q.text(3)};
   q.reset();
-  return id;
+  return feed;
 }
 
-// The feed of a submitted URL (created when new), or why it cannot be fetched. Looks up first:
-// feeds are usually refreshed again and again, and inside the write transaction nobody else can
-// insert the URL in between. A URL submitted exactly as a feed stores it is normalized already
-// (normalizing is idempotent), so a feed refreshed again skips the URL parser.
-std::optional<std::pair<std::string, int64_t>> feed_of(Database& db, const std::string& raw, std::string* why) {
-  if (auto id = feed_with_url(db, raw)) return std::pair{raw, *id};
+// The feed of a submitted URL (created when new) and its normalized URL, or why it cannot be
+// fetched. Looks up first: feeds are usually refreshed again and again, and inside the write
+// transaction nobody else can insert the URL in between. A URL submitted exactly as a feed
+// stores it is normalized already (normalizing is idempotent), so a feed refreshed again skips
+// the URL parser.
+std::optional<std::pair<std::string, KnownFeed>> feed_of(Database& db, const std::string& raw, std::string* why) {
+  if (auto feed = feed_with_url(db, raw)) return std::pair{raw, std::move(*feed)};
   auto url = normalize_feed_url(raw, why);
   if (!url) return std::nullopt;
-  std::optional<int64_t> id;
-  if (*url != raw) id = feed_with_url(db, *url);  // another spelling of a known feed
-  if (!id) {
+  std::optional<KnownFeed> feed;
+  if (*url != raw) feed = feed_with_url(db, *url);  // another spelling of a known feed
+  if (!feed) {
     db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, *url).run();
-    id = db.last_insert_rowid();
+    feed = KnownFeed{db.last_insert_rowid(), "", "", ""};
   }
-  return std::pair{std::move(*url), *id};
+  return std::pair{std::move(*url), std::move(*feed)};
 }
 
 }  // namespace
@@ -106,7 +116,7 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
       auto feed = feed_of(db, raw, &why);
       std::optional<int64_t> feed_id;
       if (feed) {
-        feed_id = feed->second;
+        feed_id = feed->second.id;
         duplicate_feeds |= !feeds_seen.insert(*feed_id).second;
       }
       db.prepare("INSERT INTO jobs (batch_id, position, url, feed_id) VALUES (?, ?, ?, ?)")
@@ -117,7 +127,9 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
           .run();
       int64_t job_id = db.last_insert_rowid();
       if (feed) {
-        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), std::move(feed->first), *feed_id});
+        KnownFeed& known = feed->second;
+        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), std::move(feed->first),
+                                known.id, known.etag, known.last_modified, known.not_before});
       } else {
         JobOutcome o;
         o.job_id = job_id;

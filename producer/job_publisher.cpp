@@ -90,18 +90,21 @@ void JobPublisher::republish(bool all_open) {
   std::vector<JobMessage> jobs;
   {
     std::lock_guard lock(mu_);
-    auto q = db.prepare(all_open
-        ? "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
-          "WHERE j.status IN ('queued', 'running') ORDER BY j.id"
-        : "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id FROM jobs j JOIN feeds f ON f.id = j.feed_id "
-          "WHERE j.status IN ('queued', 'running') AND (j.published = 0 OR (j.status = 'running' "
-          "AND j.started_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?1))) ORDER BY j.id LIMIT 10000");
+    // The feed's validators and Retry-After travel with the job (for consumers without a database).
+    static constexpr const char* kColumns =
+        "SELECT j.id, j.batch_id, j.position, f.url, j.feed_id, f.etag, f.last_modified, "
+        "CASE WHEN f.next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN f.next_fetch_at END "
+        "FROM jobs j JOIN feeds f ON f.id = j.feed_id ";
+    auto q = db.prepare(std::string(kColumns) + (all_open
+        ? "WHERE j.status IN ('queued', 'running') ORDER BY j.id"
+        : "WHERE j.status IN ('queued', 'running') AND (j.published = 0 OR (j.status = 'running' "
+          "AND j.started_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?1))) ORDER BY j.id LIMIT 10000"));
     if (!all_open)
       q.bind(1, "-" + std::to_string(settings_.running_lease.count() / 1000) + " seconds");
     while (q.step()) {
       int64_t id = q.int64(0);
       if (in_flight_.count(id)) continue;
-      jobs.push_back({id, q.text(1), q.int64(2), q.text(3), q.int64(4)});
+      jobs.push_back({id, q.text(1), q.int64(2), q.text(3), q.int64(4), q.text(5), q.text(6), q.text(7)});
     }
   }
   if (jobs.empty()) return;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/db_pool.h"
 #include "common/job_outcomes.h"
@@ -14,6 +15,7 @@
 #include "common/thread_name.h"
 #include "consumer/parser/parser.h"
 #include "consumer/worker/offset_tracker.h"
+#include "consumer/worker/outcome_publisher.h"
 #include "consumer/worker/outcome_writer.h"
 #include "consumer/worker/read_ahead.h"
 
@@ -83,10 +85,14 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
  public:
   explicit Loop(ConsumerSettings settings)
       : settings_(std::move(settings)), fetcher_(settings_.fetch), read_ahead_(settings_.max_read_ahead) {
-    events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
-                                             std::vector<std::string>{std::string(kEventsTopic)});
-    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
-                                              settings_.on_events_committed);
+    if (local()) {
+      events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
+                                               std::vector<std::string>{std::string(kEventsTopic)});
+      writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
+                                                settings_.on_events_committed);
+    } else {
+      publisher_ = std::make_unique<OutcomePublisher>(settings_.kafka, offsets_);
+    }
     const auto& k = settings_.kafka;
     auto client = consumer_client(k, "group consumer", settings_.group_id);
     client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
@@ -141,7 +147,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
 
   void run() {
     try {
-      thread_db(settings_.db_path).set_cache_kib(Database::kConsumerCacheKib);
+      if (local()) thread_db(settings_.db_path).set_cache_kib(Database::kConsumerCacheKib);
     } catch (const std::exception& e) {
       spdlog::warn("consumer loop: {}", e.what());  // step() retries opening and reports
     }
@@ -164,9 +170,15 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
 
   void stop() { stopping_ = true; fetcher_.wakeup(); }
   bool joined() const { return joined_; }
-  ConsumerStats stats() const { return {taken_, writer_ ? writer_->written() : 0, fetches_}; }
+  ConsumerStats stats() const {
+    return {taken_, writer_ ? writer_->written() : publisher_ ? publisher_->published() : 0, fetches_};
+  }
 
  private:
+  // With a database the consumer records outcomes itself; without one it publishes them to
+  // feed.refresh.outcomes for a recorder, and everything the fetch needs comes in the job message.
+  bool local() const { return !settings_.db_path.empty(); }
+
   struct Waiting {
     JobMessage job;
     int32_t partition;
@@ -181,7 +193,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     read_ahead_.read(
         timeout, [&] { return offsets_.in_flight() < settings_.max_backlog; },
         [&](RdKafka::Message& msg) { take(msg, started); });
-    writer_->mark_running(std::move(started));
+    if (writer_) writer_->mark_running(std::move(started));
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
@@ -201,23 +213,10 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       offsets_.done(partition, offset);
       return;
     }
-    // One read for both: is the job still open, and what does the feed's last fetch say.
-    Database& db = thread_db(settings_.db_path);
-    auto q = db.prepare(
-        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at, "
-        "coalesce(f.next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) "
-        "FROM jobs j LEFT JOIN feeds f ON f.id = ?2 WHERE j.id = ?1");
-    q.bind(1, job.job_id).bind(2, job.feed_id);
-    std::optional<JobStatus> status;
     fetcher::FetchRequest request;
     std::string not_before;
-    if (q.step()) {
-      status = job_status_from_string(q.text(0));
-      request.etag = q.text(1);
-      request.last_modified = q.text(2);
-      if (q.int64(4)) not_before = q.text(3);
-    }
-    q.reset();
+    std::optional<JobStatus> status =
+        local() ? read_job_state(job, request, not_before) : job_state_from_message(job, request, not_before);
     if (!status || is_final(*status)) {
       // Already recorded (a redelivery), or a job this database does not know.
       if (!status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
@@ -233,6 +232,36 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     if (!not_before.empty()) return refuse_until_retry_after(it->first, not_before);
     fetcher_.add(std::move(request));
     ++fetches_;
+  }
+
+  // One read for both: is the job still open, and what does the feed's last fetch say.
+  std::optional<JobStatus> read_job_state(const JobMessage& job, fetcher::FetchRequest& request,
+                                          std::string& not_before) {
+    Database& db = thread_db(settings_.db_path);
+    auto q = db.prepare(
+        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at, "
+        "coalesce(f.next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) "
+        "FROM jobs j LEFT JOIN feeds f ON f.id = ?2 WHERE j.id = ?1");
+    q.bind(1, job.job_id).bind(2, job.feed_id);
+    std::optional<JobStatus> status;
+    if (q.step()) {
+      status = job_status_from_string(q.text(0));
+      request.etag = q.text(1);
+      request.last_modified = q.text(2);
+      if (q.int64(4)) not_before = q.text(3);
+    }
+    q.reset();
+    return status;
+  }
+
+  // Without a database the job message says it all; whether the job is still open is the
+  // recorder's question (it leaves a final job as it is).
+  static std::optional<JobStatus> job_state_from_message(const JobMessage& job, fetcher::FetchRequest& request,
+                                                         std::string& not_before) {
+    request.etag = job.etag;
+    request.last_modified = job.last_modified;
+    if (!job.not_before.empty() && job.not_before > rfc3339_utc(now_ms())) not_before = job.not_before;
+    return JobStatus::queued;
   }
 
   // The feed's server answered an earlier fetch with 429/503 and a Retry-After that has not
@@ -253,9 +282,15 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     fetch_seconds.observe(std::chrono::duration<double>(result.duration).count());
     JobOutcome outcome = outcome_of(std::move(result));
     for (auto& w : node.mapped()) {
+      JobRef ref{w.job.job_id, w.partition, w.offset, w.taken_at};
+      if (publisher_) {  // serializes it at once: no copy needed
+        outcome.job_id = w.job.job_id;
+        publisher_->submit(w.job.batch_id, outcome, ref);
+        continue;
+      }
       JobOutcome copy = outcome;
       copy.job_id = w.job.job_id;
-      writer_->submit(std::move(copy), {w.job.job_id, w.partition, w.offset, w.taken_at});
+      writer_->submit(std::move(copy), ref);
     }
   }
 
@@ -302,8 +337,11 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     if (fetcher_.pending() > 0)
       spdlog::warn("stopping with {} fetch(es) unfinished; their jobs will be redelivered", fetcher_.pending());
     {
-      ShutdownWait wait("the consumer's SQLite writer");
-      writer_->stop();
+      ShutdownWait wait(writer_ ? "the consumer's SQLite writer" : "Kafka to acknowledge the consumer's outcomes");
+      if (writer_) writer_->stop();
+      // The outcomes of the fetches that finished: their jobs' offsets move only once Kafka has them.
+      if (publisher_ && !publisher_->flush(std::max(std::chrono::milliseconds(1000), remaining(deadline))))
+        spdlog::warn("stopping with outcomes Kafka has not acknowledged; their jobs will be redelivered");
     }
     finish_joining(deadline);
     auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
@@ -311,7 +349,13 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     commit(offsets_.to_commit(), false);  // close waits for it
     close_consumer(kafka_, settings_.kafka_close_timeout, "the consumer");
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
-    events_->close(std::max(left, std::chrono::milliseconds(0)));
+    if (events_) events_->close(std::max(left, std::chrono::milliseconds(0)));
+    if (publisher_) publisher_->close(std::max(left, std::chrono::milliseconds(0)));
+  }
+
+  static std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
   }
 
   // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
@@ -329,7 +373,8 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   fetcher::Fetcher fetcher_;
   OffsetTracker offsets_;
   std::unique_ptr<KafkaProducer> events_;
-  std::unique_ptr<OutcomeWriter> writer_;
+  std::unique_ptr<OutcomeWriter> writer_;       // with a database
+  std::unique_ptr<OutcomePublisher> publisher_;  // without one
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};

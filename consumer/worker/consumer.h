@@ -2,6 +2,9 @@
 // The consumer role: one member of the consumer group "feedpipe-consumers". It reads job
 // messages, fetches their feeds (many at once, one libcurl multi handle), parses them and hands
 // the outcomes to its writer thread, which records them in SQLite and publishes their events.
+// Without a database (db_path empty) it opens none: the job message carries what the fetch
+// needs, and the outcomes go to feed.refresh.outcomes for a recorder (recorder.h), each job's
+// offset released once Kafka acknowledged its outcome.
 // Offsets are committed only up to the lowest job still in flight, so a crash redelivers
 // unfinished jobs; recording is idempotent, so a redelivered job that is already final changes
 // nothing. Jobs of the same feed that are in flight together share one fetch.
@@ -23,7 +26,7 @@
 namespace feedpipe::consumer {
 
 struct ConsumerSettings {
-  std::string db_path;
+  std::string db_path;  // empty: no database, outcomes published for a recorder
   KafkaSettings kafka;
   fetcher::FetchSettings fetch;
   std::string group_id = "feedpipe-consumers";

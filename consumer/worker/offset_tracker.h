@@ -1,7 +1,9 @@
 #pragma once
 // Which offsets of the jobs topic are safe to commit: per partition, the lowest offset still in
 // flight (or one past the highest taken when none is). A job is in flight from the moment it is
-// read until its outcome is committed to SQLite. Thread-safe.
+// read until its outcome is committed to SQLite (or, for a consumer without a database,
+// acknowledged by Kafka on feed.refresh.outcomes). The recorder tracks outcome messages alike.
+// Thread-safe.
 #include <cstdint>
 #include <map>
 #include <mutex>

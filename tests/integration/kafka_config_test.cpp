@@ -60,6 +60,7 @@ TEST_F(KafkaConfigTest, EveryClientOfEveryRoleTakesTheFileAndNoSecretIsLogged) {
       {"producer", {"admin", "jobs producer"}},
       {"consumer", {"admin", "events producer", "group consumer"}},
       {"broadcaster", {"admin", "events reader"}},
+      {"recorder", {"admin", "events producer", "recorder consumer"}},
   };
   std::map<std::string, std::unique_ptr<Process>> processes;
   for (const auto& [role, names] : clients) {

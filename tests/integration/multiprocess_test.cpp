@@ -187,7 +187,7 @@ TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
 }
 
 TEST_F(MultiProcessTest, EveryCommandListsItsSettings) {
-  for (std::string role : {"standalone", "producer", "consumer", "broadcaster", "migrate", "kafka-mock", "parse", "submit"}) {
+  for (std::string role : {"standalone", "producer", "consumer", "broadcaster", "recorder", "migrate", "kafka-mock", "parse", "submit"}) {
     Process help(role, {role, "--help"}, dir_.file(role + "-help.log"));
     EXPECT_EQ(help.wait_exit(10s), 0);
     std::string out = help.first_line(2s);

@@ -44,14 +44,16 @@ struct Role {
 };
 
 // The producer, a consumer, a broadcaster and a standalone (one more replica of each, with one
-// consumer worker) on `brokers`, each with its own HTTP port, all ready.
+// consumer worker), a consumer without a database and a recorder on `brokers`, each with its own
+// HTTP port, all ready.
 std::vector<Role> start_roles(const TempDir& dir, const std::string& brokers, const std::string& tag) {
   std::vector<Role> roles;
-  for (std::string name : {"producer", "consumer", "broadcaster", "standalone"}) {
+  for (std::string name : {"producer", "consumer", "broadcaster", "standalone", "consumer-without-db", "recorder"}) {
     Role r{name, nullptr, free_port()};
-    std::vector<std::string> args{name, "--brokers", brokers, "--db", dir.file("feedpipe.db"), "--http",
-                                  port_flag(r.port)};
-    if (name == "consumer" || name == "standalone")  // some fetches are in flight at the signal
+    const std::string command = name == "consumer-without-db" ? "consumer" : name;
+    std::vector<std::string> args{command, "--brokers", brokers, "--http", port_flag(r.port)};
+    if (name != "consumer-without-db") args.insert(args.end(), {"--db", dir.file("feedpipe.db")});
+    if (command == "consumer" || name == "standalone")  // some fetches are in flight at the signal
       args.insert(args.end(), {"--allow-private-networks", "--kafka-session-timeout-ms", "3000",
                                "--fetch-max-host-connections", "4"});
     if (name == "standalone") args.insert(args.end(), {"--consumers", "1"});

@@ -61,7 +61,7 @@ int free_port() {
 }
 
 Process::Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,
-                 const std::string& stdin_path)
+                 const std::string& stdin_path, const std::string& cwd)
     : name_(name), log_path_(log_path), stdout_path_(log_path + ".stdout") {
   std::vector<std::string> argv_s{feedpipe_binary()};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -77,6 +77,7 @@ Process::Process(const std::string& name, const std::vector<std::string>& args, 
       if (in < 0) _exit(126);
       dup2(in, 0);
     }
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
     setpgid(0, 0);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());

@@ -34,12 +34,12 @@ class TempDir {
 };
 
 // A child process running the feedpipe binary. Its stderr goes to a log file, its stdout to the
-// log file's name + ".stdout", its stdin comes from `stdin_path` (when given); the destructor
-// sends SIGTERM, then SIGKILL after a grace period, to this PID only.
+// log file's name + ".stdout", its stdin comes from `stdin_path` (when given), it runs in `cwd`
+// (when given); the destructor sends SIGTERM, then SIGKILL after a grace period, to this PID only.
 class Process {
  public:
   Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,
-          const std::string& stdin_path = "");
+          const std::string& stdin_path = "", const std::string& cwd = "");
   ~Process();
   pid_t pid() const { return pid_; }
   // First line the process printed on stdout (waits up to `timeout`); empty on timeout.

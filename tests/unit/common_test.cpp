@@ -45,14 +45,14 @@ TEST(FeedUrl, NormalizingTwiceChangesNothing) {
 }
 
 TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
-  JobMessage job{42, "01ab\"cd", 7, "http://a.test/feed?x=\"1\"&y=\\", 9};
+  JobMessage job{42, "01ab\"cd", 7, "http://a.test/feed?x=\"1\"&y=\\", 9, "", "", ""};
   JobMessage back = job_message_from_json(serialize(job));
   EXPECT_EQ(back.job_id, 42);
   EXPECT_EQ(back.batch_id, job.batch_id);
   EXPECT_EQ(back.position, 7);
   EXPECT_EQ(back.url, job.url);
   EXPECT_EQ(back.feed_id, 9);
-  EXPECT_TRUE(nlohmann::json::accept(serialize(JobMessage{1, "b", 0, "http://a.test/\x01\xff", 2})));
+  EXPECT_TRUE(nlohmann::json::accept(serialize(JobMessage{1, "b", 0, "http://a.test/\x01\xff", 2, "", "", ""})));
 
   // A newer producer's extra fields are skipped, whatever their values hold.
   JobMessage extra = job_message_from_json(
@@ -85,6 +85,33 @@ TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
   EXPECT_EQ(read.seq, 3);
   EXPECT_EQ(read.type, "job.completed");
   EXPECT_EQ(nlohmann::json::parse(read.data), nlohmann::json::parse(event.data));
+}
+
+TEST(KafkaMessages, JobMessagesCarryTheFeedsValidatorsAndOldOnesStillParse) {
+  JobMessage job{42, "b", 7, "http://a.test/feed", 9, "W/\"e\\1\"", "Mon, 01 Jan 2024 12:00:00 GMT",
+                 "2030-01-01T00:00:00Z"};
+  const std::string text = serialize(job);
+  EXPECT_TRUE(nlohmann::json::accept(text)) << text;
+  JobMessage back = job_message_from_json(text);
+  EXPECT_EQ(back.job_id, 42);
+  EXPECT_EQ(back.feed_id, 9);
+  EXPECT_EQ(back.etag, job.etag);
+  EXPECT_EQ(back.last_modified, job.last_modified);
+  EXPECT_EQ(back.not_before, job.not_before);
+
+  // Empty validators are left out of the message.
+  const std::string bare = serialize(JobMessage{1, "b", 0, "http://a.test/", 2, "", "", ""});
+  EXPECT_EQ(bare.find("etag"), std::string::npos) << bare;
+  EXPECT_EQ(bare.find("not_before"), std::string::npos) << bare;
+
+  // A message of a producer before the validators existed, and one with null or mistyped ones.
+  JobMessage old = job_message_from_json(R"({"job_id":5,"batch_id":"b","position":0,"url":"u","feed_id":8})");
+  EXPECT_EQ(old.job_id, 5);
+  EXPECT_TRUE(old.etag.empty() && old.last_modified.empty() && old.not_before.empty());
+  JobMessage odd = job_message_from_json(
+      R"({"job_id":5,"batch_id":"b","position":0,"url":"u","feed_id":8,"etag":null,"last_modified":3,"not_before":"x"})");
+  EXPECT_TRUE(odd.etag.empty());
+  EXPECT_EQ(odd.not_before, "x");
 }
 
 TEST(FeedUrl, ResolvesReferences) {

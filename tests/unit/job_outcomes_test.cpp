@@ -3,11 +3,14 @@
 
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/job_outcomes.h"
 #include "common/migrations.h"
+#include "common/outcome_message.h"
 #include "common/queries.h"
 #include "producer/batch_intake.h"
 
@@ -177,6 +180,47 @@ TEST_F(JobOutcomesTest, EventDataIsValidJsonWithEveryContractFieldAndTheCountsAg
   }
 }
 
+TEST_F(JobOutcomesTest, AnOutcomeReadFromItsMessageRecordsAsTheLocalOneAndAnUnknownJobChangesNothing) {
+  auto batch = create({"http://a.test/1", "http://a.test/2"});
+  auto outcome = ok(batch.jobs[0].job_id, {{"g1", "http://a.test/1", "One", "", "", "", "", ""},
+                                           {"g2", "http://a.test/2", "Two", "", "", "", "", ""}});
+  OutcomeMessage m = outcome_message_from_json(serialize_outcome(batch.batch_id, outcome));
+  OutcomeCounts counts;
+  EXPECT_EQ(record_outcomes(*db_, {m.outcome}, &counts).size(), 1u);
+  EXPECT_EQ(counts.items_new, 2u);
+  // Redelivered, and one of a job this database does not know.
+  EXPECT_TRUE(record_outcomes(*db_, {m.outcome}).empty());
+  JobOutcome unknown = m.outcome;
+  unknown.job_id = 987654;
+  EXPECT_TRUE(record_outcomes(*db_, {unknown}, &counts).empty());
+  EXPECT_EQ(counts.ok + counts.failed + counts.not_modified, 0u);
+  auto snap = batch_snapshot(*db_, batch.batch_id);
+  EXPECT_EQ((*snap)["done"], 1);
+  EXPECT_EQ((*snap)["jobs"][0]["items_new"], 2);
+  auto q = db_->prepare("SELECT count(*) FROM items");
+  q.step();
+  EXPECT_EQ(q.int64(0), 2);
+}
+
+TEST_F(JobOutcomesTest, JobsOfAKnownFeedCarryItsValidatorsAndRetryAfter) {
+  auto first = create({"http://a.test/1", "http://a.test/2"});
+  EXPECT_TRUE(first.jobs[0].etag.empty());
+  auto outcome = ok(first.jobs[0].job_id, {});
+  outcome.fetch->last_modified = "Mon, 01 Jan 2024 12:00:00 GMT";
+  JobOutcome refused;
+  refused.job_id = first.jobs[1].job_id;
+  refused.status = JobStatus::failed;
+  refused.http_status = 429;
+  refused.retry_after_s = 3600;
+  record_outcomes(*db_, {outcome, refused});
+  auto second = create({"http://a.test/1", "http://a.test/2"});
+  EXPECT_EQ(second.jobs[0].etag, "\"e1\"");
+  EXPECT_EQ(second.jobs[0].last_modified, "Mon, 01 Jan 2024 12:00:00 GMT");
+  EXPECT_TRUE(second.jobs[0].not_before.empty());
+  EXPECT_FALSE(second.jobs[1].not_before.empty());
+  EXPECT_GT(second.jobs[1].not_before, now_rfc3339());
+}
+
 TEST_F(JobOutcomesTest, RedeliveredOutcomeChangesNothing) {
   auto batch = create({"http://a.test/1", "http://a.test/2"});
   auto outcome = ok(batch.jobs[0].job_id, {{"g1", "http://a.test/1", "One", "", "", "", "", ""}});
@@ -265,6 +309,82 @@ TEST_F(JobOutcomesTest, MarkRunningMovesQueuedJobsAndTheBatch) {
   record_outcomes(*db_, {ok(batch.jobs[0].job_id, {})});
   mark_jobs_running(*db_, {batch.jobs[0].job_id});  // final stays final
   EXPECT_EQ(job_status(*db_, batch.jobs[0].job_id), JobStatus::ok);
+}
+
+// Outcome messages (consumers without a database → recorder).
+TEST(OutcomeMessages, ReadBackAsWrittenItemsIncluded) {
+  JobOutcome o;
+  o.job_id = 77;
+  o.status = JobStatus::ok;
+  o.http_status = 200;
+  o.duration_ms = 123;
+  o.fetch = FeedFetch{"http://a.test/final", "\"e\\1\"", "Mon, 01 Jan 2024 12:00:00 GMT", "T\u00edtulo \"q\"",
+                      "http://a.test/", {}};
+  o.fetch->items.push_back({"g1", "http://a.test/1", "One\n<b>", "Ann", "2024-01-01T10:00:00Z", "", "S & s",
+                            std::string("content \x01 with control")});
+  o.fetch->items.push_back({"", "http://a.test/2", "Two", "", "", "", "", ""});
+  const std::string text = serialize_outcome("batch\"1", o);
+  EXPECT_TRUE(nlohmann::json::accept(text)) << text;
+  EXPECT_EQ(nlohmann::json::parse(text)["v"], 1);
+  OutcomeMessage m = outcome_message_from_json(text);
+  EXPECT_EQ(m.batch_id, "batch\"1");
+  EXPECT_EQ(m.outcome.job_id, 77);
+  EXPECT_EQ(m.outcome.status, JobStatus::ok);
+  EXPECT_EQ(m.outcome.http_status, 200);
+  EXPECT_EQ(m.outcome.duration_ms, 123);
+  EXPECT_EQ(m.outcome.error, "");
+  EXPECT_FALSE(m.outcome.retry_after_s);
+  ASSERT_TRUE(m.outcome.fetch);
+  EXPECT_EQ(m.outcome.fetch->final_url, o.fetch->final_url);
+  EXPECT_EQ(m.outcome.fetch->etag, o.fetch->etag);
+  EXPECT_EQ(m.outcome.fetch->last_modified, o.fetch->last_modified);
+  EXPECT_EQ(m.outcome.fetch->title, o.fetch->title);
+  EXPECT_EQ(m.outcome.fetch->link, o.fetch->link);
+  ASSERT_EQ(m.outcome.fetch->items.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const ItemRecord &a = o.fetch->items[i], &b = m.outcome.fetch->items[i];
+    EXPECT_EQ(std::tie(a.guid, a.link, a.title, a.author, a.published, a.updated, a.summary, a.content),
+              std::tie(b.guid, b.link, b.title, b.author, b.published, b.updated, b.summary, b.content));
+  }
+
+  JobOutcome failed;
+  failed.job_id = 78;
+  failed.status = JobStatus::failed;
+  failed.http_status = 503;
+  failed.error = "HTTP 503";
+  failed.retry_after_s = 120;
+  OutcomeMessage f = outcome_message_from_json(serialize_outcome("b", failed));
+  EXPECT_EQ(f.outcome.status, JobStatus::failed);
+  EXPECT_EQ(f.outcome.error, "HTTP 503");
+  EXPECT_EQ(f.outcome.retry_after_s, 120);
+  EXPECT_FALSE(f.outcome.fetch);
+
+  // Invalid UTF-8 in a feed's text still makes a message that parses.
+  o.fetch->items[0].title = "bad \xff\xfe utf-8";
+  EXPECT_NO_THROW(outcome_message_from_json(serialize_outcome("b", o)));
+}
+
+TEST(OutcomeMessages, GarbageAndOtherVersionsAreRefusedWithAReason) {
+  auto reason = [](std::string_view payload) {
+    try {
+      outcome_message_from_json(payload);
+    } catch (const OutcomeMessageError& e) {
+      return e.reason();
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(reason("not json"), "bad_json");
+  EXPECT_EQ(reason(""), "bad_json");
+  EXPECT_EQ(reason("[1,2]"), "bad_json");
+  EXPECT_EQ(reason(R"({"job_id":1,"batch_id":"b","status":"failed"})"), "unknown_version");
+  EXPECT_EQ(reason(R"({"v":"1","job_id":1,"batch_id":"b","status":"failed"})"), "unknown_version");
+  EXPECT_EQ(reason(R"({"v":2,"job_id":1,"batch_id":"b","status":"failed"})"), "unknown_version");
+  EXPECT_EQ(reason(R"({"v":1,"batch_id":"b","status":"failed"})"), "bad_fields");
+  EXPECT_EQ(reason(R"({"v":1,"job_id":1,"batch_id":"b","status":"running"})"), "bad_fields");
+  EXPECT_EQ(reason(R"({"v":1,"job_id":1,"batch_id":"b","status":"ok"})"), "bad_fields");
+  EXPECT_EQ(reason(R"({"v":1,"job_id":1,"batch_id":"b","status":"ok","fetch":{"items":{}}})"), "bad_fields");
+  EXPECT_EQ(reason(R"({"v":1,"job_id":1,"batch_id":"b","status":"ok","fetch":{"items":[{"title":5}]}})"), "bad_fields");
+  EXPECT_EQ(reason(R"({"v":1,"job_id":1,"batch_id":"b","status":"failed","error":"x","extra":[1]})"), "accepted");
 }
 
 TEST(BatchRequest, ValidatesShapeAndLimits) {
