@@ -2,24 +2,32 @@
 // The live side of a batch's event stream, independent of HTTP and of Kafka: which batches are
 // being watched, each watched batch's events in seq order, and one cursor per subscriber.
 //
-// Events reach the hub three ways: from SQLite when a batch gets its first subscriber (its whole
-// history: a batch has at most total + 1 events), from Kafka through on_event(), and from a
-// periodic sweep that re-reads SQLite for every watched batch not yet completed (so an event
-// whose Kafka message was lost still arrives, one sweep interval late).
+// Events reach the hub three ways: from its EventSource (broadcaster/event_source.h: SQLite, or
+// a producer's JSON page over HTTP) when a batch gets its first subscriber (its whole history: a
+// batch has at most total + 1 events), from Kafka through on_event(), and from a periodic sweep
+// that re-reads the source for every watched batch not yet completed (so an event whose Kafka
+// message was lost still arrives, one sweep interval late).
 //
 // Ordering contract: a subscriber receives each event of its batch after its starting seq exactly
 // once, in seq order, and never an event before every lower seq of its batch. Kafka may deliver a
-// batch's events out of order, twice, or not at all; an early arrival triggers a read of SQLite
-// after the last event held (SQLite commits a batch's seqs in order, so that read is gap-free).
+// batch's events out of order, twice, or not at all; an early arrival is held back and triggers a
+// read of the source after the last event held (the source commits a batch's seqs in order, so
+// that read is gap-free); the held arrival follows once the gap is filled.
+//
+// One read at a time per batch: the source is read without the batch's lock held, by one thread;
+// a subscriber arriving while the batch's history is being read waits for that read instead of
+// making its own (a reconnect herd of thousands of clients costs one read per batch), and a gap
+// or sweep while a read is in flight leaves the work to it.
 //
 // Threading: every method is thread-safe. on_event() is meant for the Kafka reader thread,
 // subscribe() and Subscription::next() for request threads, the sweep runs on a thread of the
-// hub. Each watched batch has its own mutex and condition variable; SQLite is read through
-// connections that are never used by two threads at once. A Subscription is used by one thread
-// at a time. Subscriptions may outlive the hub (they then report stopped()).
+// hub. Each watched batch has its own mutex and condition variable, never held while the source is
+// read. A Subscription is used by one thread at a time. Subscriptions may outlive the hub (they then
+// report stopped()).
 //
-// Errors: subscribe() and read_page() throw DbError when SQLite fails. Failures inside
-// on_event() and the sweep are logged; the next sweep reads what was missed.
+// Errors: subscribe() and read_page() throw what the source throws (DbError, SourceUnavailable);
+// subscribers waiting for a failed history read get SourceUnavailable. Failures inside on_event()
+// and the sweep are logged; the next sweep reads what was missed.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -31,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "broadcaster/event_source.h"
 #include "common/model.h"
 
 namespace feedpipe {
@@ -41,8 +50,13 @@ struct Channel;
 }  // namespace hub_detail
 
 struct EventHubSettings {
+  EventHubSettings() = default;
+  EventHubSettings(std::string db, std::chrono::milliseconds sweep, std::shared_ptr<EventSource> src = nullptr)
+      : db_path(std::move(db)), sweep_interval(sweep), source(std::move(src)) {}
+
   std::string db_path;                             // the SQLite file the events are written to
   std::chrono::milliseconds sweep_interval{1000};  // how often watched batches are re-read
+  std::shared_ptr<EventSource> source;             // set: read from it instead of db_path
 };
 
 // One subscriber's view of a batch: a cursor into the batch's events.
@@ -76,13 +90,6 @@ class Subscription {
   int64_t cursor_;
 };
 
-// A page of a batch's events read straight from SQLite, for clients that poll.
-struct EventPage {
-  std::vector<EventMessage> events;
-  int64_t next_after = 0;  // the seq to pass as `after` for the next page
-  bool done = false;       // batch.completed is in this page or before `after`
-};
-
 class EventHub {
  public:
   // Told the id of a watched batch whose events grew (from on_event(), sweep() or subscribe()'s
@@ -106,21 +113,26 @@ class EventHub {
   std::shared_ptr<Subscription> subscribe(const std::string& batch_id, int64_t after_seq);
 
   // An event from Kafka. Ignored when nobody watches its batch or it was already held; appended
-  // when it is the next seq; otherwise the gap before it is filled from SQLite.
+  // when it is the next seq; otherwise held back while the gap before it is read from the source
+  // (on this thread, or for a remote source on the sweep thread: start() it).
   void on_event(const EventMessage& event);
 
-  // Re-reads SQLite for every watched batch that is not completed yet. The sweep thread calls it
+  // Re-reads the source for every watched batch that is not completed yet. The sweep thread calls it
   // every sweep_interval; tests may call it directly.
   void sweep();
 
-  // Events with seq > after_seq, at most `limit`, from SQLite; nullopt for an unknown batch.
+  // Events with seq > after_seq, at most `limit`, from the source; nullopt for an unknown batch.
   std::optional<EventPage> read_page(const std::string& batch_id, int64_t after_seq, int limit);
 
   // The number of batches with at least one subscriber.
   size_t watched_batches() const;
-  // How many times a batch's history was read from SQLite for a first subscriber (subscribers
-  // of an already watched batch share its cache).
+  // How many times a batch's history was read for a first subscriber (subscribers of an already
+  // watched batch, or of one whose history is being read, share it).
   uint64_t history_reads() const;
+  // How many reads the hub made of its source (history, gaps and sweeps; not read_page()).
+  uint64_t source_reads() const;
+  // Empty when the source can be read, else why not (for /readyz).
+  std::string source_readiness();
 
   // Adds a growth listener (every event loop serving this hub has one); thread-safe. Listeners
   // run under a hub-wide mutex of their own, so they must not call back into the hub. Returns
@@ -131,9 +143,13 @@ class EventHub {
  private:
   EventHubSettings settings_;
   std::shared_ptr<hub_detail::Core> core_;
+  // Reads the gap of each queued batch (a remote source's gaps, off the Kafka thread).
+  void fill_gaps(const std::vector<std::string>& batch_ids);
+
   std::mutex sweep_mu_;
   std::condition_variable sweep_cv_;
   bool sweep_stop_ = false;
+  std::vector<std::string> gap_queue_;  // guarded by sweep_mu_; for the sweep thread
   std::thread sweeper_;
 };
 

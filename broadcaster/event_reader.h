@@ -2,7 +2,7 @@
 // Reads every partition of feed.refresh.events and hands each event to a callback. Not a
 // consumer-group member: partitions are assigned explicitly, so every broadcaster replica reads
 // every event, and no offsets are committed. Reading starts at the end of each partition as it
-// was when ready() turned true (history comes from SQLite, not Kafka).
+// was when ready() turned true (history comes from the hub's source, SQLite or the API, not Kafka).
 //
 // Threading: one thread of its own calls the callback, one event at a time. start(), stop() and
 // ready() may be called from any thread.

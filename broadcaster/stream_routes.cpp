@@ -1,6 +1,5 @@
 #include "broadcaster/stream_routes.h"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
@@ -11,7 +10,7 @@
 #include "broadcaster/sse.h"
 #include "common/clock.h"
 #include "common/http.h"
-#include "common/stream_token.h"
+#include "common/event_page_route.h"
 
 namespace feedpipe {
 namespace {
@@ -22,33 +21,6 @@ std::optional<int64_t> parse_seq(const std::string& text) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || value < 0) return std::nullopt;
   return value;
-}
-
-bool wants_json(const httplib::Request& req) {
-  const std::string accept = req.get_header_value("Accept");
-  return accept.find("application/json") != std::string::npos &&
-         accept.find("text/event-stream") == std::string::npos;
-}
-
-void serve_page(EventHub& hub, const StreamSettings& settings, const std::string& batch_id,
-                const httplib::Request& req, httplib::Response& res) {
-  int64_t after = 0;
-  if (req.has_param("after")) {
-    auto seq = parse_seq(req.get_param_value("after"));
-    if (!seq) return send_error(res, 400, "invalid_after", "after must be a non-negative integer (an event id)");
-    after = *seq;
-  }
-  auto page = hub.read_page(batch_id, after, settings.poll_page_limit);
-  if (!page) return send_error(res, 404, "batch_not_found", "no batch with id " + batch_id);
-  auto events = nlohmann::json::array();
-  for (const EventMessage& e : page->events) {
-    auto data = nlohmann::json::parse(e.data, nullptr, false);
-    if (data.is_discarded()) data = e.data;  // never expected: events are written as JSON
-    events.push_back({{"id", e.seq}, {"event", e.type}, {"data", std::move(data)}});
-  }
-  nlohmann::json body{{"events", std::move(events)}, {"next_after", page->next_after}, {"done", page->done}};
-  res.set_header("Cache-Control", "no-cache");
-  send_json(res, 200, body);
 }
 
 void serve_stream(EventHub& hub, const StreamSettings& settings, const std::string& batch_id,
@@ -106,19 +78,16 @@ void register_stream_routes(httplib::Server& server, EventHub& hub, const Stream
   server.Get(R"(/v1/batches/([^/]+)/events)",
              [&hub, settings](const httplib::Request& req, httplib::Response& res) {
                const std::string batch_id = req.matches[1];
-               if (!settings.stream_token_secret.empty()) {
-                 bool has_token = req.has_param("token");
-                 if (!has_token || !stream_token_valid(settings.stream_token_secret, batch_id,
-                                                       req.get_param_value("token")))
-                   return send_error(res, 403, has_token ? "invalid_stream_token" : "stream_token_required",
-                                     has_token ? "the stream token does not match this batch"
-                                               : "this stream needs ?token= (the stream_token answered with the batch)");
-               }
+               if (!check_stream_token(req, res, batch_id, settings.stream_token_secret)) return;
                try {
-                 if (wants_json(req))
-                   serve_page(hub, settings, batch_id, req, res);
+                 if (wants_json_page(req))
+                   answer_event_page(req, res, batch_id, settings.poll_page_limit,
+                                     [&](int64_t after, int limit) { return hub.read_page(batch_id, after, limit); });
                  else
                    serve_stream(hub, settings, batch_id, req, res);
+               } catch (const SourceUnavailable& e) {
+                 res.set_header("Retry-After", "2");
+                 send_error(res, 503, "events_unavailable", "the batch's events cannot be read right now; retry shortly");
                } catch (const std::exception& e) {
                  spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
                  send_error(res, 500, "internal", "cannot read the batch's events; try again");

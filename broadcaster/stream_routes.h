@@ -7,7 +7,9 @@
 //     after each `heartbeat` of silence. The stream ends after batch.completed, or when the hub
 //     stops. Headers: Cache-Control: no-cache, X-Accel-Buffering: no (nginx must not buffer).
 //   Accept: application/json: one page {"events":[{"id","event","data"}…],"next_after","done"}
-//     of the events after ?after= (default 0), read from SQLite, for clients that poll.
+//     of the events after ?after= (default 0), read from the hub's source (SQLite or a producer's
+//     API), for clients that poll; the same page as the producer's (common/event_page_route.h).
+//     A source that cannot be read now (an API that is down) is 503 events_unavailable + Retry-After.
 //   Refusals carry {"error":{"code","message"}}: 404 batch_not_found, 400 for a cursor that is
 //     not a non-negative integer, 403 stream_token_required / invalid_stream_token when a
 //     stream_token_secret is set and ?token= is not the batch's token (common/stream_token.h).

@@ -158,7 +158,8 @@ std::string peer_ip(int fd) {
 
 struct StreamServer::Impl {
   enum class Kind : uint8_t { listener, wakeup, client, backend };
-  enum class State : uint8_t { head, proxy, stream, closing };
+  // waiting: a stream request whose batch's history is being read off the loop (async_first_read)
+  enum class State : uint8_t { head, proxy, stream, closing, waiting };
 
   struct Handle {
     explicit Handle(Kind k) : kind(k) {}
@@ -186,6 +187,7 @@ struct StreamServer::Impl {
     size_t sent = 0;         // bytes of the group's log written to this stream
     size_t floor = 0;        // the log's size when the stream joined (its catch-up is not lag)
     int64_t skip_to = 0;     // Last-Event-ID beyond the log: send nothing up to this seq
+    int64_t wait_cursor = 0;  // waiting: the stream's Last-Event-ID
     Clock::time_point last_write{};
     // proxied requests
     Backend* backend = nullptr;
@@ -208,6 +210,10 @@ struct StreamServer::Impl {
     bool completed = false;
     std::vector<Client*> streams;
     std::vector<int64_t> fresh_ts;  // ts of the events the last pull() added (latency metric)
+    // async_first_read: the history is being read on a loader thread; these streams wait for it.
+    bool loading = false;
+    uint64_t load_id = 0;
+    std::vector<Client*> waiting;
     size_t offset_after(int64_t cursor) const {
       if (cursor < 0) cursor = 0;
       return cursor < last ? offsets[static_cast<size_t>(cursor)] : log.size();
@@ -264,6 +270,18 @@ struct StreamServer::Impl {
   uint64_t delivered = 0;  // events written since the last add to the counter (one add per loop turn)
   sockaddr_storage backend_addr{};
   socklen_t backend_addr_len = 0;
+  // First reads off the loop: one loader thread per batch being read, its result handed back
+  // through loads_done and the wakeup eventfd.
+  struct Loaded {
+    std::string batch_id;
+    uint64_t load_id = 0;
+    std::shared_ptr<Subscription> sub;
+    int status = 200;  // 404 unknown batch, 503 source unavailable, 500 other failure
+  };
+  std::mutex loads_mu;
+  std::vector<Loaded> loads_done;  // guarded by loads_mu
+  std::unordered_map<uint64_t, std::thread> loaders;  // loop thread only
+  uint64_t next_load_id = 1;
 
   // ---- epoll bookkeeping ----
   void watch(Handle* h, uint32_t events) {
@@ -417,6 +435,8 @@ struct StreamServer::Impl {
     }
     groups.clear();
     bury();
+    for (auto& [id, loader] : loaders) loader.join();  // each ends within the source's timeouts
+    loaders.clear();
   }
 
   void bury() {
@@ -424,7 +444,7 @@ struct StreamServer::Impl {
     graveyard.clear();
     for (const std::string& id : emptied_groups) {
       auto it = groups.find(id);
-      if (it != groups.end() && it->second->streams.empty()) groups.erase(it);
+      if (it != groups.end() && it->second->streams.empty() && it->second->waiting.empty()) groups.erase(it);
     }
     emptied_groups.clear();
   }
@@ -475,6 +495,7 @@ struct StreamServer::Impl {
         case State::head: read_head(c); break;
         case State::proxy: read_body(c); break;
         case State::stream:
+        case State::waiting:
         case State::closing: discard_input(c); break;
       }
     }
@@ -602,6 +623,7 @@ struct StreamServer::Impl {
     switch (c->state) {
       case State::head: return EPOLLIN | EPOLLRDHUP;
       case State::stream: return EPOLLIN | EPOLLRDHUP;
+      case State::waiting: return EPOLLIN | EPOLLRDHUP;
       case State::proxy:
         return (c->body_left > 0 && c->backend && c->backend->out.size() < kRelayBufferBytes) ? static_cast<uint32_t>(EPOLLIN) : 0u;
       case State::closing: return EPOLLIN | EPOLLRDHUP;
@@ -613,6 +635,7 @@ struct StreamServer::Impl {
     if (c->closed) return;
     c->closed = true;
     if (c->state == State::stream && c->group) leave_group(c);
+    if (c->state == State::waiting && c->group) leave_waiting(c);
     if (c->backend) close_backend(c->backend);
     c->backend = nullptr;
     // Unread input would make close() reset the connection and lose what is still unsent.
@@ -687,10 +710,21 @@ struct StreamServer::Impl {
     auto it = groups.find(batch_id);
     if (it != groups.end()) {
       g = it->second.get();
+    } else if (settings.async_first_read) {
+      auto group = std::make_unique<Group>();
+      group->batch_id = batch_id;
+      g = group.get();
+      groups.emplace(batch_id, std::move(group));
+      start_load(*g);
     } else {
       std::shared_ptr<Subscription> sub;
       try {
         sub = hub.subscribe(batch_id, 0);
+      } catch (const SourceUnavailable& e) {  // the API is down: the client retries (with Last-Event-ID)
+        spdlog::debug("GET /v1/batches/{}/events: {}", batch_id, e.what());
+        return respond(c, error_response(503, "events_unavailable",
+                                         "the batch's events cannot be read right now; retry shortly",
+                                         "Retry-After: 2\r\n" + c->cors));
       } catch (const std::exception& e) {
         spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
         return respond(c, error_response(500, "internal", "cannot read the batch's events; try again", c->cors));
@@ -703,15 +737,30 @@ struct StreamServer::Impl {
       groups.emplace(batch_id, std::move(group));
       pull(*g);
     }
+    if (g->loading) {  // wait for the read in flight, counted against the stream caps meanwhile
+      std::string().swap(c->in);
+      c->state = State::waiting;
+      c->group = g;
+      c->wait_cursor = cursor;
+      c->address = std::move(address);
+      count_stream(c->address);
+      g->waiting.push_back(c);
+      watch(c, client_interest(c));
+      return;
+    }
+    join_stream(c, g, cursor, std::move(address));
+  }
+
+  // A stream of group `g` from the event after `cursor`: the head, `retry:`, the backlog.
+  void join_stream(Client* c, Group* g, int64_t cursor, std::string address) {
     std::string().swap(c->in);
     c->state = State::stream;
     c->group = g;
     c->group_index = g->streams.size();
     g->streams.push_back(c);
-    ++stream_count;
     streams_open_gauge().add(1);
     c->address = std::move(address);
-    ++streams_by_address[c->address];
+    count_stream(c->address);
     if (cursor <= g->last) {
       c->sent = g->offset_after(cursor);
     } else {
@@ -727,13 +776,94 @@ struct StreamServer::Impl {
     flush(c);
   }
 
+  void count_stream(const std::string& address) {
+    ++stream_count;
+    ++streams_by_address[address];
+  }
+  void uncount_stream(const std::string& address) {
+    --stream_count;
+    if (auto it = streams_by_address.find(address); it != streams_by_address.end() && --it->second == 0)
+      streams_by_address.erase(it);
+  }
+
+  void leave_waiting(Client* c) {
+    Group* g = c->group;
+    c->group = nullptr;
+    uncount_stream(c->address);
+    g->waiting.erase(std::find(g->waiting.begin(), g->waiting.end(), c));
+    if (g->waiting.empty() && g->streams.empty()) emptied_groups.push_back(g->batch_id);
+  }
+
+  // Reads the batch's history on a thread of its own (async_first_read): a slow event source
+  // (an API) must not stall the loop. finish_loads() takes the result.
+  void start_load(Group& g) {
+    g.loading = true;
+    g.load_id = next_load_id++;
+    loaders.emplace(g.load_id, named_thread("fp-stream-load", [this, batch_id = g.batch_id, id = g.load_id] {
+      Loaded r{batch_id, id, nullptr, 200};
+      try {
+        r.sub = hub.subscribe(batch_id, 0);
+        if (!r.sub) r.status = 404;
+      } catch (const SourceUnavailable& e) {
+        spdlog::debug("GET /v1/batches/{}/events: {}", batch_id, e.what());
+        r.status = 503;
+      } catch (const std::exception& e) {
+        spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
+        r.status = 500;
+      }
+      {
+        std::lock_guard lock(loads_mu);
+        loads_done.push_back(std::move(r));
+      }
+      wakeup->poke();
+    }));
+  }
+
+  // The history reads that ended: their waiting streams start, or get the refusal.
+  void finish_loads() {
+    std::vector<Loaded> done;
+    {
+      std::lock_guard lock(loads_mu);
+      done.swap(loads_done);
+    }
+    for (Loaded& r : done) {
+      if (auto t = loaders.find(r.load_id); t != loaders.end()) {
+        t->second.join();
+        loaders.erase(t);
+      }
+      auto it = groups.find(r.batch_id);
+      if (it == groups.end() || !it->second->loading || it->second->load_id != r.load_id) continue;  // all left
+      Group* g = it->second.get();
+      std::vector<Client*> waiting;
+      waiting.swap(g->waiting);
+      if (r.status == 200) {
+        g->sub = std::move(r.sub);
+        g->loading = false;
+        pull(*g);
+      }
+      for (Client* c : waiting) {
+        c->group = nullptr;
+        uncount_stream(c->address);
+        if (r.status == 200) {
+          join_stream(c, g, c->wait_cursor, c->address);
+        } else if (r.status == 404) {
+          respond(c, error_response(404, "batch_not_found", "no batch with id " + r.batch_id, c->cors));
+        } else if (r.status == 503) {
+          respond(c, error_response(503, "events_unavailable", "the batch's events cannot be read right now; retry shortly",
+                                    "Retry-After: 2\r\n" + c->cors));
+        } else {
+          respond(c, error_response(500, "internal", "cannot read the batch's events; try again", c->cors));
+        }
+      }
+      if (g->streams.empty() && g->waiting.empty()) groups.erase(it);  // refused, or all gone already
+    }
+  }
+
   void leave_group(Client* c) {
     Group* g = c->group;
     c->group = nullptr;
-    --stream_count;
+    uncount_stream(c->address);
     streams_open_gauge().add(-1);
-    if (auto it = streams_by_address.find(c->address); it != streams_by_address.end() && --it->second == 0)
-      streams_by_address.erase(it);
     Client* moved = g->streams.back();
     g->streams[c->group_index] = moved;
     moved->group_index = c->group_index;
@@ -743,6 +873,7 @@ struct StreamServer::Impl {
 
   // Takes the batch's new events from the hub into the group's log.
   bool pull(Group& g) {
+    if (!g.sub) return false;  // its history is still being read
     std::vector<EventMessage> events = g.sub->next(std::chrono::milliseconds(0));
     g.fresh_ts.clear();
     for (const EventMessage& e : events) {
@@ -785,6 +916,7 @@ struct StreamServer::Impl {
   // grow meanwhile; after kFanOutTurn it lets the loop's other work in and comes back.
   void fan_out_dirty() {
     wakeup->clear_signal();
+    finish_loads();
     const Clock::time_point turn_ends = Clock::now() + kFanOutTurn;
     while (true) {
       if (Clock::now() >= turn_ends) {

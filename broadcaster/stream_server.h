@@ -16,8 +16,10 @@
 //     X-Forwarded-For, then the body, Content-Length bounded; chunked request bodies get 411),
 //     the backend's response bytes relayed back until it closes; then the client is closed.
 //
-// Fan-out: streams are grouped by batch; a group holds one hub Subscription (one SQLite read of
-// the batch's history however many clients join or reconnect at once) and the batch's events
+// Fan-out: streams are grouped by batch; a group holds one hub Subscription (one source read of
+// the batch's history however many clients join or reconnect at once; that first read runs on the
+// loop, or with async_first_read on a thread of its own while the batch's streams wait; a source
+// that cannot be read answers 503 events_unavailable + Retry-After) and the batch's events
 // already formatted as SSE frames, contiguous, so a stream's catch-up is one send() from its
 // cursor. The hub's growth listener marks batches dirty and wakes the loop through an eventfd;
 // the loop then pulls the new events once per batch and writes them to that batch's streams only.
@@ -53,6 +55,10 @@ struct StreamServerSettings {
   int backlog = 4096;
   // Several servers (event loops) may listen on the same port; the kernel spreads connections.
   bool reuse_port = false;
+  // Read a batch's history (its first subscription) on a thread of its own instead of the loop,
+  // for sources that may be slow (a broadcaster with --api): streams of that batch wait for it,
+  // the loop serves the others meanwhile.
+  bool async_first_read = false;
   // Access (off unless configured). Stream opens per minute per client address (0: no limit),
   // then 429 + Retry-After; open streams per client address (0: no cap), then 429; clients the
   // rate limiter remembers; the secret of signed stream tokens (empty: no token needed, else
@@ -81,6 +87,7 @@ class StreamServer {
   // Ends every stream with a final `retry:`, closes every connection, joins the loop.
   void stop();
 
+  // Streams open, and streams waiting for their batch's history (async_first_read).
   size_t open_streams() const;
 
  private:

@@ -68,7 +68,7 @@ void add_consumer_settings(Settings& s) {
 
 void add_broadcaster_settings(Settings& s) {
   s.add("heartbeat-ms", "15000", "SSE ': ping' interval")
-      .add("sweep-ms", "1000", "how often watched batches are re-read from SQLite")
+      .add("sweep-ms", "1000", "how often watched, uncompleted batches are re-read from SQLite (or the API)")
       .add("sse-retry-ms", "3000", "SSE retry: hint")
       .add("max-streams", "20000", "open SSE streams per process; more get 503 with Retry-After")
       .add("stream-buffer-bytes", std::to_string(256 * 1024),
@@ -81,6 +81,14 @@ void add_broadcaster_settings(Settings& s) {
 void add_recorder_settings(Settings& s) {
   s.add("recorder-max-backlog", "1024", "outcomes a recorder holds before it pauses reading")
       .add("write-group", "512", "job outcomes per SQLite transaction");
+}
+
+void add_broadcaster_api_settings(Settings& s) {
+  s.add("api", "",
+        "instead of --db: a producer's URL (http://host:port); batch history and gaps are read from its JSON "
+        "events page, so the broadcaster may run on a host without the database")
+      .add("api-connect-timeout-ms", "1000", "--api: connect timeout of a page read")
+      .add("api-timeout-ms", "3000", "--api: read timeout of a page read (a slow or down API is retried with backoff)");
 }
 
 void add_access_settings(Settings& s) {
@@ -152,6 +160,7 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
   f.stream_buffer_bytes = b.stream_buffer_bytes;
   f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
   f.heartbeat = b.heartbeat;
+  f.async_first_read = !b.api_url.empty();  // an API may be slow: its reads stay off the stream loop
   f.retry_ms = b.retry_ms;
   f.stream_token_secret = b.stream_token_secret;
   f.stream_rate_per_minute = s.integer("stream-rate-limit");
@@ -255,6 +264,17 @@ BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings&
   b.stream_buffer_bytes = static_cast<size_t>(s.integer("stream-buffer-bytes"));
   b.stream_token_secret = s.str("stream-token-secret");
   b.reader_close_timeout = shutdown_limits(s).drain;
+  return b;
+}
+
+BroadcasterSettings broadcaster_api_settings(const Settings& s, const KafkaSettings& kafka) {
+  BroadcasterSettings b = broadcaster_settings(s, kafka);
+  b.api_url = s.str("api");
+  b.api_connect_timeout = std::chrono::milliseconds(s.integer("api-connect-timeout-ms"));
+  b.api_timeout = std::chrono::milliseconds(s.integer("api-timeout-ms"));
+  if (b.api_connect_timeout.count() < 1 || b.api_timeout.count() < 1)
+    throw ConfigError("--api-connect-timeout-ms and --api-timeout-ms must be at least 1");
+  Broadcaster::check_source(b);
   return b;
 }
 

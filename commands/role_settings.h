@@ -14,13 +14,15 @@
 
 namespace feedpipe::commands {
 
-// --db (default `default_db`: consumer and broadcaster have none), --brokers, logging, Kafka tuning
+// --db (default `default_db`; empty: no database unless given), --brokers, logging, Kafka tuning.
 void add_common_settings(Settings& s, const std::string& default_db = "./feedpipe.db");
 void add_http_settings(Settings& s, const std::string& default_listen);
 void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
 void add_recorder_settings(Settings& s);
+// The `broadcaster` command's alternative to --db: --api URL and its timeouts.
+void add_broadcaster_api_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
 // --drain-timeout-ms and --shutdown-grace-ms, which every long-running role takes; `drain` and
 // `grace` say what each bounds in that role. Whatever Kafka does, the process ends within their
@@ -41,6 +43,9 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
 consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka);
 RetentionSettings retention_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
+// broadcaster_settings plus --api and its timeouts (add_broadcaster_api_settings); throws
+// ConfigError unless exactly one of --db and --api is set.
+BroadcasterSettings broadcaster_api_settings(const Settings& s, const KafkaSettings& kafka);
 // The event-loop front's settings (--max-streams, --stream-buffer-bytes, heartbeat, retry, body cap).
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b);
 // Reads the access settings (token file and list when `api_tokens`, origins, proxy addresses)

@@ -100,12 +100,6 @@ void drain_producer(producer::Producer& producer, const Settings& s) {
   std::this_thread::sleep_for(std::chrono::milliseconds(s.integer("shutdown-grace-ms")));
 }
 
-// Where a broadcaster reads history and fills gaps from: its database (--db). Exits with status 2
-// (ConfigError) when there is none.
-void check_broadcaster_source(const Settings& s) {
-  if (s.str("db").empty()) throw ConfigError("broadcaster needs --db (or --api URL)");
-}
-
 // What the shutdown settings bound in each role (the process ends within their sum + 5 s).
 const char* const kProducerGrace =
     "on SIGTERM, how long the API answers 503 (and /readyz fails) before it closes, so that load "
@@ -172,6 +166,7 @@ int standalone(int argc, char** argv) {
   auto producer_cfg = producer_settings(s, kafka);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
+  producer_cfg.serve_events_page = false;  // the broadcaster's routes answer it, from the same code
   producer::Producer producer(producer_cfg);
   Broadcaster broadcaster(broadcaster_settings(s, kafka));
   std::vector<std::unique_ptr<consumer::Consumer>> consumers;
@@ -288,29 +283,32 @@ int consumer(int argc, char** argv) {
 }
 
 int broadcaster(int argc, char** argv) {
-  Settings s("broadcaster", "Serves batch event streams (SSE) from Kafka and SQLite.");
+  Settings s("broadcaster",
+             "Serves batch event streams (SSE) from Kafka, with history and gaps read from the SQLite file\n"
+             "(--db) or, on a host without it, from a producer's API (--api URL); exactly one of the two.");
   add_common_settings(s, "");
   add_http_settings(s, "127.0.0.1:8081");
   add_broadcaster_settings(s);
+  add_broadcaster_api_settings(s);
   add_access_settings(s);
   add_shutdown_settings(
       s, "on SIGTERM, after the streams ended: how long the Kafka events reader gets to close",
       "on SIGTERM, how long /readyz fails (streams still flow) before every stream ends with a final "
       "retry: and the listener closes, so that load balancers move clients away");
   if (!parse_settings(s, argc, argv)) return 0;
-  check_broadcaster_source(s);
   check_access_settings(s, false);
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
-  migrate_database(s.str("db"));
+  BroadcasterSettings settings = broadcaster_api_settings(s, kafka);  // exactly one of --db and --api
+  if (!settings.db_path.empty()) migrate_database(settings.db_path);
   ensure_topics(kafka);
-  Broadcaster broadcaster(broadcaster_settings(s, kafka));
+  Broadcaster broadcaster(settings);
   auto server = make_server(http_settings(s));
   std::atomic<bool> draining{false};
   register_health_routes(*server, [&] {
     if (draining) return std::string("shutting down");
-    return broadcaster.ready() ? std::string() : std::string("not reading the events topic yet");
+    return broadcaster.readiness();
   });
   register_metrics_route(*server);
   enable_cors(*server, cors_policy(s));

@@ -1,5 +1,8 @@
 #include "common/queries.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace feedpipe {
 namespace {
 
@@ -83,6 +86,55 @@ std::vector<EventMessage> events_after(Database& db, const std::string& batch_id
   std::vector<EventMessage> events;
   while (q.step()) events.push_back({batch_id, q.int64(0), q.text(1), q.text(2)});
   return events;
+}
+
+std::optional<EventPage> read_event_page(Database& db, const std::string& batch_id, int64_t after_seq,
+                                         int limit) {
+  after_seq = std::max<int64_t>(after_seq, 0);
+  std::optional<BatchProgress> progress;
+  EventPage page;
+  db.read([&] {
+    progress = batch_progress(db, batch_id);
+    if (progress) page.events = events_after(db, batch_id, after_seq, limit);
+  });
+  if (!progress) return std::nullopt;
+  page.next_after = page.events.empty() ? after_seq : page.events.back().seq;
+  page.done = progress->status == "completed" && progress->last_seq <= page.next_after;
+  return page;
+}
+
+nlohmann::json event_page_json(const EventPage& page) {
+  auto events = nlohmann::json::array();
+  for (const EventMessage& e : page.events) {
+    auto data = nlohmann::json::parse(e.data, nullptr, false);
+    if (data.is_discarded()) data = e.data;  // never expected: events are written as JSON
+    events.push_back({{"id", e.seq}, {"event", e.type}, {"data", std::move(data)}});
+  }
+  return nlohmann::json{{"events", std::move(events)}, {"next_after", page.next_after}, {"done", page.done}};
+}
+
+EventPage event_page_from_json(const nlohmann::json& body, const std::string& batch_id) {
+  auto fail = [](const std::string& why) { throw std::invalid_argument("not an events page: " + why); };
+  if (!body.is_object()) fail("not a JSON object");
+  auto events = body.find("events");
+  auto next_after = body.find("next_after");
+  auto done = body.find("done");
+  if (events == body.end() || !events->is_array()) fail("no \"events\" array");
+  if (next_after == body.end() || !next_after->is_number_integer()) fail("no integer \"next_after\"");
+  if (done == body.end() || !done->is_boolean()) fail("no boolean \"done\"");
+  EventPage page;
+  page.next_after = next_after->get<int64_t>();
+  page.done = done->get<bool>();
+  page.events.reserve(events->size());
+  for (const auto& e : *events) {
+    if (!e.is_object() || !e.contains("id") || !e["id"].is_number_integer() || !e.contains("event") ||
+        !e["event"].is_string() || !e.contains("data"))
+      fail("an event without an integer \"id\", a string \"event\" and \"data\"");
+    const auto& data = e["data"];
+    page.events.push_back({batch_id, e["id"].get<int64_t>(), e["event"].get<std::string>(),
+                           data.is_string() ? data.get<std::string>() : data.dump()});
+  }
+  return page;
 }
 
 std::optional<nlohmann::json> feed_state(Database& db, int64_t feed_id) {

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/db_pool.h"
+#include "common/event_page_route.h"
 #include "common/http.h"
 #include "common/queries.h"
 #include "common/stream_token.h"
@@ -90,6 +91,10 @@ void Producer::register_routes(httplib::Server& server) {
   server.Get(R"(/v1/batches/([^/]+))", [this](const auto& req, auto& res) { get_batch(req, res); });
   server.Get(R"(/v1/feeds/(\d+))", [this](const auto& req, auto& res) { get_feed(req, res); });
   server.Get(R"(/v1/feeds/(\d+)/items)", [this](const auto& req, auto& res) { get_feed_items(req, res); });
+  if (settings_.serve_events_page) {
+    server.Get(R"(/v1/batches/([^/]+)/events)", [this](const auto& req, auto& res) { get_events_page(req, res); });
+    refuse_other_methods(server, R"(/v1/batches/([^/]+)/events)", {"GET"});
+  }
   refuse_other_methods(server, "/v1/batches", {"GET", "POST"});
   refuse_other_methods(server, R"(/v1/batches/([^/]+))", {"GET"});
   refuse_other_methods(server, R"(/v1/feeds/(\d+))", {"GET"});
@@ -203,6 +208,23 @@ void Producer::get_feed_items(const httplib::Request& req, httplib::Response& re
                        : std::nullopt;
   if (!items) return send_error(res, 404, "feed_not_found", "no feed with id " + std::string(req.matches[1]));
   send_json(res, 200, *items);
+}
+
+void Producer::get_events_page(const httplib::Request& req, httplib::Response& res) {
+  const std::string batch_id = req.matches[1];
+  if (!check_stream_token(req, res, batch_id, settings_.stream_token_secret)) return;
+  if (!wants_json_page(req))
+    return send_error(res, 406, "not_acceptable",
+                      "this API answers a batch's events as a JSON page (Accept: application/json); "
+                      "event streams are served by a broadcaster");
+  try {
+    answer_event_page(req, res, batch_id, settings_.events_page_limit, [&](int64_t after, int limit) {
+      return read_event_page(thread_db(settings_.db_path), batch_id, after, limit);
+    });
+  } catch (const std::exception& e) {
+    spdlog::error("GET /v1/batches/{}/events: {}", batch_id, e.what());
+    send_error(res, 500, "internal", "cannot read the batch's events; try again");
+  }
 }
 
 }  // namespace feedpipe::producer

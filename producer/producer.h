@@ -26,6 +26,10 @@ struct ProducerSettings {
   std::chrono::milliseconds job_lease{300000};  // a job running longer is published again
   bool republish_open_jobs_on_start = false;  // set for an embedded (in-memory) broker
   std::chrono::milliseconds flush_timeout{10000};  // on stop: Kafka's acknowledgement of sent jobs
+  // GET /v1/batches/{id}/events with Accept: application/json (the JSON events page, which
+  // broadcasters with --api read); `standalone` leaves it to its broadcaster's routes.
+  bool serve_events_page = true;
+  int events_page_limit = 1000;  // events per JSON page
   // Access (all off unless configured): bearer tokens for POST /v1/batches; batches per minute
   // per token (per client address without tokens), 0 = no limit; clients the limiter remembers;
   // the secret that signs stream tokens (empty: streams need none); proxies whose
@@ -57,6 +61,7 @@ class Producer {
   void list_batches(const httplib::Request& req, httplib::Response& res);
   void get_feed(const httplib::Request& req, httplib::Response& res);
   void get_feed_items(const httplib::Request& req, httplib::Response& res);
+  void get_events_page(const httplib::Request& req, httplib::Response& res);
 
   ProducerSettings settings_;
   JobPublisher publisher_;

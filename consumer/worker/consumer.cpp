@@ -124,7 +124,10 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       spdlog::info("consumer assigned {} partition(s)", ids.size());
       assigned_partitions().add(static_cast<int64_t>(ids.size()));
       joined_ = true;
-      if (paused_) consumer->pause(partitions);  // new partitions join the paused ones
+      // New partitions join the paused ones, or are resumed: librdkafka keeps a partition's pause
+      // flag through an unassign, so a partition paused, lost and assigned again stays paused.
+      auto rc = paused_ ? consumer->pause(partitions) : consumer->resume(partitions);
+      if (rc != RdKafka::ERR_NO_ERROR) spdlog::warn("kafka pause/resume on assign: {}", RdKafka::err2str(rc));
     } else {
       // Commit what is finished before the partitions move; jobs still in flight here are
       // redelivered to the new owner, and recording them twice changes nothing. While closing,

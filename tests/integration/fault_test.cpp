@@ -172,8 +172,9 @@ int64_t metric(int port, const std::string& name) {
 }
 
 // A consumer whose backlog is full stops reading jobs but keeps serving its group: a replica added
-// then gets its share of the partitions at once, and the busy one keeps the rest (it was dropped
-// from the group after a session timeout when it stopped polling Kafka).
+// then gets its share of the partitions within the rebalance, and the busy one keeps the rest. (A
+// member that stopped polling Kafka held the rebalance up and was dropped from the group; a
+// partition paused, lost and assigned again stayed paused, and its jobs were never read.)
 TEST_F(FaultTest, ConsumerWithAFullBacklogHandsPartitionsToANewReplica) {
   int producer_port = free_port(), first_port = free_port(), second_port = free_port();
   Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
@@ -190,18 +191,22 @@ TEST_F(FaultTest, ConsumerWithAFullBacklogHandsPartitionsToANewReplica) {
   ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 8; }, 20s));
   auto second = start("consumer", {"--http", "127.0.0.1:" + std::to_string(second_port)});
   // Two cooperative rounds, each held open by the embedded broker for a session timeout less a
-  // second (2 s here); a member that never rejoins is dropped after its session timeout.
-  EXPECT_TRUE(wait_until([&] { return metric(second_port, "feedpipe_consumer_assigned_partitions") > 0; }, 15s))
-      << second->log();
-  EXPECT_GT(metric(first_port, "feedpipe_consumer_assigned_partitions"), 0) << first->log();
-  EXPECT_EQ(metric(first_port, "feedpipe_consumer_assigned_partitions") +
-                metric(second_port, "feedpipe_consumer_assigned_partitions"), 12);
+  // second (2 s here). The busy member may lose its partitions once on the way (the embedded
+  // broker refuses its revoke commit with the new generation), but takes its share back.
+  auto shared = [&] {
+    int64_t a = metric(first_port, "feedpipe_consumer_assigned_partitions");
+    int64_t b = metric(second_port, "feedpipe_consumer_assigned_partitions");
+    return a > 0 && b > 0 && a + b == 12;
+  };
+  EXPECT_TRUE(wait_until(shared, 20s)) << first->log() << "\n---\n" << second->log();
   EXPECT_EQ(first->log().find("session timed out"), std::string::npos) << first->log();
 
   feeds_.hold_requests(false);
   ASSERT_TRUE(wait_until([&] {
     return query_int(db(), "SELECT done FROM batches WHERE id = '" + batch + "'") == 60;
-  }, 60s));
+  }, 60s)) << first->log() << "\n---\n" << second->log() << "queued "
+           << query_int(db(), "SELECT count(*) FROM jobs WHERE status = 'queued'") << " running "
+           << query_int(db(), "SELECT count(*) FROM jobs WHERE status = 'running'") << " requests " << feeds_.total_requests();
   expect_exactly_once(batch, 60);
 }
 

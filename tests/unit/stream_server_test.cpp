@@ -12,9 +12,12 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -600,6 +603,77 @@ TEST(StreamServerRequestParser, RefusesControlBytesInTargetAndValues) {
   ASSERT_EQ(parse_request_head("GET /caf%C3%A9 HTTP/1.1\r\nX: a\tb \xc3\xa9\r\n\r\n", 1024, h), ParseStatus::complete);
   EXPECT_EQ(*h.header("x"), "a\tb \xc3\xa9");
   EXPECT_EQ(h.path, "/caf\xc3\xa9");
+}
+
+// With async_first_read (a broadcaster with --api), a batch whose history read is slow holds only
+// its own streams: the loop serves every other batch meanwhile.
+class HeldSource : public feedpipe::EventSource {
+ public:
+  HeldSource(std::string path, std::string held) : sqlite_(std::move(path)), held_id_(std::move(held)) {}
+  std::optional<feedpipe::EventPage> read_after(const std::string& id, int64_t after, int limit) override {
+    if (id == held_id_) {
+      std::unique_lock lock(mu_);
+      ++waiting;
+      cv_.wait(lock, [&] { return !held_; });
+    }
+    return sqlite_.read_after(id, after, limit);
+  }
+  void release() {
+    {
+      std::lock_guard lock(mu_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  std::string describe() const override { return "held"; }
+  std::atomic<int> waiting{0};
+
+ private:
+  feedpipe::SqliteEventSource sqlite_;
+  std::string held_id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = true;
+};
+
+TEST(StreamServerAsyncFirstRead, AHeldHistoryReadHoldsOnlyItsOwnBatch) {
+  TempDb tmp;
+  auto source = std::make_shared<HeldSource>(tmp.path(), "slow");
+  EventHub hub({"", 60s, source});
+  StreamServerSettings settings;
+  settings.async_first_read = true;
+  settings.heartbeat = 10s;
+  StreamServer server(hub, settings);
+  const int port = server.listen("127.0.0.1", 0);
+  server.start();
+  auto fast_jobs = tmp.create_batch("fast", 2);
+  auto slow_jobs = tmp.create_batch("slow", 1);
+  for (const EventMessage& e : tmp.finish_job(slow_jobs[0])) hub.on_event(e);  // nobody watches yet
+
+  RawClient slow(port), slow_too(port);
+  slow.send_all(stream_request("/v1/batches/slow/events"));
+  ASSERT_TRUE(wait_for([&] { return source->waiting.load() == 1; }, 5s));
+  slow_too.send_all(stream_request("/v1/batches/slow/events", "Last-Event-ID: 1\r\n"));
+  RawClient fast(port);
+  fast.send_all(stream_request("/v1/batches/fast/events"));
+  ASSERT_TRUE(wait_for([&] { return server.open_streams() == 3; }, 5s));
+  for (int64_t id : fast_jobs)
+    for (const EventMessage& e : tmp.finish_job(id)) hub.on_event(e);
+  ASSERT_TRUE(fast.read_to_eof(5s)) << "the fast batch streams while the slow one's read is held";
+  EXPECT_EQ(parse_sse(split_response(fast.data).body).ids, seq_range(1, 3));
+  RawClient unknown(port);
+  unknown.send_all(stream_request("/v1/batches/nope/events"));
+  ASSERT_TRUE(unknown.read_to_eof(5s));
+  EXPECT_EQ(split_response(unknown.data).status, 404);
+
+  source->release();
+  ASSERT_TRUE(slow.read_to_eof(5s));
+  ASSERT_TRUE(slow_too.read_to_eof(5s));
+  EXPECT_EQ(parse_sse(split_response(slow.data).body).ids, seq_range(1, 2));
+  EXPECT_EQ(parse_sse(split_response(slow_too.data).body).ids, seq_range(2, 2));
+  EXPECT_EQ(source->waiting.load(), 1) << "one read of the slow batch for both of its streams";
+  EXPECT_TRUE(wait_for([&] { return server.open_streams() == 0; }, 5s));
+  server.stop();
 }
 
 }  // namespace
