@@ -4,8 +4,9 @@
 Reads the stream at URL and prints each event as one JSON line ({"id", "event", "data"}) on
 stdout. When the connection drops, fails or stalls (no byte for 5 s; the server sends heartbeats),
 or the server answers anything but 200, it reconnects after 0.5 s with Last-Event-ID set to the
-last id received. Stops after the batch.completed event (status 0) or at the deadline (status 1).
-Reconnections are logged on stderr.
+last id received. After the batch.completed event it reads on until the server ends the stream
+(then prints {"closed_by_server": true}) or 5 s pass, and exits with status 0; at the deadline
+without batch.completed, status 1. Reconnections are logged on stderr.
 """
 import http.client
 import json
@@ -19,7 +20,8 @@ def main():
     deadline = time.monotonic() + float(sys.argv[2])
     last_id = None
     attempt = 0
-    while time.monotonic() < deadline:
+    completed = False
+    while time.monotonic() < deadline and not completed:
         attempt += 1
         if attempt > 1:
             print(f"reconnecting (attempt {attempt}, last id {last_id})", file=sys.stderr, flush=True)
@@ -37,9 +39,11 @@ def main():
                 continue
             event = {}
             while time.monotonic() < deadline:
-                raw = res.fp.readline()
-                if not raw:
-                    break  # closed by the server
+                raw = res.readline()
+                if not raw:  # closed by the server
+                    if completed:
+                        print(json.dumps({"closed_by_server": True}), flush=True)
+                    break
                 line = raw.decode("utf-8").rstrip("\r\n")
                 if line == "":
                     if "data" in event:
@@ -48,9 +52,9 @@ def main():
                         print(json.dumps(out), flush=True)
                         if event.get("id") is not None:
                             last_id = event["id"]
-                        if out["event"] == "batch.completed":
-                            conn.close()
-                            return 0
+                        if out["event"] == "batch.completed" and not completed:
+                            completed = True
+                            deadline = min(deadline, time.monotonic() + 5)
                     event = {}
                     continue
                 if line.startswith(":"):
@@ -66,6 +70,8 @@ def main():
             conn.close()
         except (OSError, http.client.HTTPException, ValueError) as e:
             print(f"connection error: {e!r}", file=sys.stderr, flush=True)
+    if completed:
+        return 0
     print("deadline passed", file=sys.stderr, flush=True)
     return 1
 
