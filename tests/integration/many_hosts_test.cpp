@@ -365,6 +365,10 @@ class ManyHostsTest : public ::testing::Test {
 
 TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkOutage) {
   const auto started = std::chrono::steady_clock::now();
+  auto phase = [&](const std::string& what) {
+    std::cerr << "[" << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
+              << " ms] " << what << "\n";
+  };
   ASSERT_TRUE(std::filesystem::exists(db()));
   {  // The fetch host does not see the store's folder.
     CommandResult ls = run(fetch_host({"ls", "-A", store_.path()}));
@@ -380,17 +384,22 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
   // consumer's fetched outcomes wait in its Kafka producer (message.timeout.ms is far longer) until
   // the link is back. A small backlog keeps most of the second batch's jobs in Kafka at the outage,
   // so the consumers also have to read jobs again after it.
-  // The consumers start one after the other, each ready (in the group) before the next: the mock
-  // broker lets a rebalance that a late joiner starts wait up to the session timeout for the others.
+  // The consumers start together so that both join the group's first round (the mock broker
+  // gathers the members of an empty group for 3 s). A consumer that misses it starts a rebalance
+  // that the mock broker lets wait for the others up to the session timeout (less 1 s), twice with
+  // the cooperative protocol: the waits below allow for that (about 60 s; usually 3 s).
   std::vector<int> consumer_ports;
   for (int i = 0; i < 2; ++i) {
     consumer_ports.push_back(free_port());
-    Child& consumer = start_fetch_role(
-        "consumer" + std::to_string(i),
-        {"consumer", "--brokers", local(broker_port_), "--http", local(consumer_ports.back()), "--allow-private-networks",
-         "--kafka-session-timeout-ms", "30000", "--fetch-max-in-flight", "10", "--consumer-max-backlog", "20",
-         "--fetch-max-host-connections", "100", "--fetch-retry-delay-ms", "50"});
-    ASSERT_TRUE(fetch_host_ready(consumer_ports.back(), 40s)) << "consumer" << i << ": " << consumer.log();
+    start_fetch_role("consumer" + std::to_string(i),
+                     {"consumer", "--brokers", local(broker_port_), "--http", local(consumer_ports.back()),
+                      "--allow-private-networks", "--kafka-session-timeout-ms", "30000", "--fetch-max-in-flight", "10",
+                      "--consumer-max-backlog", "20", "--fetch-max-host-connections", "100",
+                      "--fetch-retry-delay-ms", "50"});
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(fetch_host_ready(consumer_ports[i], 70s)) << "consumer" << i << ": " << fetch_roles_[i].second->log();
+    phase("consumer" + std::to_string(i) + " ready");
   }
   broadcaster_port_ = free_port();
   Child& broadcaster = start_fetch_role("broadcaster", {"broadcaster", "--brokers", local(broker_port_), "--api",
@@ -407,7 +416,8 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
       total += n;
     }
     return total == 12;
-  }, 60s)) << "the consumers' group did not settle";
+  }, 70s)) << "the consumers' group did not settle";
+  phase("the consumers' group settled");
 
   // The first batch: every event once, in order, at a client on the fetch host.
   const int n = 300;
@@ -418,6 +428,7 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
     expect_complete_stream(events_of(*client), n);
   }
   expect_recorded_once(first, n);
+  phase("first batch streamed and recorded");
 
   // The second batch, slower (0.2 s a feed, 10 in flight per consumer: about 3 s of fetching),
   // loses the link for 10 s once a third of it is recorded.
@@ -427,10 +438,12 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
   const std::string done_sql = "SELECT done FROM batches WHERE id = '" + second + "'";
   ASSERT_TRUE(wait_until([&] { return count(done_sql) >= n / 3; }, 60s)) << count(done_sql);
   ASSERT_TRUE(net_.set_link(false));
+  phase("link down");
   const int done_at_outage = count(done_sql);
   std::this_thread::sleep_for(10s);
   const int done_before_link_up = count(done_sql);
   ASSERT_TRUE(net_.set_link(true));
+  phase("link up");
   // Nothing crossed the link meanwhile: the store recorded only what it already held.
   EXPECT_LT(done_before_link_up, n) << "the outage did not hold anything back (done at its start: " << done_at_outage << ")";
 
@@ -438,6 +451,7 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
   expect_complete_stream(events_of(*client), n);
   ASSERT_TRUE(wait_until([&] { return count(done_sql) == n; }, 30s));
   expect_recorded_once(second, n);
+  phase("second batch streamed and recorded");
   EXPECT_EQ(count("SELECT count(*) FROM items"), 2 * n * 5);
   EXPECT_EQ(integrity_check(db()), "ok");
   EXPECT_GE(feeds_->total_requests(), 2 * n);
