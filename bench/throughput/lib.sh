@@ -60,7 +60,7 @@ start_feedpipe() {
 
 # The shapes operators run, each role a process of its own, all on this machine: kafka-mock,
 # producer --db on $FP_PORT, CONSUMERS (default: one per core, as standalone) consumers and a
-# broadcaster on $FP_STREAM_PORT, on $work/roles.db.
+# broadcaster on $FP_STREAM_PORT, on $work/SHAPE.db (a database of its own, so every shape starts cold).
 #   start_roles        one host: consumer --db, broadcaster --db;
 #   start_roles many   many hosts: recorder --db, consumers without a database, broadcaster --api.
 # Sets fp_pids to every one of them.
@@ -71,17 +71,17 @@ start_roles() {
   fp_pids=($!)
   for _ in $(seq 1 50); do [[ -s $work/brokers ]] && break; sleep 0.1; done
   brokers=$(head -1 "$work/brokers")
-  "$FEEDPIPE_BIN" migrate --db "$work/roles.db" > /dev/null 2>&1
+  "$FEEDPIPE_BIN" migrate --db "$work/$shape.db" > /dev/null 2>&1
   common=(--brokers "$brokers" --log-level warn)
   FP_PORT=$(port)
   FP_STREAM_PORT=$(port)
-  "$FEEDPIPE_BIN" producer --http "127.0.0.1:$FP_PORT" --max-batch-feeds "$FEEDS" --db "$work/roles.db" "${common[@]}" > "$work/producer.log" 2>&1 &
+  "$FEEDPIPE_BIN" producer --http "127.0.0.1:$FP_PORT" --max-batch-feeds "$FEEDS" --db "$work/$shape.db" "${common[@]}" > "$work/producer.log" 2>&1 &
   pids+=($!)
   fp_pids+=($!)
-  local fetch_db=(--db "$work/roles.db") edge_source=(--db "$work/roles.db")
+  local fetch_db=(--db "$work/$shape.db") edge_source=(--db "$work/$shape.db")
   if [[ $shape == many ]]; then
     cport=$(port)
-    "$FEEDPIPE_BIN" recorder --http "127.0.0.1:$cport" --db "$work/roles.db" "${common[@]}" > "$work/recorder.log" 2>&1 &
+    "$FEEDPIPE_BIN" recorder --http "127.0.0.1:$cport" --db "$work/$shape.db" "${common[@]}" > "$work/recorder.log" 2>&1 &
     pids+=($!)
     fp_pids+=($!)
     wait_ready "$cport"
