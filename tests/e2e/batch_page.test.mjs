@@ -23,8 +23,27 @@ const streamTokens = extraArgs.includes('--stream-token-secret');
 const children = [];
 const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
 
-function fail(err) {
+let logPath = null;
+let currentPage = null;
+async function fail(err) {
   console.error(err);
+  // What a reader of CI's output needs to tell a slow machine from a broken resume.
+  try {
+    if (currentPage) {
+      const state = await currentPage.evaluate(() => ({
+        url: location.href,
+        progress: document.querySelector('[data-testid=progress]')?.textContent,
+        statuses: [...document.querySelectorAll('[data-testid=job]')].map((r) => r.dataset.status).join(','),
+      }));
+      console.error('page state:', JSON.stringify(state));
+    }
+  } catch (e) {
+    console.error('page state unavailable:', e.message);
+  }
+  if (logPath) {
+    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
+    console.error(`--- last 60 lines of ${logPath}\n${lines.slice(-60).join('\n')}`);
+  }
   cleanup();
   process.exit(1);
 }
@@ -77,7 +96,8 @@ function startFeedpipe(port, db, log) {
 
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-'));
-  const log = fs.openSync(path.join(dir, 'feedpipe.log'), 'a');
+  logPath = path.join(dir, 'feedpipe.log');
+  const log = fs.openSync(logPath, 'a');
   await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
   const feedPort = feedServer.address().port;
   const port = await freePort();
@@ -92,6 +112,7 @@ async function main() {
   });
   try {
     const page = await browser.newPage();
+    currentPage = page;
     const urls = (first) => Array.from({ length: FEEDS }, (_, i) => `http://127.0.0.1:${feedPort}/feed/${first + i}.xml`);
 
     // 1. Submit on the front page, land on the batch page, watch it finish live.
@@ -129,6 +150,8 @@ async function main() {
     assert.equal(after.length, FEEDS);
     assert.ok(after.every((s) => s === 'ok'), `statuses after restart: ${after}`);
     console.log('batch page resumed after the server restarted and reached the end');
+  } catch (err) {
+    await fail(err);  // while the page is still open
   } finally {
     await browser.close();
   }

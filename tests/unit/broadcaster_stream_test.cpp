@@ -17,6 +17,7 @@
 #include "broadcaster/broadcaster.h"
 #include "broadcaster/delivery_metrics.h"
 #include "broadcaster_test_util.h"
+#include "common/http.h"
 #include "common/kafka.h"
 
 namespace {
@@ -84,6 +85,9 @@ class BroadcasterTest : public ::testing::Test {
     broadcaster->register_routes(server);
     port = server.bind_to_any_port("127.0.0.1");
     ASSERT_GT(port, 0);
+    // httplib listens with a backlog of 5: 30 readers connecting at once on a loaded machine
+    // overflow it, and a dropped SYN is retried only after 1 s, then 3 s.
+    feedpipe::raise_listen_backlog(port, 1024);
     listener = std::thread([this] { server.listen_after_bind(); });
     broadcaster->start();
     auto until = std::chrono::steady_clock::now() + 10s;
@@ -110,7 +114,7 @@ class BroadcasterTest : public ::testing::Test {
   httplib::Client client() {
     httplib::Client cli("127.0.0.1", port);
     cli.set_read_timeout(5, 0);
-    cli.set_connection_timeout(2, 0);
+    cli.set_connection_timeout(10, 0);
     return cli;
   }
 
@@ -134,7 +138,7 @@ class StreamReader {
       auto res = cli_.Get(path.c_str(), headers, [&](const char* data, size_t n) {
         std::lock_guard lock(mu_);
         text_.append(data, n);
-        return !(stop_when && stop_when(text_));
+        return !hang_up_ && !(stop_when && stop_when(text_));
       });
       std::lock_guard lock(mu_);
       ok_ = static_cast<bool>(res);
@@ -144,7 +148,15 @@ class StreamReader {
       finished_ = true;
     });
   }
-  ~StreamReader() { join(); }
+  // Hangs up at the next frame (heartbeats come every 200 ms), so that a failed assertion
+  // ends the test instead of waiting on a stream that never ends.
+  ~StreamReader() {
+    {
+      std::lock_guard lock(mu_);
+      hang_up_ = true;
+    }
+    join();
+  }
   void join() {
     if (thread_.joinable()) thread_.join();
   }
@@ -168,6 +180,7 @@ class StreamReader {
   httplib::Client cli_;
   std::mutex mu_;
   std::string text_;
+  bool hang_up_ = false;
   std::thread thread_;
 };
 
@@ -362,7 +375,7 @@ TEST_F(BroadcasterTest, ManyConcurrentStreams) {
   std::vector<std::unique_ptr<StreamReader>> readers;
   for (int i = 0; i < kStreams; ++i)
     readers.push_back(std::make_unique<StreamReader>(client(), "/v1/batches/b1/events", httplib::Headers{}));
-  for (auto& r : readers) ASSERT_TRUE(r->wait_for_text("retry: "));
+  for (auto& r : readers) ASSERT_TRUE(r->wait_for_text("retry: ", 20s));
   for (int64_t id : jobs) finish_and_publish(id);
   for (auto& r : readers) {
     r->join();
