@@ -48,19 +48,56 @@ async function main() {
   renderProgress(snapshot, snapshot.status);
   if (snapshot.status === 'completed') return;
 
-  const query = streamToken ? `?token=${encodeURIComponent(streamToken)}` : '';
-  const events = new EventSource(`/v1/batches/${encodeURIComponent(batchId)}/events${query}`);
-  let received = false;
-  events.addEventListener('error', () => {
-    // A refused stream (403 without the batch's token, 429) closes the EventSource for good.
-    if (!received && events.readyState === EventSource.CLOSED) {
+  watch();
+}
+
+// The event stream. EventSource reconnects by itself after a dropped connection, but an answer
+// other than a stream (a proxy's 502 while the broadcaster restarts, a 503) closes it for good:
+// then ask the stream URL what it answers, and reopen from the last event seen unless the
+// refusal is final (401/403 without a good token, 404).
+let lastEventId = null;
+let retryDelayMs = 1000;
+function streamUrl() {
+  const params = new URLSearchParams();
+  if (streamToken) params.set('token', streamToken);
+  if (lastEventId !== null) params.set('last_event_id', lastEventId);
+  const query = params.toString();
+  return `/v1/batches/${encodeURIComponent(batchId)}/events${query ? `?${query}` : ''}`;
+}
+
+async function refusalStatus() {
+  const abort = new AbortController();
+  try {
+    const res = await fetch(streamUrl(), { headers: { Accept: 'text/event-stream' }, signal: abort.signal });
+    return res.status;
+  } catch {
+    return 0;  // unreachable: worth another try
+  } finally {
+    abort.abort();
+  }
+}
+
+function watch() {
+  const events = new EventSource(streamUrl());
+  events.addEventListener('error', async () => {
+    if (events.readyState !== EventSource.CLOSED) return;  // reconnecting by itself
+    const status = await refusalStatus();
+    if ([401, 403, 404].includes(status)) {
       document.getElementById('error').textContent = streamToken
         ? 'Live updates were refused; reload the page to try again.'
         : 'Live updates were refused: open this page from the link given when the batch was submitted.';
+      return;
     }
+    document.getElementById('error').textContent = 'Live updates interrupted; reconnecting…';
+    setTimeout(watch, retryDelayMs);
+    retryDelayMs = Math.min(retryDelayMs * 2, 30000);
+  });
+  events.addEventListener('open', () => {
+    retryDelayMs = 1000;
+    document.getElementById('error').textContent = '';
   });
   const onJob = (event) => {
-    received = true;
+    lastEventId = event.lastEventId || lastEventId;
     const data = JSON.parse(event.data);
     renderJob(data);
     renderProgress(data.progress, 'running');
@@ -68,7 +105,6 @@ async function main() {
   events.addEventListener('job.completed', onJob);
   events.addEventListener('job.failed', onJob);
   events.addEventListener('batch.completed', (event) => {
-    received = true;
     const data = JSON.parse(event.data);
     renderProgress(data.progress, data.status);
     events.close();

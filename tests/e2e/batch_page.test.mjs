@@ -1,6 +1,7 @@
 // End to end in a real browser: Debian's chromium driven by playwright-core.
 // Submits feeds on `/`, watches `/batches/{id}` reach N / N over SSE, then kills and restarts
-// feedpipe mid-batch (the page's EventSource must reconnect and resume with Last-Event-ID).
+// feedpipe mid-batch, with a gateway answering 502 meanwhile (the page must reopen its stream
+// and resume from the last event it saw).
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT (a path: save a picture of the finished batch page), FEEDPIPE_E2E_ARGS (more
 // standalone flags, space-separated; with --stream-token-secret the page must carry the batch's
@@ -143,6 +144,19 @@ async function main() {
     await new Promise((r) => server.once('exit', r));
     parked.length = 0;  // their connections died with the server
     hold = false;
+    // 3. While it is down, a proxy in front answers 502 (nginx with its upstream gone): that
+    // closes an EventSource for good, so the page must reopen the stream by itself.
+    let refused = 0;
+    const gateway = http.createServer((req, res) => {
+      if (req.url.includes('/events')) refused++;
+      res.writeHead(502, { 'Content-Type': 'text/html' });
+      res.end('<html><body>502 Bad Gateway</body></html>');
+    });
+    await new Promise((r) => gateway.listen(port, '127.0.0.1', r));
+    for (let i = 0; i < 200 && refused < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(refused >= 3, `the page asked for its stream ${refused} times while the gateway refused`);
+    gateway.closeAllConnections();
+    await new Promise((r) => gateway.close(r));
     server = startFeedpipe(port, db, log);
     await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
       FEEDS, { timeout: 60_000 });
