@@ -1,133 +1,144 @@
 #include "common/outcome_message.h"
 
-#include <nlohmann/json.hpp>
-
-#include "common/logging.h"
+#include <cstdint>
 
 namespace feedpipe {
 namespace {
 
-// Written as text like the other messages (and with invalid UTF-8 replaced, so that every
-// message parses); read back as a JSON tree.
-void append_key(std::string& out, std::string_view key) {
-  out += '"';
-  out += key;
-  out += "\":";
-}
+constexpr std::string_view kMagic = "FPO";
 
-void append_string(std::string& out, std::string_view key, std::string_view value, bool first = false) {
-  if (!first) out += ',';
-  append_key(out, key);
-  out += '"';
-  append_json_escaped(out, value);
-  out += '"';
-}
-
-void append_integer(std::string& out, std::string_view key, int64_t value) {
-  out += ',';
-  append_key(out, key);
-  out += std::to_string(value);
-}
-
-std::string string_field(const nlohmann::json& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return "";
-  if (!it->is_string()) throw OutcomeMessageError("bad_fields", std::string("\"") + key + "\" is not a string");
-  return it->get<std::string>();
-}
-
-int64_t integer_field(const nlohmann::json& object, const char* key, bool required) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) {
-    if (required) throw OutcomeMessageError("bad_fields", std::string("no \"") + key + "\"");
-    return 0;
+class Writer {
+ public:
+  explicit Writer(size_t reserve) { out_.reserve(reserve); }
+  void byte(uint8_t b) { out_ += static_cast<char>(b); }
+  void uvarint(uint64_t v) {
+    while (v >= 0x80) {
+      byte(static_cast<uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    byte(static_cast<uint8_t>(v));
   }
-  if (!it->is_number_integer()) throw OutcomeMessageError("bad_fields", std::string("\"") + key + "\" is not an integer");
-  return it->get<int64_t>();
+  void svarint(int64_t v) { uvarint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void string(std::string_view s) {
+    uvarint(s.size());
+    out_.append(s);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  uint8_t byte() {
+    if (in_.empty()) truncated();
+    uint8_t b = static_cast<uint8_t>(in_.front());
+    in_.remove_prefix(1);
+    return b;
+  }
+  uint64_t uvarint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = byte();
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    throw OutcomeMessageError("bad_fields", "outcome message has an integer longer than 64 bits");
+  }
+  int64_t svarint() {
+    uint64_t u = uvarint();
+    return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1);
+  }
+  std::string string() {
+    uint64_t n = uvarint();
+    if (n > in_.size()) truncated();
+    std::string s(in_.substr(0, n));
+    in_.remove_prefix(n);
+    return s;
+  }
+  size_t remaining() const { return in_.size(); }
+
+ private:
+  [[noreturn]] static void truncated() {
+    throw OutcomeMessageError("bad_fields", "outcome message ends in the middle of a field");
+  }
+  std::string_view in_;
+};
+
+size_t estimated_size(const std::string& batch_id, const JobOutcome& o) {
+  size_t n = 64 + batch_id.size() + o.error.size();
+  if (o.fetch) {
+    const FeedFetch& f = *o.fetch;
+    n += f.final_url.size() + f.etag.size() + f.last_modified.size() + f.title.size() + f.link.size();
+    for (const ItemRecord& i : f.items)
+      n += 24 + i.guid.size() + i.link.size() + i.title.size() + i.author.size() + i.published.size() +
+           i.updated.size() + i.summary.size() + i.content.size();
+  }
+  return n;
 }
 
 }  // namespace
 
 std::string serialize_outcome(const std::string& batch_id, const JobOutcome& o) {
-  std::string s = "{\"v\":" + std::to_string(kOutcomeMessageVersion);
-  append_integer(s, "job_id", o.job_id);
-  append_string(s, "batch_id", batch_id);
-  append_string(s, "status", to_string(o.status));
-  append_integer(s, "http_status", o.http_status);
-  append_integer(s, "duration_ms", o.duration_ms);
-  if (!o.error.empty()) append_string(s, "error", o.error);
-  if (o.retry_after_s) append_integer(s, "retry_after_s", *o.retry_after_s);
+  Writer w(estimated_size(batch_id, o));
+  for (char c : kMagic) w.byte(static_cast<uint8_t>(c));
+  w.byte(kOutcomeMessageVersion);
+  w.svarint(o.job_id);
+  w.string(batch_id);
+  w.string(to_string(o.status));
+  w.svarint(o.http_status);
+  w.svarint(o.duration_ms);
+  w.string(o.error);
+  w.byte(o.retry_after_s ? 1 : 0);
+  if (o.retry_after_s) w.svarint(*o.retry_after_s);
+  w.byte(o.fetch ? 1 : 0);
   if (o.fetch) {
     const FeedFetch& f = *o.fetch;
-    s += ",\"fetch\":{";
-    append_string(s, "final_url", f.final_url, true);
-    append_string(s, "etag", f.etag);
-    append_string(s, "last_modified", f.last_modified);
-    append_string(s, "title", f.title);
-    append_string(s, "link", f.link);
-    s += ",\"items\":[";
-    for (size_t i = 0; i < f.items.size(); ++i) {
-      const ItemRecord& item = f.items[i];
-      if (i) s += ',';
-      s += '{';
-      append_string(s, "guid", item.guid, true);
-      append_string(s, "link", item.link);
-      append_string(s, "title", item.title);
-      append_string(s, "author", item.author);
-      append_string(s, "published", item.published);
-      append_string(s, "updated", item.updated);
-      append_string(s, "summary", item.summary);
-      append_string(s, "content", item.content);
-      s += '}';
-    }
-    s += "]}";
+    for (const std::string* s : {&f.final_url, &f.etag, &f.last_modified, &f.title, &f.link}) w.string(*s);
+    w.uvarint(f.items.size());
+    for (const ItemRecord& i : f.items)
+      for (const std::string* s : {&i.guid, &i.link, &i.title, &i.author, &i.published, &i.updated, &i.summary, &i.content})
+        w.string(*s);
   }
-  s += '}';
-  return s;
+  return w.take();
 }
 
-OutcomeMessage outcome_message_from_json(std::string_view payload) {
-  auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (j.is_discarded()) throw OutcomeMessageError("bad_json", "outcome message is not valid JSON");
-  if (!j.is_object()) throw OutcomeMessageError("bad_json", "outcome message is not a JSON object");
-  auto v = j.find("v");
-  if (v == j.end() || !v->is_number_integer())
-    throw OutcomeMessageError("unknown_version", "outcome message has no format version \"v\"");
-  if (v->get<int64_t>() != kOutcomeMessageVersion)
-    throw OutcomeMessageError("unknown_version", "outcome message of format version " + v->dump() +
+OutcomeMessage read_outcome_message(std::string_view payload) {
+  if (payload.substr(0, kMagic.size()) != kMagic || payload.size() == kMagic.size())
+    throw OutcomeMessageError("malformed", "not an outcome message (no \"FPO\" and format version at its start)");
+  Reader r(payload.substr(kMagic.size()));
+  if (int version = r.byte(); version != kOutcomeMessageVersion)
+    throw OutcomeMessageError("unknown_version", "outcome message of format version " + std::to_string(version) +
                                                      " (this recorder reads version " +
                                                      std::to_string(kOutcomeMessageVersion) + ")");
   OutcomeMessage m;
   JobOutcome& o = m.outcome;
-  o.job_id = integer_field(j, "job_id", true);
-  m.batch_id = string_field(j, "batch_id");
-  auto status = job_status_from_string(string_field(j, "status"));
-  if (!status || !is_final(*status)) throw OutcomeMessageError("bad_fields", "outcome message has no final \"status\"");
+  o.job_id = r.svarint();
+  m.batch_id = r.string();
+  auto status = job_status_from_string(r.string());
+  if (!status || !is_final(*status)) throw OutcomeMessageError("bad_fields", "outcome message has no final status");
   o.status = *status;
-  o.http_status = static_cast<long>(integer_field(j, "http_status", false));
-  o.duration_ms = integer_field(j, "duration_ms", false);
-  o.error = string_field(j, "error");
-  if (auto it = j.find("retry_after_s"); it != j.end() && !it->is_null())
-    o.retry_after_s = integer_field(j, "retry_after_s", true);
-  if (auto it = j.find("fetch"); it != j.end() && !it->is_null()) {
-    if (!it->is_object()) throw OutcomeMessageError("bad_fields", "\"fetch\" is not an object");
-    const auto& jf = *it;
-    FeedFetch f{string_field(jf, "final_url"), string_field(jf, "etag"), string_field(jf, "last_modified"),
-                string_field(jf, "title"), string_field(jf, "link"), {}};
-    if (auto items = jf.find("items"); items != jf.end() && !items->is_null()) {
-      if (!items->is_array()) throw OutcomeMessageError("bad_fields", "\"items\" is not an array");
-      f.items.reserve(items->size());
-      for (const auto& ji : *items) {
-        if (!ji.is_object()) throw OutcomeMessageError("bad_fields", "an item is not an object");
-        f.items.push_back({string_field(ji, "guid"), string_field(ji, "link"), string_field(ji, "title"),
-                           string_field(ji, "author"), string_field(ji, "published"), string_field(ji, "updated"),
-                           string_field(ji, "summary"), string_field(ji, "content")});
-      }
-    }
+  o.http_status = static_cast<long>(r.svarint());
+  o.duration_ms = r.svarint();
+  o.error = r.string();
+  if (r.byte()) o.retry_after_s = r.svarint();
+  if (r.byte()) {
+    FeedFetch f;
+    for (std::string* s : {&f.final_url, &f.etag, &f.last_modified, &f.title, &f.link}) *s = r.string();
+    uint64_t items = r.uvarint();
+    if (items > r.remaining() / 8)  // each item is at least its eight lengths
+      throw OutcomeMessageError("bad_fields", "outcome message counts more items than it holds");
+    f.items.resize(items);
+    for (ItemRecord& i : f.items)
+      for (std::string* s : {&i.guid, &i.link, &i.title, &i.author, &i.published, &i.updated, &i.summary, &i.content})
+        *s = r.string();
     o.fetch = std::move(f);
   }
+  if (r.remaining() != 0) throw OutcomeMessageError("bad_fields", "outcome message has bytes after its last field");
   if (o.status != JobStatus::failed && !o.fetch)
-    throw OutcomeMessageError("bad_fields", "a successful outcome without its \"fetch\"");
+    throw OutcomeMessageError("bad_fields", "a successful outcome without its fetch");
   return m;
 }
 

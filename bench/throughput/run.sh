@@ -10,7 +10,8 @@
 #   (the many-hosts shape on this machine: a recorder, consumers without a database, broadcaster --api),
 #   curl --parallel --parallel-max 64 downloading the same FEEDS feeds.
 # Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds.
-# PERF_OUT=FILE records `perf record --call-graph dwarf` of standalone through the second pass.
+# PERF_OUT=FILE records `perf record --call-graph dwarf` of every process of the shape PERF_SHAPE
+# (default standalone) through its pass PERF_PASS (first or second, the default).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FEEDS=${1:-20000}
@@ -52,6 +53,16 @@ t1=$(now)
 curl_rate=$(rate "$FEEDS" "$t0" "$t1")
 
 tick=$(getconf CLK_TCK)
+start_perf() {
+  [[ -n ${PERF_OUT:-} && $1 == "${PERF_SHAPE:-standalone}" ]] || return 0
+  perf record -F 999 --call-graph dwarf -p "$(IFS=,; echo "${fp_pids[*]}")" -o "$PERF_OUT" >/dev/null 2>&1 &
+  perf_pid=$!
+  sleep 0.5
+}
+stop_perf() {
+  if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=; fi
+}
+
 # Each shape: two passes (the second all 304), CPU of every process of the shape, resident memory.
 measure_shape() {
   local shape=$1 c0 c1 c2 first second
@@ -63,16 +74,14 @@ measure_shape() {
     *) echo "unknown shape $shape (standalone, roles or many)" >&2; exit 2 ;;
   esac
   c0=$(cpu_ticks)
+  [[ ${PERF_PASS:-second} == first ]] && start_perf "$shape"
   first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
+  stop_perf
   c1=$(cpu_ticks)
-  if [[ -n ${PERF_OUT:-} && $shape == standalone ]]; then  # profile standalone through the second pass
-    perf record -F 999 --call-graph dwarf -p "$fp" -o "$PERF_OUT" >/dev/null 2>&1 &
-    perf_pid=$!
-    sleep 0.5
-  fi
+  [[ ${PERF_PASS:-second} == second ]] && start_perf "$shape"
   second=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
+  stop_perf
   c2=$(cpu_ticks)
-  if [[ -n ${perf_pid:-} ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=; fi
   results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"rss_kb\": $(rss_total_kb)}")
   stop_feedpipe
 }

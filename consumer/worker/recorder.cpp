@@ -30,7 +30,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
   explicit Loop(RecorderSettings settings)
       : settings_(std::move(settings)), read_ahead_(settings_.max_read_ahead) {
     // Register the skip counters up front, so that /metrics shows them at 0.
-    for (const char* reason : {"bad_json", "unknown_version", "bad_fields"}) skipped_total(reason);
+    for (const char* reason : {"malformed", "unknown_version", "bad_fields"}) skipped_total(reason);
     events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                              std::vector<std::string>{std::string(kEventsTopic)});
     writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, events_.get(), offsets_, settings_.max_write_group);
@@ -114,7 +114,7 @@ class Recorder::Loop : public RdKafka::RebalanceCb {
     ++read_;
     OutcomeMessage m;
     try {
-      m = outcome_message_from_json(std::string_view(static_cast<const char*>(msg.payload()), msg.len()));
+      m = read_outcome_message(std::string_view(static_cast<const char*>(msg.payload()), msg.len()));
     } catch (const OutcomeMessageError& e) {
       // Nothing a retry would change: skip it, so that the partition goes on.
       spdlog::warn("skipping message at {}[{}]@{}: {}", kOutcomesTopic, partition, offset, e.what());

@@ -7,6 +7,7 @@
 
 #include "common/kafka.h"
 #include "common/model.h"
+#include "common/outcome_message.h"
 #include "tests/support/harness.h"
 
 namespace feedpipe::testing {
@@ -176,14 +177,22 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
   kafka.brokers = brokers_;
   {
     KafkaProducer producer(kafka, "test producer", nullptr);
-    const std::string redelivered =
-        R"({"v":1,"job_id":)" + std::to_string(first_job) + R"(,"batch_id":")" + first +
-        R"(","status":"failed","http_status":500,"duration_ms":1,"error":"late duplicate"})";
-    const std::string unknown =
-        R"({"v":1,"job_id":987654321,"batch_id":"nosuchbatch","status":"ok","http_status":200,"duration_ms":1,)"
-        R"("fetch":{"final_url":"http://x.test/","etag":"","last_modified":"","title":"","link":"","items":[{"guid":"g"}]}})";
+    JobOutcome late;
+    late.job_id = first_job;
+    late.status = JobStatus::failed;
+    late.http_status = 500;
+    late.duration_ms = 1;
+    late.error = "late duplicate";
+    const std::string redelivered = serialize_outcome(first, late);
+    JobOutcome stranger;
+    stranger.job_id = 987654321;
+    stranger.status = JobStatus::ok;
+    stranger.http_status = 200;
+    stranger.fetch = FeedFetch{"http://x.test/", "", "", "", "", {}};
+    stranger.fetch->items.push_back({"g", "", "", "", "", "", "", ""});
+    const std::string unknown = serialize_outcome("nosuchbatch", stranger);
     for (int32_t p = 0; p < 12; ++p) {
-      for (const std::string& payload : {std::string("{not json"), std::string(R"({"v":99,"job_id":1})"),
+      for (const std::string& payload : {std::string("{not an outcome"), std::string("FPO\x63\x02", 5),
                                          redelivered, unknown}) {
         auto rc = producer.handle().produce(std::string(kOutcomesTopic), p, RdKafka::Producer::RK_MSG_COPY,
                                             const_cast<char*>(payload.data()), payload.size(), nullptr, 0, 0, nullptr);
@@ -198,8 +207,8 @@ TEST_F(FetchAnywhereTest, GarbageRedeliveredAndUnknownOutcomesChangeNothingAndTh
       total += metric_value(port, "feedpipe_outcomes_skipped_total{reason=\"" + reason + "\"}");
     return total;
   };
-  EXPECT_TRUE(wait_until([&] { return skipped("bad_json") == 12 && skipped("unknown_version") == 12; }, 30s))
-      << skipped("bad_json") << " " << skipped("unknown_version");
+  EXPECT_TRUE(wait_until([&] { return skipped("malformed") == 12 && skipped("unknown_version") == 12; }, 30s))
+      << skipped("malformed") << " " << skipped("unknown_version");
 
   // The partitions still move: a new batch completes behind those messages.
   std::string second = submit_batch(producer_port_, feed_urls(200, 20));
@@ -255,9 +264,11 @@ TEST_F(FetchAnywhereTest, JobsOfTheSameFeedInFlightTogetherShareOneFetch) {
 }
 
 TEST_F(FetchAnywhereTest, AnOutcomeOverTheMessageLimitFailsItsJobWithTheReason) {
-  // 1000 bytes (librdkafka's least) is below a five-item feed's outcome, and above a failure's.
+  // 1000 bytes (librdkafka's least) is below a 20-item feed's outcome, and above a failure's.
   start_consumer({"--kafka-max-message-bytes", "1000"});
-  std::string batch = submit_batch(producer_port_, feed_urls(300, 5));
+  std::vector<std::string> urls = feed_urls(300, 5);
+  for (std::string& url : urls) url += "?items=20";
+  std::string batch = submit_batch(producer_port_, urls);
   SseResult stream = watch(batch, 60s);
   expect_complete_stream(stream, 5);
   auto snap = get_json(producer_port_, "/v1/batches/" + batch);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -145,15 +146,15 @@ std::string Process::output() const {
 
 namespace {
 
-std::string rss_feed(int n) {
+std::string rss_feed(int n, int items) {
   std::ostringstream out;
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>"
       << "<title>Feed " << n << "</title><link>http://example.test/" << n << "/</link>";
-  for (int i = 0; i < 5; ++i)
+  for (int i = 0; i < items; ++i)
     out << "<item><title>Item " << i << " of feed " << n << "</title>"
         << "<link>http://example.test/" << n << "/items/" << i << "</link>"
         << "<guid>feed-" << n << "-item-" << i << "</guid>"
-        << "<pubDate>Mon, 0" << (i + 1) << " Jan 2024 10:00:00 GMT</pubDate>"
+        << "<pubDate>Mon, " << (i % 28 + 1 < 10 ? "0" : "") << (i % 28 + 1) << " Jan 2024 10:00:00 GMT</pubDate>"
         << "<description>Summary &amp; text " << i << "</description></item>";
   out << "</channel></rss>";
   return out.str();
@@ -181,7 +182,9 @@ FeedServer::FeedServer() {
     }
     res.set_header("ETag", etag);
     res.set_header("Last-Modified", last_modified);
-    res.set_content(rss_feed(std::stoi(req.matches[1])), "application/rss+xml");
+    // Five items, or ?items=N (at most 1000).
+    const int items = req.has_param("items") ? std::clamp(std::atoi(req.get_param_value("items").c_str()), 0, 1000) : 5;
+    res.set_content(rss_feed(std::stoi(req.matches[1]), items), "application/rss+xml");
   });
   port_ = bind_server(server_, "127.0.0.1", 0);
   thread_ = std::thread([this] { server_.listen_after_bind(); });

@@ -33,7 +33,7 @@ std::vector<OutcomeMessage> read_outcomes(const std::string& brokers, size_t wan
   while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
     std::unique_ptr<RdKafka::Message> m(c->consume(100));
     if (m->err() == RdKafka::ERR_NO_ERROR)
-      out.push_back(outcome_message_from_json({static_cast<const char*>(m->payload()), m->len()}));
+      out.push_back(read_outcome_message({static_cast<const char*>(m->payload()), m->len()}));
   }
   c->close();
   return out;
