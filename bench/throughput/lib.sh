@@ -42,7 +42,13 @@ CONF
   sleep 0.5
 }
 
-wait_ready() { for _ in $(seq 1 300); do curl -sf "127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.1; done; return 1; }
+# wait_ready PORT [LOG]: until 127.0.0.1:PORT/readyz answers 200 (30 s); else says why and fails.
+wait_ready() {
+  for _ in $(seq 1 300); do curl -sf "127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.1; done
+  echo "nothing ready on 127.0.0.1:$1 after 30 s: $(curl -s "127.0.0.1:$1/readyz" || echo "no answer")" >&2
+  [[ -n ${2:-} && -f $2 ]] && tail -n 20 "$2" >&2
+  return 1
+}
 
 # Starts feedpipe standalone on 127.0.0.1:$FP_PORT (PID $fp; FEEDPIPE_ARGS adds flags) and waits
 # until /readyz answers. $FP_STREAM_PORT serves the streams (the same port); $fp_pids lists the
@@ -55,7 +61,7 @@ start_feedpipe() {
   fp=$!
   pids+=($fp)
   fp_pids=($fp)
-  wait_ready "$FP_PORT"
+  wait_ready "$FP_PORT" "$work/feedpipe.log"
 }
 
 # The shapes operators run, each role a process of its own, all on this machine: kafka-mock,
@@ -84,7 +90,7 @@ start_roles() {
     "$FEEDPIPE_BIN" recorder --http "127.0.0.1:$cport" --db "$work/$shape.db" "${common[@]}" > "$work/recorder.log" 2>&1 &
     pids+=($!)
     fp_pids+=($!)
-    wait_ready "$cport"
+    wait_ready "$cport" "$work/recorder.log"
     fetch_db=()
     edge_source=(--api "http://127.0.0.1:$FP_PORT")
   fi
@@ -100,13 +106,13 @@ start_roles() {
     pids+=($!)
     fp_pids+=($!)
   done
-  for cport in "${cports[@]}"; do wait_ready "$cport"; done
+  for i in "${!cports[@]}"; do wait_ready "${cports[i]}" "$work/consumer$((i + 1)).log"; done
   "$FEEDPIPE_BIN" broadcaster --http "127.0.0.1:$FP_STREAM_PORT" "${common[@]}" "${edge_source[@]}" \
     > "$work/broadcaster.log" 2>&1 &
   pids+=($!)
   fp_pids+=($!)
-  wait_ready "$FP_PORT"
-  wait_ready "$FP_STREAM_PORT"
+  wait_ready "$FP_PORT" "$work/producer.log"
+  wait_ready "$FP_STREAM_PORT" "$work/broadcaster.log"
 }
 
 # Ends the processes of start_feedpipe or start_roles (the broker last).

@@ -17,7 +17,7 @@
 #include "consumer/worker/offset_tracker.h"
 #include "consumer/worker/outcome_publisher.h"
 #include "consumer/worker/outcome_writer.h"
-#include "consumer/worker/read_ahead.h"
+#include "consumer/worker/group_member.h"
 
 namespace feedpipe::consumer {
 namespace {
@@ -81,10 +81,10 @@ metrics::Gauge& assigned_partitions() {
 
 }  // namespace
 
-class Consumer::Loop : public RdKafka::RebalanceCb {
+class Consumer::Loop {
  public:
   explicit Loop(ConsumerSettings settings)
-      : settings_(std::move(settings)), fetcher_(settings_.fetch), read_ahead_(settings_.max_read_ahead) {
+      : settings_(std::move(settings)), fetcher_(settings_.fetch) {
     if (local()) {
       events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                                std::vector<std::string>{std::string(kEventsTopic)});
@@ -93,56 +93,12 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     } else {
       publisher_ = std::make_unique<OutcomePublisher>(settings_.kafka, offsets_);
     }
-    const auto& k = settings_.kafka;
-    auto client = consumer_client(k, "group consumer", settings_.group_id);
-    client.defaults["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
-    client.defaults["heartbeat.interval.ms"] = std::to_string(std::max(100, k.session_timeout_ms / 6));
-    client.required["auto.offset.reset"] = "earliest";
-    client.required["partition.assignment.strategy"] = "cooperative-sticky";
-    auto conf = make_conf(k, client);
-    std::string err;
-    if (conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(this), err) != RdKafka::Conf::CONF_OK)
-      throw KafkaError("rebalance_cb: " + err);
-    kafka_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-    if (!kafka_) throw ConfigError("cannot create the Kafka group consumer: " + redact_kafka_secrets(err));
-    read_ahead_.attach(kafka_.get());
-    auto rc = kafka_->subscribe({std::string(kJobsTopic)});
-    if (rc != RdKafka::ERR_NO_ERROR)
-      throw KafkaError("cannot subscribe to " + std::string(kJobsTopic) + ": " + RdKafka::err2str(rc));
-  }
-
-  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
-                    std::vector<RdKafka::TopicPartition*>& partitions) override {
-    bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
-    std::vector<int32_t> ids;
-    for (auto* tp : partitions) ids.push_back(tp->partition());
-    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      for (int32_t p : ids) offsets_.assign(p);
-      auto e = cooperative ? consumer->incremental_assign(partitions) : nullptr;
-      if (!cooperative) consumer->assign(partitions);
-      if (e) {
-        spdlog::error("incremental assign failed: {}", e->str());
-        delete e;
-      }
-      spdlog::info("consumer assigned {} partition(s)", ids.size());
-      assigned_partitions().add(static_cast<int64_t>(ids.size()));
-      joined_ = true;
-      read_ahead_.on_assign(*consumer, partitions);
-    } else {
-      read_ahead_.on_revoke(ids);
-      // Commit what is finished before the partitions move; jobs still in flight here are
-      // redelivered to the new owner, and recording them twice changes nothing. While closing,
-      // the commit is asynchronous: close waits for it, within its own bound.
-      commit(offsets_.revoke(ids), !closing_);
-      auto e = cooperative ? consumer->incremental_unassign(partitions) : nullptr;
-      if (!cooperative) consumer->unassign();
-      if (e) {
-        spdlog::error("incremental unassign failed: {}", e->str());
-        delete e;
-      }
-      spdlog::info("consumer revoked {} partition(s)", ids.size());
-      assigned_partitions().add(-static_cast<int64_t>(ids.size()));
-    }
+    member_ = std::make_unique<GroupMember>(
+        settings_.kafka,
+        GroupMemberOptions{"consumer", std::string(kJobsTopic), settings_.group_id, "group consumer",
+                           settings_.max_read_ahead, "jobs will be redelivered and skipped",
+                           [](int64_t n) { assigned_partitions().add(n); }},
+        offsets_);
   }
 
   void run() {
@@ -160,7 +116,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       if (std::chrono::steady_clock::now() >= next_commit) {
-        commit(offsets_.to_commit(), false);
+        member_->commit_finished();
         update_lag();
         next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
       }
@@ -169,7 +125,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   }
 
   void stop() { stopping_ = true; fetcher_.wakeup(); }
-  bool joined() const { return joined_; }
+  bool joined() const { return member_->joined(); }
   ConsumerStats stats() const {
     return {taken_, writer_ ? writer_->written() : publisher_ ? publisher_->published() : 0, fetches_};
   }
@@ -190,7 +146,7 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
     std::vector<int64_t> started;
     const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
-    read_ahead_.read(
+    member_->read(
         timeout, [&] { return offsets_.in_flight() < settings_.max_backlog; },
         [&](RdKafka::Message& msg) { take(msg, started); });
     if (writer_) writer_->mark_running(std::move(started));
@@ -298,31 +254,19 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
   void update_lag() {
     static auto& lag = metrics::gauge("feedpipe_kafka_consumer_lag",
                                       "Job messages on this consumer's partitions not yet read.");
+    RdKafka::KafkaConsumer& kafka = member_->kafka();
     std::vector<RdKafka::TopicPartition*> parts;
-    if (kafka_->assignment(parts) != RdKafka::ERR_NO_ERROR) return;
-    kafka_->position(parts);
+    if (kafka.assignment(parts) != RdKafka::ERR_NO_ERROR) return;
+    kafka.position(parts);
     int64_t total = 0;
     for (auto* tp : parts) {
       int64_t low = 0, high = 0;
-      if (kafka_->get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) != RdKafka::ERR_NO_ERROR) continue;
+      if (kafka.get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) != RdKafka::ERR_NO_ERROR) continue;
       int64_t pos = tp->offset() >= 0 ? tp->offset() : low;
       if (high > pos) total += high - pos;
     }
     RdKafka::TopicPartition::destroy(parts);
     lag.set(total);
-  }
-
-  void commit(const std::vector<PartitionOffset>& offsets, bool sync) {
-    if (offsets.empty()) return;
-    std::vector<RdKafka::TopicPartition*> tps;
-    for (const auto& po : offsets)
-      tps.push_back(RdKafka::TopicPartition::create(std::string(kJobsTopic), po.partition, po.offset));
-    std::optional<ShutdownWait> wait;
-    if (sync) wait.emplace("Kafka to answer a synchronous offset commit (rebalance)");
-    auto rc = sync ? kafka_->commitSync(tps) : kafka_->commitAsync(tps);
-    if (rc != RdKafka::ERR_NO_ERROR && rc != RdKafka::ERR__NO_OFFSET)
-      spdlog::warn("offset commit failed: {} (jobs will be redelivered and skipped)", RdKafka::err2str(rc));
-    RdKafka::TopicPartition::destroy(tps);
   }
 
   // Every wait here is bounded: the fetches by the drain timeout, Kafka (the last commits, the
@@ -343,11 +287,9 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
       if (publisher_ && !publisher_->flush(std::max(std::chrono::milliseconds(1000), remaining(deadline))))
         spdlog::warn("stopping with outcomes Kafka has not acknowledged; their jobs will be redelivered");
     }
-    finish_joining(deadline);
+    member_->finish_joining(deadline);
     auto kafka_deadline = std::chrono::steady_clock::now() + settings_.kafka_close_timeout;
-    closing_ = true;
-    commit(offsets_.to_commit(), false);  // close waits for it
-    close_consumer(kafka_, settings_.kafka_close_timeout, "the consumer");
+    member_->close(settings_.kafka_close_timeout);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kafka_deadline - std::chrono::steady_clock::now());
     if (events_) events_->close(std::max(left, std::chrono::milliseconds(0)));
     if (publisher_) publisher_->close(std::max(left, std::chrono::milliseconds(0)));
@@ -358,29 +300,15 @@ class Consumer::Loop : public RdKafka::RebalanceCb {
         std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
   }
 
-  // librdkafka before 2.3 aborts (its issue #4312) when a cooperative-sticky consumer is
-  // destroyed between its group's JoinGroup and SyncGroup answers. A consumer stopped before its
-  // first assignment therefore lets the join finish, reading nothing, before it leaves.
-  void finish_joining(std::chrono::steady_clock::time_point deadline) {
-    if (joined_ || RdKafka::version() >= 0x020300ff) return;
-    spdlog::info("stopping before the first assignment: letting the group join finish first");
-    while (!joined_ && std::chrono::steady_clock::now() < deadline)
-      std::unique_ptr<RdKafka::Message>(kafka_->consume(50));  // a job read here stays uncommitted
-    if (!joined_) spdlog::warn("the consumer group join did not finish before the drain timeout");
-  }
-
   ConsumerSettings settings_;
   fetcher::Fetcher fetcher_;
   OffsetTracker offsets_;
   std::unique_ptr<KafkaProducer> events_;
   std::unique_ptr<OutcomeWriter> writer_;       // with a database
   std::unique_ptr<OutcomePublisher> publisher_;  // without one
-  std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
+  std::unique_ptr<GroupMember> member_;  // after offsets_, which it uses
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
   std::atomic<bool> stopping_{false};
-  ReadAhead read_ahead_;  // fetch thread only (the rebalance callback runs inside consume(), on it)
-  std::atomic<bool> joined_{false};
-  bool closing_ = false;  // only the loop's thread reads it (in rebalance_cb, served there)
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
 
