@@ -22,9 +22,10 @@ const FEEDS = 30;
 const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
 const streamTokens = extraArgs.includes('--stream-token-secret');
 const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
+const deadline = setTimeout(() => fail(new Error('e2e test timed out after 180 s')), 180_000);
 
 let logPath = null;
+let finished = false;
 let currentPage = null;
 async function fail(err) {
   console.error(err);
@@ -41,6 +42,7 @@ async function fail(err) {
   } catch (e) {
     console.error('page state unavailable:', e.message);
   }
+  finished = true;
   if (logPath) {
     const lines = fs.readFileSync(logPath, 'utf8').split('\n');
     console.error(`--- last 60 lines of ${logPath}\n${lines.slice(-60).join('\n')}`);
@@ -158,8 +160,12 @@ async function main() {
     gateway.closeAllConnections();
     await new Promise((r) => gateway.close(r));
     server = startFeedpipe(port, db, log);
+    const restarted = server;
+    restarted.once('exit', (code, signal) => {
+      if (!finished) console.error(`feedpipe exited after the restart: ${code ?? signal}`);
+    });
     await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
-      FEEDS, { timeout: 60_000 });
+      FEEDS, { timeout: 90_000 });
     const after = await page.$$eval('[data-testid=job]', (rows) => rows.map((r) => r.dataset.status));
     assert.equal(after.length, FEEDS);
     assert.ok(after.every((s) => s === 'ok'), `statuses after restart: ${after}`);
@@ -172,6 +178,7 @@ async function main() {
 }
 
 main().then(() => {
+  finished = true;
   clearTimeout(deadline);
   cleanup();
   feedServer.close();
