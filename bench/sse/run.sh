@@ -68,8 +68,9 @@ case ${SHAPE:-standalone} in
   roles | many)
     "$FEEDPIPE" kafka-mock --log-level warn >"$WORK/brokers" 2>"$WORK/kafka-mock.log" &
     PIDS+=($!)
-    for _ in $(seq 50); do [[ -s $WORK/brokers ]] && break; sleep 0.1; done
+    for _ in $(seq 300); do [[ -s $WORK/brokers ]] && break; sleep 0.1; done
     BROKERS=$(head -1 "$WORK/brokers")
+    [[ -n $BROKERS ]] || { echo "kafka-mock printed no address in 30 s" >&2; tail -n 20 "$WORK/kafka-mock.log" >&2; exit 1; }
     "$FEEDPIPE" migrate --db "$WORK/feedpipe.db" >/dev/null 2>&1
     API_PORT=$(free_port)
     COMMON=(--brokers "$BROKERS" --log-level warn)

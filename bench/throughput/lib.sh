@@ -75,8 +75,13 @@ start_roles() {
   "$FEEDPIPE_BIN" kafka-mock --log-level warn > "$work/brokers" 2> "$work/kafka-mock.log" &
   pids+=($!)
   fp_pids=($!)
-  for _ in $(seq 1 50); do [[ -s $work/brokers ]] && break; sleep 0.1; done
+  for _ in $(seq 1 300); do [[ -s $work/brokers ]] && break; sleep 0.1; done
   brokers=$(head -1 "$work/brokers")
+  if [[ -z $brokers ]]; then
+    echo "kafka-mock printed no address in 30 s:" >&2
+    tail -n 20 "$work/kafka-mock.log" >&2
+    return 1
+  fi
   "$FEEDPIPE_BIN" migrate --db "$work/$shape.db" > /dev/null 2>&1
   common=(--brokers "$brokers" --log-level warn)
   FP_PORT=$(port)
