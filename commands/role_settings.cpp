@@ -61,7 +61,10 @@ void add_consumer_settings(Settings& s) {
       .add("fetch-retry-delay-ms", "500", "base of the exponential retry backoff")
       .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
-      .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
+      .add_switch("allow-private-networks", "allow fetching from every loopback and private address (tests; for an intranet prefer --allow-networks)")
+      .add("allow-networks", "",
+           "CIDR blocks or addresses feeds (and callbacks) may be fetched from although the SSRF guard refuses "
+           "them, comma-separated, e.g. 10.1.0.0/16,fd00:1::/64 (loopback only when listed)")
       .add("consumer-max-backlog", "1024", "jobs a consumer works on at once (fetching or being recorded); more wait")
       .add("consumer-max-read-ahead", "16384", "jobs read from Kafka that wait for room in the backlog; at this many the consumer pauses its partitions (it keeps serving its group)")
       .add("write-group", "512", "job outcomes per SQLite transaction");
@@ -179,6 +182,8 @@ void check_access_settings(const Settings& s, bool api_tokens) {
   TrustedProxies::parse(s.str("trusted-proxies"));
 }
 
+IpNetworks allowed_networks(const Settings& s) { return IpNetworks::parse(s.str("allow-networks"), "allow-networks"); }
+
 CorsPolicy cors_policy(const Settings& s) { return CorsPolicy::parse(s.str("cors-origins")); }
 
 HttpServerSettings http_settings(const Settings& s) {
@@ -223,6 +228,7 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   f.job_deadline_ms = s.integer("job-deadline-ms");
   f.user_agent = s.str("user-agent");
   f.allow_private_networks = s.on("allow-private-networks");
+  f.allow_networks = allowed_networks(s);
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
   c.max_read_ahead = std::max<size_t>(1, static_cast<size_t>(s.integer("consumer-max-read-ahead")));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
