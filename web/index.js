@@ -13,9 +13,10 @@ function askForToken() {
   tokenInput.required = true;
 }
 
-if (form.dataset.apiTokens === 'on' || sessionStorage.getItem(TOKEN_KEY)) {
-  askForToken();
-  tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || '';
+if (form.dataset.apiTokens === 'on') askForToken();
+if (sessionStorage.getItem(TOKEN_KEY)) {
+  tokenRow.hidden = false;  // shown, so that it can be seen and changed, but not required
+  tokenInput.value = sessionStorage.getItem(TOKEN_KEY);
 }
 
 form.addEventListener('submit', async (event) => {
