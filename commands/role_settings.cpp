@@ -99,7 +99,7 @@ void add_broadcaster_api_settings(Settings& s) {
 void add_access_settings(Settings& s) {
   s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch); give the producer and broadcasters the same secret")
       .add("cors-origins", "", "origins allowed to call the API and open streams from a browser (comma list, or *); off when empty")
-      .add("trusted-proxies", "127.0.0.1,::1", "addresses of proxies whose X-Forwarded-For names the client (for per-client limits)")
+      .add("trusted-proxies", "127.0.0.1,::1", "proxies whose X-Forwarded-For names the client (for per-client limits): addresses or CIDR blocks, comma-separated (127.0.0.1,172.28.0.0/16); the front's own hop to the API is always trusted")
       .add("rate-limit-max-clients", "100000", "clients each rate limiter remembers (idle ones are forgotten after a minute)");
 }
 
