@@ -238,6 +238,23 @@ TEST_F(AccessTest, CorsAdmitsConfiguredOriginsOnApiAndStreamsAndAnswersPreflight
   RawRequest missing(port_, "/v1/batches/no-such-batch/events", "Origin: https://app.example\r\n");
   EXPECT_EQ(missing.status(), 404);
   EXPECT_TRUE(missing.has_header("Access-Control-Allow-Origin: https://app.example")) << missing.head();
+
+  // Every preflight the OpenAPI document describes answers as it says: 204 or 403.
+  auto doc = get_json(port_, "/openapi.json");
+  int preflights = 0;
+  for (const auto& [path, operations] : doc["paths"].items()) {
+    if (!operations.contains("options")) continue;
+    std::string target = path;
+    if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, batch);
+    auto admitted = client.Options(target, {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "GET"}});
+    ASSERT_TRUE(admitted) << target;
+    EXPECT_EQ(admitted->status, 204) << target;
+    auto refused = client.Options(target, {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "GET"}});
+    ASSERT_TRUE(refused) << target;
+    EXPECT_EQ(refused->status, 403) << target;
+    ++preflights;
+  }
+  EXPECT_GE(preflights, 2);
 }
 
 TEST_F(AccessTest, StreamServerCapsStreamsAndStreamOpensPerAddress) {
