@@ -53,15 +53,18 @@ void add_consumer_settings(Settings& s) {
       .add("fetch-connect-timeout-ms", "5000", "connect timeout")
       .add("fetch-timeout-ms", "30000", "whole-transfer timeout of one attempt")
       .add("fetch-low-speed-bytes", "1024", "abort a transfer slower than this many bytes/s …")
-      .add("fetch-low-speed-seconds", "10", "… for this many seconds")
+      .add("fetch-low-speed-seconds", "10", "… for this many seconds (no answer at all in this window is retried; a body that began and trickles is not)")
       .add("fetch-max-body-bytes", std::to_string(10 << 20), "largest feed body, decompressed")
       .add("fetch-max-redirects", "5", "redirects followed")
       .add("fetch-max-host-connections", "32", "connections per host")
-      .add("fetch-attempts", "3", "attempts for transient failures (connect errors, timeouts, 5xx, 429)")
+      .add("fetch-attempts", "3", "attempts for transient failures (connect errors, resets, timeouts, no answer within the low-speed window, 5xx, 429)")
       .add("fetch-retry-delay-ms", "500", "base of the exponential retry backoff")
       .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
-      .add_switch("allow-private-networks", "allow fetching from loopback and private addresses (tests, intranets)")
+      .add_switch("allow-private-networks", "allow fetching from every loopback and private address (tests; for an intranet prefer --allow-networks)")
+      .add("allow-networks", "",
+           "CIDR blocks or addresses feeds (and callbacks) may be fetched from although the SSRF guard refuses "
+           "them, comma-separated, e.g. 10.1.0.0/16,fd00:1::/64 (loopback only when listed)")
       .add("consumer-max-backlog", "1024", "jobs a consumer works on at once (fetching or being recorded); more wait")
       .add("consumer-max-read-ahead", "16384", "jobs read from Kafka that wait for room in the backlog; at this many the consumer pauses its partitions (it keeps serving its group)")
       .add("write-group", "512", "job outcomes per SQLite transaction");
@@ -96,7 +99,7 @@ void add_broadcaster_api_settings(Settings& s) {
 void add_access_settings(Settings& s) {
   s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch); give the producer and broadcasters the same secret")
       .add("cors-origins", "", "origins allowed to call the API and open streams from a browser (comma list, or *); off when empty")
-      .add("trusted-proxies", "127.0.0.1,::1", "addresses of proxies whose X-Forwarded-For names the client (for per-client limits)")
+      .add("trusted-proxies", "127.0.0.1,::1", "proxies whose X-Forwarded-For names the client (for per-client limits): addresses or CIDR blocks, comma-separated (127.0.0.1,172.28.0.0/16); the front's own hop to the API is always trusted")
       .add("rate-limit-max-clients", "100000", "clients each rate limiter remembers (idle ones are forgotten after a minute)");
 }
 
@@ -179,6 +182,8 @@ void check_access_settings(const Settings& s, bool api_tokens) {
   TrustedProxies::parse(s.str("trusted-proxies"));
 }
 
+IpNetworks allowed_networks(const Settings& s) { return IpNetworks::parse(s.str("allow-networks"), "allow-networks"); }
+
 CorsPolicy cors_policy(const Settings& s) { return CorsPolicy::parse(s.str("cors-origins")); }
 
 HttpServerSettings http_settings(const Settings& s) {
@@ -223,6 +228,7 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   f.job_deadline_ms = s.integer("job-deadline-ms");
   f.user_agent = s.str("user-agent");
   f.allow_private_networks = s.on("allow-private-networks");
+  f.allow_networks = allowed_networks(s);
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
   c.max_read_ahead = std::max<size_t>(1, static_cast<size_t>(s.integer("consumer-max-read-ahead")));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));

@@ -51,6 +51,9 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
 // Reads the access settings (token file and list when `api_tokens`, origins, proxy addresses)
 // so that a mistake stops the command at once, before it opens the database or the broker.
 void check_access_settings(const Settings& s, bool api_tokens);
+// --allow-networks: the blocks the SSRF guard lets through (empty: none); throws ConfigError for
+// an item that is not an address or CIDR block. Fetches use it, and so will callbacks.
+IpNetworks allowed_networks(const Settings& s);
 // --cors-origins as a policy (off when empty); throws ConfigError for a malformed origin.
 CorsPolicy cors_policy(const Settings& s);
 

@@ -48,6 +48,9 @@ void serve_until_signal(httplib::Server& server, const Settings& s, const std::s
   signal.set_action(nullptr);
 }
 
+// The address the front forwards API requests from (and the API's internal listener).
+const char* const kFrontHop = "127.0.0.1";
+
 // Serves `server` behind the event-loop front (broadcaster/stream_server.h): the front owns the
 // --http address and serves every SSE stream itself; everything else it forwards to `server`,
 // which listens on an internal loopback port. On a shutdown signal the front ends its streams
@@ -57,11 +60,11 @@ void serve_behind_front(httplib::Server& server, Broadcaster& broadcaster, const
                         const std::string& role, ShutdownSignal& signal,
                         const std::function<void()>& drain, const std::function<void()>& before_stop) {
   auto [host, port] = parse_host_port(s.str("http"), "http");
-  int internal = bind_server(server, "127.0.0.1", 0);
+  int internal = bind_server(server, kFrontHop, 0);
   // One event loop per --stream-loops, all on the --http port (SO_REUSEPORT): the kernel spreads
   // the connections, and the stream caps are shared out between the loops.
   StreamServerSettings front_settings = stream_server_settings(s, broadcaster.settings());
-  front_settings.backend_host = "127.0.0.1";
+  front_settings.backend_host = kFrontHop;
   front_settings.backend_port = internal;
   const size_t loops = static_cast<size_t>(std::max(1L, s.integer("stream-loops")));
   front_settings.reuse_port = loops > 1;
@@ -148,6 +151,7 @@ int standalone(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
+  allowed_networks(s);
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
 
@@ -164,6 +168,8 @@ int standalone(int argc, char** argv) {
 
   RetentionPruner pruner(s.str("db"), retention);
   auto producer_cfg = producer_settings(s, kafka);
+  // The API sits behind the front: the front's own hop is trusted whatever --trusted-proxies says.
+  producer_cfg.trusted_proxies.trust_front_hop(kFrontHop);
   // The embedded broker forgets everything on restart: unfinished jobs go out again from SQLite.
   producer_cfg.republish_open_jobs_on_start = broker != nullptr;
   producer_cfg.serve_events_page = false;  // the broadcaster's routes answer it, from the same code
@@ -195,7 +201,7 @@ int standalone(int argc, char** argv) {
   enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
   broadcaster.register_routes(*server);
-  producer::register_web_routes(*server);
+  producer::register_web_routes(*server, producer_cfg.api_tokens.enabled());
 
   broadcaster.start();
   for (auto& c : consumers) c->start();
@@ -232,13 +238,14 @@ int producer(int argc, char** argv) {
   migrate_database(s.str("db"));
   ensure_topics(kafka);
   RetentionPruner pruner(s.str("db"), retention);
-  producer::Producer producer(producer_settings(s, kafka));
+  const producer::ProducerSettings producer_cfg = producer_settings(s, kafka);
+  producer::Producer producer(producer_cfg);
   auto server = make_server(http_settings(s));
   register_health_routes(*server, [&] { return producer.readiness(); });
   register_metrics_route(*server);
   enable_cors(*server, cors_policy(s));
   producer.register_routes(*server);
-  producer::register_web_routes(*server);
+  producer::register_web_routes(*server, producer_cfg.api_tokens.enabled());
   producer.start();
   pruner.start();
   serve_until_signal(*server, s, "producer", signal, [&] { drain_producer(producer, s); });
@@ -256,6 +263,7 @@ int consumer(int argc, char** argv) {
   add_consumer_settings(s);
   add_shutdown_settings(s, kConsumerDrain, kConsumerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
+  allowed_networks(s);  // a bad block stops here, before any work
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work

@@ -33,6 +33,17 @@ void serve(httplib::Response& res, const std::string& name) {
   res.set_content(std::string(f->content), content_type_of(name));
 }
 
+// The front page, its form marked when submitting needs a token (web/index.js reads the mark).
+std::string front_page(bool api_tokens) {
+  const EmbeddedFile* f = find_web_file("index.html");
+  if (!f) return {};
+  std::string page(f->content);
+  const std::string off = "data-api-tokens=\"off\"";
+  if (size_t at = page.find(off); api_tokens && at != std::string::npos)
+    page.replace(at, off.size(), "data-api-tokens=\"on\"");
+  return page;
+}
+
 }  // namespace
 
 std::string_view openapi_document() {
@@ -41,7 +52,7 @@ std::string_view openapi_document() {
   return {};
 }
 
-void register_web_routes(httplib::Server& server) {
+void register_web_routes(httplib::Server& server, bool api_tokens) {
   server.Get("/openapi.json", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-cache");
     res.set_content(std::string(openapi_document()), "application/json");
@@ -50,7 +61,11 @@ void register_web_routes(httplib::Server& server) {
     res.set_header("Cache-Control", "no-cache");
     res.set_content(std::string(openapi_document()), "application/yaml");
   });
-  server.Get("/", [](const httplib::Request&, httplib::Response& res) { serve(res, "index.html"); });
+  server.Get("/", [page = front_page(api_tokens)](const httplib::Request&, httplib::Response& res) {
+    if (page.empty()) return send_error(res, 404, "not_found", "no such file: index.html");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(page, "text/html; charset=utf-8");
+  });
   server.Get(R"(/batches/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
     serve(res, "batch.html");
   });

@@ -9,7 +9,8 @@
 
 namespace feedpipe::producer {
 
-void register_web_routes(httplib::Server& server);
+// `api_tokens`: POST /v1/batches needs a bearer token, so the submit form asks for one.
+void register_web_routes(httplib::Server& server, bool api_tokens = false);
 
 // The OpenAPI document compiled into the binary.
 std::string_view openapi_document();

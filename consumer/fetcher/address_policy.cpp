@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace feedpipe::fetcher {
 namespace {
@@ -68,6 +69,20 @@ std::optional<std::string> refused_address_reason(const sockaddr* addr) {
     return ipv6_reason(sin6.sin6_addr.s6_addr);
   }
   return "unsupported family";
+}
+
+AddressPolicy::AddressPolicy(bool allow_private_networks, IpNetworks allowed_networks)
+    : allow_private_networks_(allow_private_networks), allowed_networks_(std::move(allowed_networks)) {}
+
+std::optional<std::string> AddressPolicy::refusal(const sockaddr* addr) const {
+  auto reason = refused_address_reason(addr);
+  if (!reason) return std::nullopt;
+  auto ip = IpAddress::of(addr);
+  if (ip && allow_private_networks_) return std::nullopt;
+  if (ip && allowed_networks_.contains(*ip)) return std::nullopt;
+  std::string text = "refused address " + address_to_string(addr) + " (" + *reason;
+  if (!allowed_networks_.empty()) text += ", not in --allow-networks " + allowed_networks_.to_string();
+  return text + ")";
 }
 
 std::string address_to_string(const sockaddr* addr) {

@@ -102,6 +102,7 @@ struct Fetcher::Impl {
   struct Job {
     FetchRequest request;
     const FetchSettings* settings = nullptr;
+    const AddressPolicy* policy = nullptr;
     Clock::time_point started, deadline;
     int attempts = 0;
     std::string last_error;  // of the previous attempt, for logs
@@ -116,6 +117,11 @@ struct Fetcher::Impl {
     bool body_exceeded = false;
     std::string refused;  // "refused address ..." set by the open-socket callback
     long status = 0;      // of the latest response head seen (redirect hops included)
+    bool has_location = false;  // the latest response head carries a Location
+    // Whether the answer has begun: a byte of the response the request is waiting for arrived.
+    // A 1xx head or a redirect that is followed means another head is awaited, so it is false
+    // again until that one starts.
+    bool answer_begun = false;
     std::string reason, etag, last_modified, content_type;
     std::optional<long> retry_after_s;
     char errbuf[CURL_ERROR_SIZE] = {};
@@ -125,6 +131,8 @@ struct Fetcher::Impl {
       body_exceeded = false;
       refused.clear();
       status = 0;
+      has_location = false;
+      answer_begun = false;
       reason.clear();
       etag.clear();
       last_modified.clear();
@@ -136,6 +144,7 @@ struct Fetcher::Impl {
   using JobPtr = std::unique_ptr<Job>;
 
   FetchSettings settings;
+  AddressPolicy policy;
   CURLM* multi = nullptr;
   std::deque<JobPtr> queue;                          // ready to start
   std::multimap<Clock::time_point, JobPtr> waiting;  // retry at
@@ -145,7 +154,8 @@ struct Fetcher::Impl {
   std::atomic<bool> woken{false};
   std::mt19937_64 rng{std::random_device{}()};
 
-  explicit Impl(FetchSettings s) : settings(std::move(s)) {
+  explicit Impl(FetchSettings s)
+      : settings(std::move(s)), policy(settings.allow_private_networks, settings.allow_networks) {
     settings.max_in_flight = std::max(1, settings.max_in_flight);
     settings.max_attempts = std::max(1, settings.max_attempts);
     std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -174,6 +184,7 @@ struct Fetcher::Impl {
   static size_t on_write(char* data, size_t size, size_t count, void* user) {
     auto* job = static_cast<Job*>(user);
     size_t n = size * count;
+    job->answer_begun = true;
     if (job->status >= 300) return n;  // an error page: not kept, so it cannot hide the HTTP status
     if (job->body.size() + n > job->settings->max_body_bytes) {
       job->body_exceeded = true;
@@ -200,8 +211,15 @@ struct Fetcher::Impl {
     size_t n = size * count;
     try {
       std::string_view line = trim(std::string_view(data, n));
+      job->answer_begun = true;
+      if (line.empty()) {  // the end of a head: is another one awaited?
+        bool followed = job->status >= 300 && job->status < 400 && job->has_location && job->settings->max_redirects > 0;
+        if ((job->status >= 100 && job->status < 200) || followed) job->answer_begun = false;
+        return n;
+      }
       if (line.substr(0, 5) == "HTTP/") {  // a new response head: redirect hop, 1xx or the final one
         job->status = 0;
+        job->has_location = false;
         job->reason.clear();
         job->etag.clear();
         job->last_modified.clear();
@@ -227,6 +245,7 @@ struct Fetcher::Impl {
       else if (iequals(name, "Last-Modified")) job->last_modified = value;
       else if (iequals(name, "Content-Type")) job->content_type = value;
       else if (iequals(name, "Retry-After")) job->retry_after_s = parse_retry_after(value);
+      else if (iequals(name, "Location")) job->has_location = !value.empty();
       else if (iequals(name, "Content-Length") && job->status >= 200 && job->status < 300 &&
                announces_more_than(value, job->settings->max_body_bytes)) {
         // Over the cap before a byte of it arrives (even compressed, such a body would be over
@@ -245,10 +264,10 @@ struct Fetcher::Impl {
   // address actually connected to, after DNS resolution.
   static curl_socket_t on_open_socket(void* user, curlsocktype purpose, curl_sockaddr* address) {
     auto* job = static_cast<Job*>(user);
-    if (purpose == CURLSOCKTYPE_IPCXN && !job->settings->allow_private_networks) {
+    if (purpose == CURLSOCKTYPE_IPCXN) {
       try {
-        if (auto reason = refused_address_reason(&address->addr)) {
-          job->refused = "refused address " + address_to_string(&address->addr) + " (" + *reason + ")";
+        if (auto refusal = job->policy->refusal(&address->addr)) {
+          job->refused = std::move(*refusal);
           spdlog::trace("fetcher: tag {} {}: {}", job->request.tag, job->request.url, job->refused);
           return CURL_SOCKET_BAD;
         }
@@ -265,6 +284,7 @@ struct Fetcher::Impl {
     auto job = std::make_unique<Job>();
     job->request = std::move(request);
     job->settings = &settings;
+    job->policy = &policy;
     job->started = Clock::now();
     job->deadline = job->started + milliseconds(settings.job_deadline_ms);
     queue.push_back(std::move(job));
@@ -448,10 +468,15 @@ struct Fetcher::Impl {
         return {std::nullopt, false, "malformed URL: " + curl_error(rc, job)};
       case CURLE_OPERATION_TIMEDOUT: {
         std::string_view msg(job.errbuf);
-        if (msg.substr(0, 18) == "Operation too slow")
+        if (msg.substr(0, 18) == "Operation too slow") {
+          // Nothing of the answer yet (a server whose accept queue overflowed, or one that hangs
+          // before answering) is retried like a timeout; a body that began and then trickles is not.
+          if (!job.answer_begun)
+            return {std::nullopt, true, "no answer within " + std::to_string(settings.low_speed_window_s) + " s"};
           return {std::nullopt, false,
                   "too slow: less than " + std::to_string(settings.low_speed_bytes_per_s) + " bytes/s for " +
                       std::to_string(settings.low_speed_window_s) + " s"};
+        }
         auto elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - job.attempt_started).count();
         if (job.timeout_clamped && elapsed + 20 >= job.attempt_timeout_ms)
           return {std::nullopt, false, deadline_message(job.last_error)};

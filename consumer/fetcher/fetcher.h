@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/ip_network.h"
+
 namespace feedpipe::fetcher {
 
 struct FetchSettings {
@@ -20,10 +22,13 @@ struct FetchSettings {
   size_t max_body_bytes = 10 << 20;    // after decompression
   int max_redirects = 5;
   int max_host_connections = 32;
-  int max_attempts = 3;                // for transient failures: connect errors, resets, timeouts, 5xx, 429
+  // For transient failures: connect errors, resets, timeouts, an answer that has not begun within
+  // the low-speed window, 5xx, 429.
+  int max_attempts = 3;
   long retry_base_delay_ms = 500;      // exponential backoff with jitter
   long job_deadline_ms = 60000;        // nothing (retries, Retry-After) goes past this
-  bool allow_private_networks = false; // SSRF guard off when true
+  bool allow_private_networks = false; // SSRF guard off when true (tests)
+  IpNetworks allow_networks;           // exceptions to the SSRF guard (an intranet's feed servers)
   std::string user_agent = "feedpipe/0.1 (+https://github.com/feedpipe)";
 };
 
@@ -42,7 +47,7 @@ struct FetchResult {
   long http_status = 0;
   std::string body, final_url, etag, last_modified, content_type;  // content_type as sent (may carry charset)
   // failed: a clear reason, e.g. "HTTP 404 Not Found", "connect timeout after 5000 ms",
-  // "body exceeds 10485760 bytes", "refused address 127.0.0.1 (loopback)"
+  // "body exceeds 10485760 bytes", "refused address 127.0.0.1 (loopback)", "no answer within 10 s"
   std::string error;
   int attempts = 0;
   std::chrono::milliseconds duration{0};  // whole job incl. retries

@@ -238,6 +238,23 @@ TEST_F(AccessTest, CorsAdmitsConfiguredOriginsOnApiAndStreamsAndAnswersPreflight
   RawRequest missing(port_, "/v1/batches/no-such-batch/events", "Origin: https://app.example\r\n");
   EXPECT_EQ(missing.status(), 404);
   EXPECT_TRUE(missing.has_header("Access-Control-Allow-Origin: https://app.example")) << missing.head();
+
+  // Every preflight the OpenAPI document describes answers as it says: 204 or 403.
+  auto doc = get_json(port_, "/openapi.json");
+  int preflights = 0;
+  for (const auto& [path, operations] : doc["paths"].items()) {
+    if (!operations.contains("options")) continue;
+    std::string target = path;
+    if (auto at = target.find("{id}"); at != std::string::npos) target.replace(at, 4, batch);
+    auto admitted = client.Options(target, {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "GET"}});
+    ASSERT_TRUE(admitted) << target;
+    EXPECT_EQ(admitted->status, 204) << target;
+    auto refused = client.Options(target, {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "GET"}});
+    ASSERT_TRUE(refused) << target;
+    EXPECT_EQ(refused->status, 403) << target;
+    ++preflights;
+  }
+  EXPECT_GE(preflights, 2);
 }
 
 TEST_F(AccessTest, StreamServerCapsStreamsAndStreamOpensPerAddress) {
@@ -276,6 +293,36 @@ TEST_F(AccessTest, StreamServerCapsStreamsAndStreamOpensPerAddress) {
   feeds_.hold_requests(false);
 }
 
+// A proxy named by a CIDR block (compose's nginx has an address Docker assigns) in front of the
+// stream front: the submit limit is per client behind both hops. The list does not name the
+// front's own hop to the API (loopback), which stays trusted anyway. "nginx" is the test itself,
+// connecting from 127.0.0.2.
+TEST_F(AccessTest, TrustedProxiesTakeCidrBlocksAndTheFrontsHopStaysTrusted) {
+  start({"--trusted-proxies", "127.0.0.2/31", "--submit-rate-limit", "1"});
+  auto post_via_proxy = [&](const std::string& client) {
+    httplib::Client proxy("127.0.0.1", port_);
+    proxy.set_interface("127.0.0.2");
+    return proxy.Post("/v1/batches", {{"X-Forwarded-For", client}},
+                      nlohmann::json{{"feeds", {feeds_.url(1)}}}.dump(), "application/json");
+  };
+  auto first = post_via_proxy("198.51.100.1");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 202) << first->body;
+  auto again = post_via_proxy("198.51.100.1");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 429) << again->body;  // one per minute for that client
+  auto other = post_via_proxy("198.51.100.2");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 202) << "another client behind the same proxy has its own allowance: " << other->body;
+  // A client that is not a proxy cannot pick its address.
+  auto direct = post_batch({feeds_.url(1)}, {{"X-Forwarded-For", "198.51.100.3"}});
+  ASSERT_TRUE(direct);
+  EXPECT_EQ(direct->status, 202) << direct->body;
+  auto direct_again = post_batch({feeds_.url(1)}, {{"X-Forwarded-For", "198.51.100.4"}});
+  ASSERT_TRUE(direct_again);
+  EXPECT_EQ(direct_again->status, 429) << "127.0.0.1 is not a trusted proxy: its X-Forwarded-For is ignored";
+}
+
 TEST_F(AccessTest, AMistakeInTheAccessSettingsStopsTheCommandAtStart) {
   struct Case {
     std::vector<std::string> args;
@@ -284,13 +331,17 @@ TEST_F(AccessTest, AMistakeInTheAccessSettingsStopsTheCommandAtStart) {
   for (const Case& c : std::vector<Case>{{{"standalone", "--api-tokens-file", dir_.file("missing.txt")}, "missing.txt"},
                                          {{"producer", "--api-tokens", "good,bad token"}, "--api-tokens"},
                                          {{"broadcaster", "--cors-origins", "app.example"}, "--cors-origins"},
-                                         {{"standalone", "--trusted-proxies", "localhost"}, "--trusted-proxies"}}) {
+                                         {{"standalone", "--trusted-proxies", "localhost"}, "--trusted-proxies"},
+                                         {{"producer", "--trusted-proxies", "10.0.0.0/33"}, "--trusted-proxies: prefix length 33"},
+                                         {{"standalone", "--allow-networks", "intranet"}, "--allow-networks: 'intranet' is not an IP address"},
+                                         {{"consumer", "--allow-networks", "10.1.2.3/16"},
+                                          "--allow-networks: '10.1.2.3/16' has host bits set: did you mean 10.1.0.0/16?"}}) {
     // An unreachable broker: the command would hang in its start-up if it got that far.
     std::vector<std::string> args = c.args;
     for (const std::string& a : {std::string("--db"), dir_.file("config-error.db"), std::string("--http"),
                                  std::string("127.0.0.1:0"), std::string("--brokers"), std::string("127.0.0.1:1")})
       args.push_back(a);
-    Process p(c.args[0], args, dir_.file("config-error-" + c.args[1].substr(2) + ".log"));
+    Process p(c.args[0], args, dir_.file("config-error-" + c.args[0] + c.args[1].substr(2) + ".log"));
     EXPECT_EQ(p.wait_exit(10s), 2) << p.log();  // 2: a usage error
     EXPECT_NE(p.log().find(c.named), std::string::npos) << p.log();
   }

@@ -51,6 +51,18 @@ void install_hostile_routes(RawServer& server) {
     for (int i = 0; i < 60 && c.send("<"); ++i)
       for (int t = 0; t < 10 && !c.stopping(); ++t) std::this_thread::sleep_for(100ms);
   });
+  server.on("/silent", [](const std::string&, RawServer::Connection& c) {
+    // Takes the request and answers nothing, as a server whose queue overflowed.
+    while (!c.stopping()) std::this_thread::sleep_for(50ms);
+  });
+  server.on("/trickle", [](const std::string&, RawServer::Connection& c) {
+    // The head and the start of the body at once, then a byte every half second.
+    if (!c.send(ok_head("application/rss+xml", "Content-Length: 100000\r\n") +
+                "<rss version=\"2.0\"><channel><title>trickle</title>" + std::string(4000, ' ')))
+      return;
+    for (int i = 0; i < 120 && c.send(" "); ++i)
+      for (int t = 0; t < 5 && !c.stopping(); ++t) std::this_thread::sleep_for(100ms);
+  });
   server.on("/redirect-loop", [](const std::string&, RawServer::Connection& c) {
     c.send(response_head(302, "Found", "Location: /redirect-loop\r\nContent-Length: 0\r\n"));
   });
@@ -107,7 +119,7 @@ std::string error_of(const nlohmann::json& job) {
 
 class HostileTest : public ::testing::Test {
  protected:
-  void start(bool allow_private_networks) {
+  void start(bool allow_private_networks, const std::vector<std::string>& extra = {}) {
     port_ = free_port();
     std::vector<std::string> args{"--consumers", "1",
                                   "--fetch-connect-timeout-ms", "2000", "--fetch-timeout-ms", "10000",
@@ -116,6 +128,7 @@ class HostileTest : public ::testing::Test {
                                   "--fetch-max-redirects", "3", "--fetch-attempts", "2",
                                   "--fetch-retry-delay-ms", "100", "--job-deadline-ms", "20000"};
     if (allow_private_networks) args.push_back("--allow-private-networks");
+    args.insert(args.end(), extra.begin(), extra.end());
     process_ = start_standalone(dir_, port_, args);
     ASSERT_TRUE(wait_ready(port_)) << process_->log();
   }
@@ -147,6 +160,8 @@ TEST_F(HostileTest, EveryHostileFeedFailsAloneWithItsReason) {
       {hostile.url("/endless"), "body exceeds 1048576 bytes"},
       {hostile.url("/gzip-bomb"), "body exceeds 1048576 bytes"},
       {hostile.url("/byte-a-second"), "too slow"},
+      {hostile.url("/trickle"), "too slow: less than 1024 bytes/s for 2 s"},
+      {hostile.url("/silent"), "no answer within 2 s (after 2 attempts)"},
       {hostile.url("/redirect-loop"), "too many redirects"},
       {hostile.url("/html"), "not a feed: root element <html>"},
       {hostile.url("/random"), "not a feed"},
@@ -181,11 +196,16 @@ TEST_F(HostileTest, EveryHostileFeedFailsAloneWithItsReason) {
         << cases[i].url << ": expected \"" << cases[i].keyword << "\" in \"" << error_of(job) << "\"";
   }
   // The status of a refused answer is kept; a server error was retried (--fetch-attempts 2).
-  EXPECT_EQ(snap["jobs"][8]["http_status"], 500);
+  EXPECT_EQ(snap["jobs"][10]["http_status"], 500);
   EXPECT_EQ(hostile.requests("/500"), 2);
   EXPECT_EQ(hostile.requests("/429-late"), 1);  // a Retry-After past the deadline is not waited for
   EXPECT_EQ(hostile.requests("/liar"), 1);      // a length over the cap fails at once, not retried
   EXPECT_EQ(hostile.requests("/redirect-loop"), 4);  // the first request and 3 redirects
+  // Silence before the first byte is retried like a timeout; a body that began and then trickles
+  // fails at once. Both end within the job deadline (--job-deadline-ms 20000).
+  EXPECT_EQ(hostile.requests("/silent"), 2);
+  EXPECT_EQ(hostile.requests("/trickle"), 1);
+  for (size_t i : {4u, 5u}) EXPECT_LT(snap["jobs"][i]["duration_ms"].get<int64_t>(), 20000) << snap["jobs"][i].dump();
   std::cout << "hostile batch of " << cases.size() << " feeds completed in "
             << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
 
@@ -247,6 +267,47 @@ TEST_F(HostileTest, WithoutAllowPrivateNetworksNoLoopbackSpellingGetsThrough) {
         << spellings[i] << ": " << error;
   }
   EXPECT_EQ(local.connections(), before) << "a loopback URL reached the local server";
+  if (!local.has_ipv6()) std::cout << "no IPv6 loopback here: [::1] was only checked for its refusal\n";
+}
+
+// --allow-networks 127.0.0.2/32 lets exactly that address through: a feed there is fetched, and
+// its redirects to any other loopback spelling are refused at the second hop, before a connection
+// is opened (the servers on 127.0.0.1 and [::1] count every connection).
+TEST_F(HostileTest, AllowNetworksLetsOneAddressThroughAndEveryRedirectHopIsChecked) {
+  RawServer local;  // 127.0.0.1 and, when there is IPv6, [::1], at one port
+  local.on("/feed.xml", [](const std::string&, RawServer::Connection& c) {
+    c.send(with_length("application/rss+xml", "<rss version=\"2.0\"><channel><title>local</title></channel></rss>"));
+  });
+  RawServer allowed("127.0.0.2");
+  const std::string p = std::to_string(local.port());
+  allowed.on("/feed.xml", [](const std::string&, RawServer::Connection& c) {
+    c.send(with_length("application/rss+xml", "<rss version=\"2.0\"><channel><title>allowed</title></channel></rss>"));
+  });
+  auto redirect_to = [](const std::string& location) {
+    return [location](const std::string&, RawServer::Connection& c) {
+      c.send(response_head(302, "Found", "Location: " + location + "\r\nContent-Length: 0\r\n"));
+    };
+  };
+  allowed.on("/to-127", redirect_to("http://127.0.0.1:" + p + "/feed.xml"));
+  allowed.on("/to-localhost", redirect_to("http://localhost:" + p + "/feed.xml"));
+  allowed.on("/to-v6", redirect_to("http://[::1]:" + p + "/feed.xml"));
+  start(false, {"--allow-networks", "127.0.0.2/32"});
+
+  nlohmann::json snap = run_batch({allowed.url("/feed.xml"), allowed.url("/to-127"), allowed.url("/to-localhost"),
+                                   allowed.url("/to-v6"), local.url("/feed.xml")});
+  ASSERT_EQ(snap["jobs"].size(), 5u);
+  EXPECT_EQ(snap["jobs"][0]["status"], "ok") << snap["jobs"][0].dump();
+  for (size_t i = 1; i < 5; ++i) {
+    const auto& job = snap["jobs"][i];
+    EXPECT_EQ(job["status"], "failed") << job.dump();
+    std::string error = error_of(job);
+    EXPECT_EQ(error.rfind("refused address ", 0), 0u) << error;
+    EXPECT_NE(error.find("(loopback, not in --allow-networks 127.0.0.2/32)"), std::string::npos) << error;
+  }
+  EXPECT_EQ(allowed.requests("/to-127"), 1);  // the first hop was made ...
+  EXPECT_EQ(allowed.requests("/to-localhost"), 1);
+  EXPECT_EQ(allowed.requests("/to-v6"), 1);
+  EXPECT_EQ(local.connections(), 0) << "a redirect reached the server on 127.0.0.1 or [::1]";  // ... the second not
   if (!local.has_ipv6()) std::cout << "no IPv6 loopback here: [::1] was only checked for its refusal\n";
 }
 

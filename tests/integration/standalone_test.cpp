@@ -452,6 +452,7 @@ TEST_F(StandaloneTest, EveryOperationInTheOpenApiDocumentAnswers) {
     };
     fill("{id}", path.rfind("/v1/feeds/", 0) == 0 ? std::to_string(feed_id) : batch);
     for (const auto& [method, operation] : operations.items()) {
+      if (method == "options") continue;  // CORS preflights answer with --cors-origins: access_test.cpp
       std::string success = operation["responses"].contains("202") ? "202" : "200";
       ASSERT_TRUE(operation["responses"].contains(success)) << method << " " << path;
       if (method != "get" && method != "post") {

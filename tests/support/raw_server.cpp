@@ -21,17 +21,22 @@ bool RawServer::Connection::send(std::string_view bytes) {
   return true;
 }
 
-RawServer::RawServer() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+RawServer::RawServer(const std::string& host) : host_(host) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1 || (ntohl(addr.sin_addr.s_addr) >> 24) != 127)
+    throw std::runtime_error("RawServer: " + host + " is not a loopback IPv4 address");
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   socklen_t len = sizeof addr;
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("RawServer: cannot listen on 127.0.0.1");
+    throw std::runtime_error("RawServer: cannot listen on " + host);
   port_ = ntohs(addr.sin_port);
   listen_fds_.push_back(fd);
+  if (host != "127.0.0.1") {
+    for (int l : listen_fds_) acceptors_.emplace_back([this, l] { accept_loop(l); });
+    return;
+  }
   // The same port on [::1], so that a test can tell whether an IPv6 loopback URL got through.
   int fd6 = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in6 addr6{};
@@ -67,7 +72,7 @@ void RawServer::on(const std::string& path, Handler handler) {
 }
 
 std::string RawServer::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return "http://" + host_ + ":" + std::to_string(port_) + path;
 }
 
 int RawServer::requests(const std::string& path) {

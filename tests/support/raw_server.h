@@ -1,7 +1,8 @@
 #pragma once
 // A loopback TCP server that answers each request path with raw bytes chosen by the test: for
 // servers that misbehave in ways an HTTP library will not (endless or lying bodies, a byte a
-// second, garbage). Listens on 127.0.0.1 and, when the host has IPv6, on [::1] at the same port.
+// second, garbage). Listens on 127.0.0.1 and, when the host has IPv6, on [::1] at the same port;
+// or on another loopback address (127.0.0.2) alone.
 // One thread per connection; the destructor closes every connection and joins every thread.
 #include <atomic>
 #include <functional>
@@ -30,7 +31,7 @@ class RawServer {
   // Called with the request's path (query included); the connection closes when it returns.
   using Handler = std::function<void(const std::string& path, Connection&)>;
 
-  RawServer();
+  explicit RawServer(const std::string& host = "127.0.0.1");
   ~RawServer();
   RawServer(const RawServer&) = delete;
   RawServer& operator=(const RawServer&) = delete;
@@ -48,6 +49,7 @@ class RawServer {
   void serve(int fd);
 
   std::vector<int> listen_fds_;
+  std::string host_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};

@@ -134,6 +134,28 @@ class FetcherTest : public ::testing::Test {
         return sink.write("x", 1);
       });
     });
+    server_.Get("/trickle", [this](const httplib::Request&, httplib::Response& res) {
+      // The head and the start of the body at once, then a byte every 300 ms.
+      res.set_chunked_content_provider("application/rss+xml", [this](size_t offset, httplib::DataSink& sink) {
+        if (stopping_ || offset > 260) {
+          sink.done();
+          return true;
+        }
+        if (offset == 0) return sink.write(std::string(200, ' ').data(), 200);
+        for (int i = 0; i < 3 && !stopping_; ++i) std::this_thread::sleep_for(100ms);
+        return sink.write(" ", 1);
+      });
+    });
+    server_.Get("/silent", [this](const httplib::Request&, httplib::Response& res) {
+      // Takes the request and answers nothing (until the test ends).
+      hits_.at("/silent")++;
+      while (!stopping_) std::this_thread::sleep_for(20ms);
+      res.set_content(kFeed, "application/rss+xml");
+    });
+    server_.Get("/to-silent", [this](const httplib::Request&, httplib::Response& res) {
+      hits_.at("/to-silent")++;
+      res.set_redirect("/silent");
+    });
     server_.Get("/counted", [this](const httplib::Request&, httplib::Response& res) {
       int now = ++concurrent_;
       int prev = max_concurrent_.load();
@@ -144,7 +166,7 @@ class FetcherTest : public ::testing::Test {
       res.set_content(kFeed, "application/rss+xml");
     });
 
-    for (const char* path : {"/feed", "/missing", "/error", "/busy", "/busy-long", "/unavailable-date"})
+    for (const char* path : {"/feed", "/missing", "/error", "/busy", "/busy-long", "/unavailable-date", "/silent", "/to-silent"})
       hits_[path] = 0;
     gzipped_feed_ = gzip(big_feed());
     gzipped_zeros_ = gzip(std::string(4 << 20, '\0'));
@@ -365,6 +387,72 @@ TEST_F(FetcherTest, SlowServerAbortedByLowSpeedLimit) {
   EXPECT_LT(r.duration, 3000ms);
 }
 
+// A server whose accept queue overflowed completes the handshake in the kernel and never reads
+// the request: a socket that listens and never accepts is exactly that.
+TEST_F(FetcherTest, NoAnswerWithinTheLowSpeedWindowIsRetried) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof sin;
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&sin), &len), 0);
+  FetchSettings s = settings();
+  s.low_speed_bytes_per_s = 1000;
+  s.low_speed_window_s = 1;
+  s.transfer_timeout_ms = 5000;
+  s.max_attempts = 3;
+  s.job_deadline_ms = 10000;
+  FetchResult r = fetch(s, FetchRequest{1, "http://127.0.0.1:" + std::to_string(ntohs(sin.sin_port)) + "/feed", "", ""});
+  close(fd);
+  EXPECT_EQ(r.status, FetchStatus::failed);
+  EXPECT_EQ(r.attempts, 3);  // retried like a timeout
+  EXPECT_EQ(r.error, "no answer within 1 s (after 3 attempts)");
+  EXPECT_LT(r.duration, std::chrono::milliseconds(s.job_deadline_ms));
+}
+
+TEST_F(FetcherTest, AServerThatTakesTheRequestAndSaysNothingIsRetried) {
+  FetchSettings s = settings();
+  s.low_speed_bytes_per_s = 1000;
+  s.low_speed_window_s = 1;
+  s.transfer_timeout_ms = 5000;
+  s.max_attempts = 2;
+  FetchResult r = fetch(s, FetchRequest{1, url("/silent"), "", ""});
+  EXPECT_EQ(r.status, FetchStatus::failed);
+  EXPECT_EQ(r.attempts, 2);
+  EXPECT_EQ(r.error, "no answer within 1 s (after 2 attempts)");
+  EXPECT_EQ(hits_["/silent"].load(), 2);
+  EXPECT_LT(r.duration, std::chrono::milliseconds(s.job_deadline_ms));
+}
+
+TEST_F(FetcherTest, ASilenceAfterARedirectIsRetriedToo) {
+  FetchSettings s = settings();
+  s.low_speed_bytes_per_s = 1000;
+  s.low_speed_window_s = 1;
+  s.transfer_timeout_ms = 5000;
+  s.max_attempts = 2;
+  FetchResult r = fetch(s, FetchRequest{1, url("/to-silent"), "", ""});
+  EXPECT_EQ(r.status, FetchStatus::failed);
+  EXPECT_EQ(r.error, "no answer within 1 s (after 2 attempts)");
+  EXPECT_EQ(hits_["/to-silent"].load(), 2);
+  EXPECT_EQ(hits_["/silent"].load(), 2);
+}
+
+TEST_F(FetcherTest, ABodyThatStartsThenTricklesFailsAtOnce) {
+  FetchSettings s = settings();
+  s.low_speed_bytes_per_s = 1000;
+  s.low_speed_window_s = 1;
+  s.transfer_timeout_ms = 5000;
+  s.max_attempts = 3;
+  FetchResult r = fetch(s, FetchRequest{1, url("/trickle"), "", ""});
+  EXPECT_EQ(r.status, FetchStatus::failed);
+  EXPECT_EQ(r.attempts, 1);  // the answer began: not retried
+  EXPECT_EQ(r.error, "too slow: less than 1000 bytes/s for 1 s");
+  EXPECT_LT(r.duration, std::chrono::milliseconds(s.job_deadline_ms));
+}
+
 TEST_F(FetcherTest, SlowServerHitsTransferTimeoutAndRetries) {
   FetchSettings s = settings();
   s.low_speed_bytes_per_s = 0;  // off
@@ -459,6 +547,39 @@ TEST_F(FetcherTest, RefusesPrivateAddressesByDefault) {
     EXPECT_NE(r.error.find("(loopback)"), std::string::npos) << r.error;
   }
   EXPECT_EQ(hits_["/feed"].load(), 0);
+}
+
+// --allow-networks 127.0.0.2/32: a feed there may redirect only to allowed addresses; every
+// other hop is refused before a connection is opened.
+TEST_F(FetcherTest, AllowedNetworkRedirectingElsewhereIsRefusedAtTheSecondHop) {
+  httplib::Server allowed;
+  const std::string port = std::to_string(port_);
+  allowed.Get("/feed", [](const httplib::Request&, httplib::Response& res) { res.set_content(kFeed, "application/rss+xml"); });
+  allowed.Get("/to-127", [&](const httplib::Request&, httplib::Response& res) { res.set_redirect("http://127.0.0.1:" + port + "/feed"); });
+  allowed.Get("/to-localhost", [&](const httplib::Request&, httplib::Response& res) { res.set_redirect("http://localhost:" + port + "/feed"); });
+  allowed.Get("/to-v6", [&](const httplib::Request&, httplib::Response& res) { res.set_redirect("http://[::1]:" + port + "/feed"); });
+  int allowed_port = feedpipe::bind_server(allowed, "127.0.0.2", 0);
+  ASSERT_GT(allowed_port, 0) << "cannot listen on 127.0.0.2";
+  std::thread thread([&] { allowed.listen_after_bind(); });
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (!allowed.is_running() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+
+  FetchSettings s = settings();
+  s.allow_private_networks = false;
+  s.allow_networks = feedpipe::IpNetworks::parse("127.0.0.2/32", "allow-networks");
+  const std::string base = "http://127.0.0.2:" + std::to_string(allowed_port);
+  FetchResult ok = fetch(s, FetchRequest{1, base + "/feed", "", ""});
+  EXPECT_EQ(ok.status, FetchStatus::ok) << ok.error;
+  for (const char* path : {"/to-127", "/to-localhost", "/to-v6"}) {
+    FetchResult r = fetch(s, FetchRequest{1, base + path, "", ""});
+    EXPECT_EQ(r.status, FetchStatus::failed) << path;
+    EXPECT_EQ(r.attempts, 1) << path;
+    EXPECT_EQ(r.error.rfind("refused address ", 0), 0u) << path << ": " << r.error;
+    EXPECT_NE(r.error.find("(loopback, not in --allow-networks 127.0.0.2/32)"), std::string::npos) << path << ": " << r.error;
+  }
+  EXPECT_EQ(hits_["/feed"].load(), 0);  // the server on 127.0.0.1 saw none of it
+  allowed.stop();
+  thread.join();
 }
 
 TEST_F(FetcherTest, WakeupInterruptsPoll) {

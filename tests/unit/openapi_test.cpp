@@ -57,6 +57,31 @@ TEST(OpenApi, DescribesEveryEndpointOfTheContract) {
             "#/components/schemas/Error");
 }
 
+// DESIGN.md's access statuses, each off until configured: 401 with WWW-Authenticate: Bearer
+// without a valid API token; 403 for a missing or wrong stream token (then POST /v1/batches
+// answers stream_token) or a refused CORS origin; 429 with Retry-After past a rate limit.
+TEST(OpenApi, AgreesWithTheAccessStatusesOfTheContract) {
+  auto doc = document();
+  const auto& paths = doc["paths"];
+  const auto& submit = paths["/v1/batches"]["post"]["responses"];
+  EXPECT_TRUE(submit["401"]["headers"].contains("WWW-Authenticate"));
+  EXPECT_TRUE(submit["429"]["headers"].contains("Retry-After"));
+  EXPECT_EQ(doc["components"]["securitySchemes"]["apiToken"]["scheme"], "bearer");
+  EXPECT_TRUE(paths["/v1/batches"]["post"]["security"].is_array());
+  EXPECT_TRUE(doc["components"]["schemas"]["BatchAccepted"]["properties"].contains("stream_token"));
+  const auto& events = paths["/v1/batches/{id}/events"]["get"]["responses"];
+  EXPECT_TRUE(events.contains("403"));
+  EXPECT_TRUE(events["429"]["headers"].contains("Retry-After"));
+  for (const char* path : {"/v1/batches", "/v1/batches/{id}/events"}) {
+    ASSERT_TRUE(paths[path].contains("options")) << path;
+    EXPECT_TRUE(paths[path]["options"]["responses"].contains("204")) << path;
+    EXPECT_TRUE(paths[path]["options"]["responses"].contains("403")) << path;
+  }
+  const std::string about = doc["info"]["description"];
+  for (const char* status : {"`401`", "`403`", "`429`", "stream_token", "Retry-After", "WWW-Authenticate: Bearer"})
+    EXPECT_NE(about.find(status), std::string::npos) << status;
+}
+
 TEST(OpenApi, EveryRefResolvesAndEverySchemaIsUsed) {
   auto doc = document();
   std::set<std::string> refs;
