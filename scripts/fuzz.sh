@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [SECONDS]
 #   BUILD_DIR        build directory (default build-fuzz); its corpus/ keeps what each run found
-#   FUZZ_TARGETS     which targets (default: all three)
+#   FUZZ_TARGETS     which targets (default: all four)
 #   FUZZ_RSS_LIMIT_MB, FUZZ_TIMEOUT_S, FUZZ_MAX_LEN   -rss_limit_mb (2048), -timeout (10), -max_len
 #                    of the feed parser (65536; the request targets use libFuzzer's default)
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 dir="${BUILD_DIR:-build-fuzz}"
-targets=(${FUZZ_TARGETS:-fuzz_feed_parser fuzz_batch_request fuzz_request_head})
+targets=(${FUZZ_TARGETS:-fuzz_feed_parser fuzz_batch_request fuzz_request_head fuzz_outcome_message})
 rss_limit="${FUZZ_RSS_LIMIT_MB:-2048}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"
 max_len="${FUZZ_MAX_LEN:-65536}"
