@@ -36,8 +36,9 @@ std::optional<nlohmann::json> batch_snapshot(Database& db, const std::string& ba
     b.reset();
     auto jobs = nlohmann::json::array();
     auto q = db.prepare(
-        "SELECT position, url, feed_id, status, http_status, items_new, items_total, duration_ms, "
-        "error FROM jobs WHERE batch_id = ? ORDER BY position");
+        "SELECT j.position, j.url, j.feed_id, j.status, j.http_status, j.items_new, j.items_total, "
+        "j.duration_ms, j.error, f.title FROM jobs j LEFT JOIN feeds f ON f.id = j.feed_id "
+        "WHERE j.batch_id = ? ORDER BY j.position");
     q.bind(1, batch_id);
     while (q.step()) {
       jobs.push_back({{"position", q.int64(0)},
@@ -48,7 +49,8 @@ std::optional<nlohmann::json> batch_snapshot(Database& db, const std::string& ba
                       {"items_new", column_int(q, 5)},
                       {"items_total", column_int(q, 6)},
                       {"duration_ms", column_int(q, 7)},
-                      {"error", column_json(q, 8)}});
+                      {"error", column_json(q, 8)},
+                      {"title", column_json(q, 9)}});  // the feed's, once fetched
     }
     snap["jobs"] = std::move(jobs);
     result = std::move(snap);

@@ -69,6 +69,7 @@ void register_web_routes(httplib::Server& server, bool api_tokens) {
   server.Get(R"(/batches/([^/]+))", [](const httplib::Request&, httplib::Response& res) {
     serve(res, "batch.html");
   });
+  server.Get(R"(/feeds/(\d+))", [](const httplib::Request&, httplib::Response& res) { serve(res, "feed.html"); });
   server.Get(R"(/assets/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
     serve(res, req.matches[1]);
   });

@@ -10,6 +10,30 @@ function setText(row, field, value) {
   row.querySelector(`.${field}`).textContent = value === null || value === undefined ? '' : String(value);
 }
 
+// The feed cell: its title (once fetched) linked to the feed's page, and its URL. Titles come
+// from strangers: set as text, never as HTML.
+function renderFeed(row, job) {
+  const td = row.querySelector('.url');
+  if (job.title !== undefined && job.title !== null) row.dataset.title = job.title;
+  const title = row.dataset.title || '';
+  td.replaceChildren();
+  if (job.feed_id !== undefined && job.feed_id !== null) row.dataset.feedId = job.feed_id;
+  if (row.dataset.feedId) {
+    const a = document.createElement('a');
+    a.href = `/feeds/${encodeURIComponent(row.dataset.feedId)}`;
+    a.dataset.testid = 'feed-link';
+    a.textContent = title || job.url || row.dataset.url;
+    td.append(a);
+  }
+  if (job.url) row.dataset.url = job.url;
+  if (title || !row.dataset.feedId) {
+    const url = document.createElement('div');
+    url.className = 'hint';
+    url.textContent = row.dataset.url || '';
+    td.append(url);
+  }
+}
+
 function renderJob(job) {
   let row = rows.get(job.position);
   if (!row) {
@@ -25,9 +49,44 @@ function renderJob(job) {
     document.getElementById('jobs').append(row);
   }
   row.dataset.status = job.status;
-  for (const field of ['position', 'url', 'status', 'http_status', 'items_new', 'items_total', 'duration_ms', 'error']) {
+  for (const field of ['position', 'status', 'http_status', 'items_new', 'items_total', 'duration_ms', 'error']) {
     if (field in job) setText(row, field, job[field]);
   }
+  renderFeed(row, job);
+  if (failedFirst) placeRow(row);
+}
+
+// "Failed first": failed rows on top, each group in position order; off again, position order.
+let failedFirst = false;
+function rank(row) {
+  return (failedFirst && row.dataset.status === 'failed' ? 0 : 1) * 1e9 + Number(row.querySelector('.position').textContent);
+}
+function placeRow(row) {
+  const body = document.getElementById('jobs');
+  const r = rank(row);
+  for (const other of body.children) {
+    if (other !== row && rank(other) > r) {
+      if (row.nextSibling !== other) body.insertBefore(row, other);
+      return;
+    }
+  }
+  if (body.lastChild !== row) body.append(row);
+}
+function sortRows() {
+  const sorted = [...rows.values()].sort((a, b) => rank(a) - rank(b));
+  document.getElementById('jobs').append(...sorted);
+}
+document.getElementById('failed-first').addEventListener('click', (event) => {
+  failedFirst = !failedFirst;
+  event.currentTarget.setAttribute('aria-pressed', String(failedFirst));
+  sortRows();
+});
+
+// Titles are known once feeds are fetched; events carry the outcome, so the snapshot is read
+// once more when the batch completes.
+async function refreshTitles() {
+  const res = await fetch(`/v1/batches/${encodeURIComponent(batchId)}`);
+  if (res.ok) (await res.json()).jobs.forEach(renderJob);
 }
 
 function renderProgress(progress, status) {
@@ -108,6 +167,7 @@ function watch() {
     const data = JSON.parse(event.data);
     renderProgress(data.progress, data.status);
     events.close();
+    refreshTitles();
   });
 }
 main();

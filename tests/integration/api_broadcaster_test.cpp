@@ -137,13 +137,24 @@ TEST_F(ApiBroadcasterTest, AReconnectHerdAfterARestartCostsAboutOneApiReadPerBat
   feeds_.hold_requests_after(60);  // both batches stop part way
   std::vector<std::string> batches;
   for (int b = 0; b < kBatches; ++b) batches.push_back(submit_batch(producer_port_, feed_urls(1000 + b * kFeeds, kFeeds)));
-  ASSERT_TRUE(wait_until([&] { return done(batches[0]) + done(batches[1]) >= 60; }, 30s));
+  ASSERT_TRUE(wait_until([&] { return done(batches[0]) + done(batches[1]) >= 60; }, 60s));
 
   // 200 clients watch; the broadcaster restarts; each reconnects with the last id it got.
   std::vector<std::vector<SseEvent>> got(kClients);
   std::atomic<bool> reconnect{false};
   std::atomic<int> reconnected{0};
   std::vector<std::thread> clients;
+  // A failed check below must end the test, not std::terminate it on joinable threads: let the
+  // clients go (their reads end by their own timeouts) and wait for them.
+  struct JoinAll {
+    std::vector<std::thread>& threads;
+    std::atomic<bool>& reconnect;
+    ~JoinAll() {
+      reconnect = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_all{clients, reconnect};
   for (int i = 0; i < kClients; ++i)
     clients.emplace_back([&, i] {
       const std::string path = events_path(batches[i % kBatches]);
@@ -156,15 +167,17 @@ TEST_F(ApiBroadcasterTest, AReconnectHerdAfterARestartCostsAboutOneApiReadPerBat
       SseResult after = read_sse(broadcaster_port_, path, 60s, headers);
       got[i].insert(got[i].end(), after.events.begin(), after.events.end());
     });
-  ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == kClients; }, 30s));
+  ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == kClients; }, 60s))
+      << metric(broadcaster_port_, "feedpipe_sse_streams_open") << " open\n" << broadcaster_->log();
   broadcaster_->kill(SIGTERM);
   EXPECT_EQ(broadcaster_->wait_exit(15s), 0) << broadcaster_->log();
   start_broadcaster();
   ASSERT_TRUE(wait_ready(broadcaster_port_)) << broadcaster_->log();
   const long reads_before = page_reads();
   reconnect = true;
-  ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == kClients; }, 30s))
-      << reconnected.load();
+  ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == kClients; }, 60s))
+      << reconnected.load() << " reconnected, " << metric(broadcaster_port_, "feedpipe_sse_streams_open")
+      << " open\n" << broadcaster_->log();
   const long herd_reads = page_reads() - reads_before;
   feeds_.hold_requests(false);
   for (auto& t : clients) t.join();
