@@ -134,10 +134,12 @@ TEST_F(ApiBroadcasterTest, StreamsEveryEventOnceInOrderAndAMidBatchResumeGetsExa
 
 TEST_F(ApiBroadcasterTest, AReconnectHerdAfterARestartCostsAboutOneApiReadPerBatchAndResumesExactly) {
   constexpr int kBatches = 2, kFeeds = 60, kClients = 200;
-  feeds_.hold_requests_after(60);  // both batches stop part way
+  // Both batches stop part way: fewer answers than either batch has feeds (the consumer may well
+  // fetch all of one batch before the other).
+  feeds_.hold_requests_after(40);
   std::vector<std::string> batches;
   for (int b = 0; b < kBatches; ++b) batches.push_back(submit_batch(producer_port_, feed_urls(1000 + b * kFeeds, kFeeds)));
-  ASSERT_TRUE(wait_until([&] { return done(batches[0]) + done(batches[1]) >= 60; }, 60s));
+  ASSERT_TRUE(wait_until([&] { return done(batches[0]) + done(batches[1]) >= 40; }, 60s));
 
   // 200 clients watch; the broadcaster restarts; each reconnects with the last id it got.
   std::vector<std::vector<SseEvent>> got(kClients);
@@ -168,7 +170,8 @@ TEST_F(ApiBroadcasterTest, AReconnectHerdAfterARestartCostsAboutOneApiReadPerBat
       got[i].insert(got[i].end(), after.events.begin(), after.events.end());
     });
   ASSERT_TRUE(wait_until([&] { return metric(broadcaster_port_, "feedpipe_sse_streams_open") == kClients; }, 60s))
-      << metric(broadcaster_port_, "feedpipe_sse_streams_open") << " open\n" << broadcaster_->log();
+      << metric(broadcaster_port_, "feedpipe_sse_streams_open") << " open, jobs done " << done(batches[0]) << " + "
+      << done(batches[1]) << "\n--- broadcaster\n" << broadcaster_->log() << "--- producer\n" << producer_->log();
   broadcaster_->kill(SIGTERM);
   EXPECT_EQ(broadcaster_->wait_exit(15s), 0) << broadcaster_->log();
   start_broadcaster();
