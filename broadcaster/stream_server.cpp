@@ -31,6 +31,7 @@
 #include "broadcaster/delivery_metrics.h"
 #include "broadcaster/growth_queue.h"
 #include "broadcaster/http_request_parser.h"
+#include "broadcaster/multi_batch_stream.h"
 #include "broadcaster/sse.h"
 #include "common/clock.h"
 #include "common/open_files.h"
@@ -51,6 +52,9 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kRelayBufferBytes = 256 * 1024;  // proxy buffering in each direction
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr auto kFanOutTurn = std::chrono::milliseconds(50);  // fan-out before the loop's other work gets a turn
+// A stream of many batches re-labels its frames, so they are copied: at most this much (plus one
+// frame) waits in its buffer for the kernel; the rest stays in the batches' shared logs.
+constexpr size_t kMultiFillBytes = 8 * 1024;
 
 // The hub's growth listener writes here; it may outlive the server (the hub keeps the listener).
 struct Wakeup {
@@ -189,6 +193,8 @@ struct StreamServer::Impl {
     int64_t skip_to = 0;     // Last-Event-ID beyond the log: send nothing up to this seq
     int64_t wait_cursor = 0;  // waiting: the stream's Last-Event-ID
     Clock::time_point last_write{};
+    // streams of many batches (GET /v1/events): their cursors into the groups' logs; `group` stays null
+    std::unique_ptr<MultiBatchStream> multi;
     // proxied requests
     Backend* backend = nullptr;
     uint64_t body_left = 0;
@@ -200,29 +206,19 @@ struct StreamServer::Impl {
     bool connected = false;
     bool relayed = false;  // response bytes went to the client
   };
-  // One watched batch: its events as SSE frames and the streams watching it.
-  struct Group {
+  // One watched batch: its events as SSE frames (the BatchLog) and the streams watching it.
+  struct Group : BatchLog {
     std::string batch_id;
     std::shared_ptr<Subscription> sub;
-    std::string log;              // every frame so far, in seq order
-    std::vector<size_t> offsets;  // offsets[seq - 1]: where frame seq starts in log
-    int64_t last = 0;
-    bool completed = false;
     std::vector<Client*> streams;
+    // Streams of many batches watching this one: the stream and its member index for this batch.
+    std::vector<std::pair<Client*, size_t>> multi;
     std::vector<int64_t> fresh_ts;  // ts of the events the last pull() added (latency metric)
     // async_first_read: the history is being read on a loader thread; these streams wait for it.
     bool loading = false;
     uint64_t load_id = 0;
     std::vector<Client*> waiting;
-    size_t offset_after(int64_t cursor) const {
-      if (cursor < 0) cursor = 0;
-      return cursor < last ? offsets[static_cast<size_t>(cursor)] : log.size();
-    }
-    // How many whole frames the first `bytes` of the log hold.
-    int64_t frames_within(size_t bytes) const {
-      if (bytes >= log.size()) return last;
-      return (std::upper_bound(offsets.begin(), offsets.end(), bytes) - offsets.begin()) - 1;
-    }
+    bool unwatched() const { return streams.empty() && multi.empty() && waiting.empty(); }
   };
   struct Timer {
     Clock::time_point when;
@@ -444,7 +440,7 @@ struct StreamServer::Impl {
     graveyard.clear();
     for (const std::string& id : emptied_groups) {
       auto it = groups.find(id);
-      if (it != groups.end() && it->second->streams.empty() && it->second->waiting.empty()) groups.erase(it);
+      if (it != groups.end() && it->second->unwatched()) groups.erase(it);
     }
     emptied_groups.clear();
   }
@@ -551,6 +547,7 @@ struct StreamServer::Impl {
     }
     std::string batch_id = events_batch_id(head.path);
     if (head.method == "GET" && !batch_id.empty() && !wants_json(head)) return open_stream(c, head, batch_id);
+    if (head.method == "GET" && head.path == "/v1/events" && !wants_json(head)) return open_multi_stream(c, head);
     forward(c, head);
   }
 
@@ -588,7 +585,17 @@ struct StreamServer::Impl {
       if (n < 0) return close_client(c);
       c->out.erase(0, static_cast<size_t>(n));
     }
-    if (c->state == State::stream && c->skip_to == 0) {
+    if (c->state == State::stream && c->multi) {
+      while (!blocked) {  // refill the stream's buffer from its batches' logs while the kernel takes it
+        if (c->out.empty()) {
+          delivered += c->multi->fill(c->out, kMultiFillBytes);
+          if (c->out.empty()) break;
+        }
+        ssize_t n = write_some(c->out.data(), c->out.size());
+        if (n < 0) return close_client(c);
+        c->out.erase(0, static_cast<size_t>(n));
+      }
+    } else if (c->state == State::stream && c->skip_to == 0) {
       const Group& g = *c->group;
       const std::string& log = g.log;
       const size_t started = c->sent;
@@ -614,7 +621,7 @@ struct StreamServer::Impl {
       return;
     }
     if (c->close_after_flush) return close_client(c);
-    if (c->state == State::stream && c->group->completed) return close_client(c);
+    if (c->state == State::stream && (c->multi ? c->multi->finished() : c->group->completed)) return close_client(c);
     watch(c, client_interest(c));
     if (c->backend && !c->backend->closed) backend_resume(c->backend);
   }
@@ -636,6 +643,8 @@ struct StreamServer::Impl {
     c->closed = true;
     if (c->state == State::stream && c->group) leave_group(c);
     if (c->state == State::waiting && c->group) leave_waiting(c);
+    if (c->state == State::stream && c->multi) leave_multi(c);
+    if (c->state == State::waiting && c->multi) leave_multi_waiting(c);
     if (c->backend) close_backend(c->backend);
     c->backend = nullptr;
     // Unread input would make close() reset the connection and lose what is still unsent.
@@ -650,7 +659,8 @@ struct StreamServer::Impl {
   // ---- streams ----
   // The access checks of a stream request, in order: open rate, signed token, total streams,
   // streams of this client address. False when `c` was answered with the refusal.
-  bool admit_stream(Client* c, const http1::RequestHead& head, const std::string& batch_id,
+  // `tokens`: the request's token= values, one per batch (in order) when tokens are on.
+  bool admit_stream(Client* c, const std::vector<std::string>& batch_ids, const std::vector<std::string>& tokens,
                     const std::string& address) {
     if (stream_limiter.enabled()) {
       auto decision = stream_limiter.acquire(address);
@@ -664,11 +674,22 @@ struct StreamServer::Impl {
       }
     }
     if (!settings.stream_token_secret.empty()) {
-      auto token = http1::query_param(head.query, "token");
-      if (!token || !stream_token_valid(settings.stream_token_secret, batch_id, *token)) {
-        respond(c, error_response(403, token ? "invalid_stream_token" : "stream_token_required",
-                                  token ? "the stream token does not match this batch"
-                                        : "this stream needs ?token= (the stream_token answered with the batch)",
+      const bool many = batch_ids.size() > 1;
+      if (tokens.size() != batch_ids.size()) {
+        respond(c, error_response(403, "stream_token_required",
+                                  many ? "this stream needs one ?token= per batch=, in the same order (the stream_token "
+                                         "answered with each batch): " + std::to_string(batch_ids.size()) +
+                                             " batches, " + std::to_string(tokens.size()) + " tokens"
+                                       : "this stream needs ?token= (the stream_token answered with the batch)",
+                                  c->cors));
+        return false;
+      }
+      for (size_t i = 0; i < batch_ids.size(); ++i) {
+        if (stream_token_valid(settings.stream_token_secret, batch_ids[i], tokens[i])) continue;
+        respond(c, error_response(403, "invalid_stream_token",
+                                  many ? "the stream token of batch " + batch_ids[i] + " (token " + std::to_string(i + 1) +
+                                             ") does not match it"
+                                       : "the stream token does not match this batch",
                                   c->cors));
         return false;
       }
@@ -694,7 +715,9 @@ struct StreamServer::Impl {
   void open_stream(Client* c, const http1::RequestHead& head, const std::string& batch_id) {
     const std::string* forwarded = head.header("X-Forwarded-For");
     std::string address = settings.trusted_proxies.client_address(peer_ip(c->fd), forwarded ? *forwarded : "");
-    if (!admit_stream(c, head, batch_id, address)) return;
+    std::vector<std::string> tokens;
+    if (auto token = http1::query_param(head.query, "token")) tokens.push_back(std::move(*token));
+    if (!admit_stream(c, {batch_id}, tokens, address)) return;
     int64_t cursor = 0;
     std::string text;
     if (const std::string* h = head.header("Last-Event-ID")) text = *h;
@@ -791,7 +814,7 @@ struct StreamServer::Impl {
     c->group = nullptr;
     uncount_stream(c->address);
     g->waiting.erase(std::find(g->waiting.begin(), g->waiting.end(), c));
-    if (g->waiting.empty() && g->streams.empty()) emptied_groups.push_back(g->batch_id);
+    if (g->unwatched()) emptied_groups.push_back(g->batch_id);
   }
 
   // Reads the batch's history on a thread of its own (async_first_read): a slow event source
@@ -834,7 +857,7 @@ struct StreamServer::Impl {
       auto it = groups.find(r.batch_id);
       if (it == groups.end() || !it->second->loading || it->second->load_id != r.load_id) continue;  // all left
       Group* g = it->second.get();
-      std::vector<Client*> waiting;
+      std::vector<Client*> waiting, still_waiting;
       waiting.swap(g->waiting);
       if (r.status == 200) {
         g->sub = std::move(r.sub);
@@ -842,20 +865,162 @@ struct StreamServer::Impl {
         pull(*g);
       }
       for (Client* c : waiting) {
+        if (c->multi) {  // a stream of many batches starts once all their reads are done
+          if (r.status == 200 && --c->multi->loads_pending > 0) {
+            still_waiting.push_back(c);  // keeps this group alive while it waits for the others
+            continue;
+          }
+          leave_multi_waiting(c);
+          if (r.status == 200)
+            join_multi(c);
+          else
+            respond(c, load_refusal(r.status, r.batch_id, c->cors));
+          continue;
+        }
         c->group = nullptr;
         uncount_stream(c->address);
-        if (r.status == 200) {
+        if (r.status == 200)
           join_stream(c, g, c->wait_cursor, c->address);
-        } else if (r.status == 404) {
-          respond(c, error_response(404, "batch_not_found", "no batch with id " + r.batch_id, c->cors));
-        } else if (r.status == 503) {
-          respond(c, error_response(503, "events_unavailable", "the batch's events cannot be read right now; retry shortly",
-                                    "Retry-After: 2\r\n" + c->cors));
-        } else {
-          respond(c, error_response(500, "internal", "cannot read the batch's events; try again", c->cors));
-        }
+        else
+          respond(c, load_refusal(r.status, r.batch_id, c->cors));
       }
-      if (g->streams.empty() && g->waiting.empty()) groups.erase(it);  // refused, or all gone already
+      g->waiting.insert(g->waiting.end(), still_waiting.begin(), still_waiting.end());
+      if (g->unwatched()) groups.erase(it);  // refused, or all gone already
+    }
+  }
+
+  // The answer to a stream whose batch's history read failed (finish_loads()).
+  static std::string load_refusal(int status, const std::string& batch_id, const std::string& cors) {
+    if (status == 404) return error_response(404, "batch_not_found", "no batch with id " + batch_id, cors);
+    if (status == 503)
+      return error_response(503, "events_unavailable", "the batch's events cannot be read right now; retry shortly",
+                            "Retry-After: 2\r\n" + cors);
+    return error_response(500, "internal", "cannot read the batch's events; try again", cors);
+  }
+
+  // ---- streams of many batches (GET /v1/events?batch=…&batch=…) ----
+  // The same checks and answers as a batch's stream, for every batch named, plus the batch list's
+  // own refusals (broadcaster/multi_batch_stream.h). Each batch joins its group (made and read as
+  // for a batch's stream); the stream starts once every group's history is loaded.
+  void open_multi_stream(Client* c, const http1::RequestHead& head) {
+    BatchList list = parse_batch_list(head.query, settings.max_stream_batches, "--max-stream-batches");
+    if (list.refusal)
+      return respond(c, error_response(list.refusal->status, list.refusal->code, list.refusal->message, c->cors));
+    const std::string* forwarded = head.header("X-Forwarded-For");
+    std::string address = settings.trusted_proxies.client_address(peer_ip(c->fd), forwarded ? *forwarded : "");
+    if (!admit_stream(c, list.batch_ids, http1::query_params(head.query, "token"), address)) return;
+    std::string text;
+    if (const std::string* h = head.header("Last-Event-ID")) text = *h;
+    if (text.empty()) text = http1::query_param(head.query, "last_event_id").value_or("");
+    auto cursors = parse_stream_id(text, list.batch_ids.size());
+    if (!cursors)
+      return respond(c, error_response(400, "invalid_last_event_id",
+                                       "Last-Event-ID must be an event id of this stream (as sent in its id: lines)",
+                                       c->cors));
+    auto stream = std::make_unique<MultiBatchStream>(std::move(*cursors));
+    for (size_t i = 0; i < list.batch_ids.size(); ++i) {
+      const std::string& batch_id = list.batch_ids[i];
+      Group* g = nullptr;
+      if (auto it = groups.find(batch_id); it != groups.end()) {
+        g = it->second.get();
+      } else if (settings.async_first_read) {
+        auto group = std::make_unique<Group>();
+        group->batch_id = batch_id;
+        g = group.get();
+        groups.emplace(batch_id, std::move(group));
+        emptied_groups.push_back(batch_id);  // dropped at the turn's end unless a stream holds it
+        start_load(*g);
+      } else {
+        std::shared_ptr<Subscription> sub;
+        int status = 200;
+        try {
+          sub = hub.subscribe(batch_id, 0);
+          if (!sub) status = 404;
+        } catch (const SourceUnavailable& e) {
+          spdlog::debug("GET /v1/events: batch {}: {}", batch_id, e.what());
+          status = 503;
+        } catch (const std::exception& e) {
+          spdlog::error("GET /v1/events: batch {}: {}", batch_id, e.what());
+          status = 500;
+        }
+        // The groups made for this request so far go at the turn's end (nobody else holds them).
+        if (status != 200) return respond(c, load_refusal(status, batch_id, c->cors));
+        auto group = std::make_unique<Group>();
+        group->batch_id = batch_id;
+        group->sub = std::move(sub);
+        g = group.get();
+        groups.emplace(batch_id, std::move(group));
+        emptied_groups.push_back(batch_id);
+        pull(*g);
+      }
+      if (g->loading) ++stream->loads_pending;
+      stream->members()[i].log = g;
+    }
+    c->multi = std::move(stream);
+    c->address = std::move(address);
+    if (c->multi->loads_pending == 0) return join_multi(c);
+    // Wait for the reads in flight, counted against the stream caps meanwhile; every group of the
+    // stream lists it as waiting, so that none goes while it waits.
+    std::string().swap(c->in);
+    c->state = State::waiting;
+    count_stream(c->address);
+    for (auto& m : c->multi->members()) static_cast<Group*>(m.log)->waiting.push_back(c);
+    watch(c, client_interest(c));
+  }
+
+  // A stream of many batches whose groups are all loaded: the head, `retry:`, the backlog.
+  void join_multi(Client* c) {
+    std::string().swap(c->in);
+    c->state = State::stream;
+    auto& members = c->multi->members();
+    for (size_t i = 0; i < members.size(); ++i) {
+      Group* g = static_cast<Group*>(members[i].log);
+      members[i].slot = g->multi.size();
+      g->multi.emplace_back(c, i);
+    }
+    c->multi->start();
+    streams_open_gauge().add(1);
+    count_stream(c->address);
+    c->out = stream_head(c->cors);
+    std::string().swap(c->cors);
+    c->out += sse::format_retry(settings.retry_ms);
+    c->last_write = now;
+    schedule(c, now + settings.heartbeat);
+    flush(c);
+  }
+
+  void leave_multi(Client* c) {
+    auto& members = c->multi->members();
+    for (auto& m : members) {
+      Group* g = static_cast<Group*>(m.log);
+      const auto moved = g->multi.back();
+      g->multi[m.slot] = moved;
+      moved.first->multi->members()[moved.second].slot = m.slot;
+      g->multi.pop_back();
+      if (g->unwatched()) emptied_groups.push_back(g->batch_id);
+    }
+    uncount_stream(c->address);
+    streams_open_gauge().add(-1);
+  }
+
+  void leave_multi_waiting(Client* c) {
+    for (auto& m : c->multi->members()) {
+      Group* g = static_cast<Group*>(m.log);
+      if (auto it = std::find(g->waiting.begin(), g->waiting.end(), c); it != g->waiting.end()) g->waiting.erase(it);
+      if (g->unwatched()) emptied_groups.push_back(g->batch_id);
+    }
+    uncount_stream(c->address);
+  }
+
+  // A stream of many batches, one of whose batches grew: as push() for a batch's stream.
+  void push_multi(Client* c) {
+    if (!(c->interest & EPOLLOUT)) {
+      flush(c);
+      if (c->closed) return;
+    }
+    if (c->multi->lag() + c->out.size() > settings.stream_buffer_bytes) {
+      spdlog::debug("stream of {} batches dropped: the client is not reading", c->multi->members().size());
+      close_client(c);
     }
   }
 
@@ -868,7 +1033,7 @@ struct StreamServer::Impl {
     g->streams[c->group_index] = moved;
     moved->group_index = c->group_index;
     g->streams.pop_back();
-    if (g->streams.empty()) emptied_groups.push_back(g->batch_id);
+    if (g->unwatched()) emptied_groups.push_back(g->batch_id);
   }
 
   // Takes the batch's new events from the hub into the group's log.
@@ -877,12 +1042,8 @@ struct StreamServer::Impl {
     std::vector<EventMessage> events = g.sub->next(std::chrono::milliseconds(0));
     g.fresh_ts.clear();
     for (const EventMessage& e : events) {
-      if (e.seq != g.last + 1) continue;  // the hub hands out seq order; never expected
+      if (!g.append(e)) continue;  // the hub hands out seq order; never expected otherwise
       if (auto ts = delivery::event_ts_ms(e.data)) g.fresh_ts.push_back(*ts);
-      g.offsets.push_back(g.log.size());
-      g.log += sse::format_event(e.seq, e.type, e.data);
-      g.last = e.seq;
-      if (e.type == "batch.completed") g.completed = true;
     }
     if (g.sub->finished()) g.completed = true;
     return !events.empty();
@@ -933,6 +1094,8 @@ struct StreamServer::Impl {
       // Backwards: closing a stream moves the last one into its slot (groups go in bury()).
       for (size_t i = g.streams.size(); i-- > 0;)
         if (i < g.streams.size()) push(g.streams[i]);
+      for (size_t i = g.multi.size(); i-- > 0;)  // streams of many batches watching this one
+        if (i < g.multi.size()) push_multi(g.multi[i].first);
       if (delivered != delivered_before) {  // live events reached a socket: once per event
         const int64_t written_at = now_ms();
         for (int64_t ts : g.fresh_ts) delivery::observe_latency(ts, written_at);

@@ -46,6 +46,7 @@ struct StreamServerSettings {
   std::string backend_host = "127.0.0.1";      // where other requests go (the cpp-httplib server)
   int backend_port = 0;                        // 0: no backend, other requests get 404
   size_t max_streams = 20000;                  // open streams beyond this get 503
+  size_t max_stream_batches = 100;             // batches one GET /v1/events may name (more: 400)
   size_t stream_buffer_bytes = 256 * 1024;     // per-stream output the kernel has not taken
   size_t max_head_bytes = 16 * 1024;           // larger request heads get 431
   size_t max_body_bytes = 16u << 20;           // larger forwarded bodies get 413
