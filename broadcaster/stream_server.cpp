@@ -251,6 +251,7 @@ struct StreamServer::Impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> stream_count{0};
+  std::atomic<uint64_t> fan_out_visits{0};
   std::mutex stop_mu;
   bool stopped = false;
 
@@ -1092,6 +1093,7 @@ struct StreamServer::Impl {
       if (!pull(g)) continue;
       const uint64_t delivered_before = delivered;
       // Backwards: closing a stream moves the last one into its slot (groups go in bury()).
+      fan_out_visits.fetch_add(g.streams.size() + g.multi.size(), std::memory_order_relaxed);
       for (size_t i = g.streams.size(); i-- > 0;)
         if (i < g.streams.size()) push(g.streams[i]);
       for (size_t i = g.multi.size(); i-- > 0;)  // streams of many batches watching this one
@@ -1297,5 +1299,7 @@ void StreamServer::start() { impl_->start(); }
 void StreamServer::stop() { impl_->stop(); }
 
 size_t StreamServer::open_streams() const { return impl_->stream_count.load(); }
+
+uint64_t StreamServer::fan_out_visits() const { return impl_->fan_out_visits.load(); }
 
 }  // namespace feedpipe

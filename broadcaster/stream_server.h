@@ -33,6 +33,7 @@
 // Errors: listen() throws std::runtime_error when it cannot bind.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -90,6 +91,9 @@ class StreamServer {
 
   // Streams open, and streams waiting for their batch's history (async_first_read).
   size_t open_streams() const;
+  // How many times the fan-out visited a stream to write a batch's new events: a batch's events
+  // visit only that batch's streams, those of many batches included (tests check the cost).
+  uint64_t fan_out_visits() const;
 
  private:
   struct Impl;
