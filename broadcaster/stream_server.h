@@ -32,7 +32,7 @@
 // the loop then pulls the new events once per batch and writes them to that batch's streams only.
 // A stream of many batches sits in the group of each of its batches, so a batch's events visit
 // only its own streams; its frames carry its own ids, so they are copied into its buffer, at most
-// 8 KB (and one frame) at a time as the kernel takes them.
+// 16 KB (and one frame) at a time as the kernel takes them.
 // Slow clients: what the kernel does not take waits in the stream's own buffer, bounded by
 // stream_buffer_bytes; a client that would overflow it is dropped (it reconnects with
 // Last-Event-ID). Heartbeats: one min-heap of deadlines, no timer per stream.

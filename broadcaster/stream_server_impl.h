@@ -61,7 +61,7 @@ inline constexpr size_t kReadChunk = 16 * 1024;
 inline constexpr auto kFanOutTurn = std::chrono::milliseconds(50);  // fan-out before the loop's other work gets a turn
 // A stream of many batches re-labels its frames, so they are copied: at most this much (plus one
 // frame) waits in its buffer for the kernel; the rest stays in the batches' shared logs.
-inline constexpr size_t kMultiFillBytes = 8 * 1024;
+inline constexpr size_t kMultiFillBytes = 16 * 1024;
 
 // The hub's growth listener writes here; it may outlive the server (the hub keeps the listener).
 struct Wakeup {
@@ -204,6 +204,7 @@ struct StreamServer::Impl {
     Clock::time_point last_write{};
     // streams of many batches (GET /v1/events): their cursors into the groups' logs; `group` stays null
     std::unique_ptr<MultiBatchStream> multi;
+    bool multi_dirty = false;  // listed in dirty_multi: writes at the end of this fan-out turn
     // proxied requests
     Backend* backend = nullptr;
     uint64_t body_left = 0;
@@ -288,6 +289,10 @@ struct StreamServer::Impl {
   std::vector<Loaded> loads_done;  // guarded by loads_mu
   std::unordered_map<uint64_t, std::thread> loaders;  // loop thread only
   uint64_t next_load_id = 1;
+  // Streams of many batches with new events in this fan-out turn, and the ts of those events
+  // that no batch's own stream wrote yet (the latency metric).
+  std::vector<Client*> dirty_multi;
+  std::vector<int64_t> multi_fresh_ts;
 
   // ---- the loop (stream_server.cpp): epoll bookkeeping ----
   void watch(Handle* h, uint32_t events);
@@ -359,6 +364,8 @@ struct StreamServer::Impl {
   // Serves the batches with new events one at a time, longest-waiting first, including those that
   // grow meanwhile; after kFanOutTurn it lets the loop's other work in and comes back.
   void fan_out_dirty();
+  // Writes the streams of many batches that fan_out_dirty() listed.
+  void flush_dirty_multi();
 
   // ---- forwarding (stream_server_forwarding.cpp) ----
   void forward(Client* c, const http1::RequestHead& head);

@@ -433,10 +433,10 @@ void StreamServer::Impl::fan_out_dirty() {
   while (true) {
     if (Clock::now() >= turn_ends) {
       wakeup->poke();  // the eventfd brings the loop back for what is left
-      return;
+      break;
     }
     std::optional<std::string> batch_id = wakeup->next();
-    if (!batch_id) return;
+    if (!batch_id) break;
     auto it = groups.find(*batch_id);
     if (it == groups.end()) continue;
     Group& g = *it->second;
@@ -446,13 +446,37 @@ void StreamServer::Impl::fan_out_dirty() {
     fan_out_visits.fetch_add(g.streams.size() + g.multi.size(), std::memory_order_relaxed);
     for (size_t i = g.streams.size(); i-- > 0;)
       if (i < g.streams.size()) push(g.streams[i]);
-    for (size_t i = g.multi.size(); i-- > 0;)  // streams of many batches watching this one
-      if (i < g.multi.size()) push_multi(g.multi[i].first);
+    // Streams of many batches watching this one write at the turn's end, once for all their
+    // batches that grew in it (one send instead of one per batch).
+    for (const auto& [c, member] : g.multi) {
+      if (c->multi_dirty) continue;
+      c->multi_dirty = true;
+      dirty_multi.push_back(c);
+    }
     if (delivered != delivered_before) {  // live events reached a socket: once per event
       const int64_t written_at = now_ms();
       for (int64_t ts : g.fresh_ts) delivery::observe_latency(ts, written_at);
+    } else if (!g.multi.empty()) {
+      multi_fresh_ts.insert(multi_fresh_ts.end(), g.fresh_ts.begin(), g.fresh_ts.end());
     }
   }
+  flush_dirty_multi();
+}
+
+void StreamServer::Impl::flush_dirty_multi() {
+  if (dirty_multi.empty()) return;
+  const uint64_t delivered_before = delivered;
+  std::vector<Client*> dirty;
+  dirty.swap(dirty_multi);
+  for (Client* c : dirty) {  // closed ones stay allocated until bury()
+    c->multi_dirty = false;
+    if (!c->closed) push_multi(c);
+  }
+  if (delivered != delivered_before) {
+    const int64_t written_at = now_ms();
+    for (int64_t ts : multi_fresh_ts) delivery::observe_latency(ts, written_at);
+  }
+  multi_fresh_ts.clear();
 }
 
 }  // namespace feedpipe
