@@ -720,6 +720,39 @@ TEST_F(StreamServerTest, ManyBatchesNeedOneStreamTokenPerBatchInOrderAndAnswerCo
   EXPECT_EQ(seqs["b"], seq_range(1, 2));
 }
 
+TEST_F(StreamServerTest, DropsASlowManyBatchReaderWithoutSlowingOthers) {
+  StreamServerSettings s;
+  s.stream_buffer_bytes = 64 * 1024;
+  start(s);
+  constexpr int kEvents = 800;
+  tmp.create_batch("b1", kEvents);
+  tmp.create_batch("b2", 1);
+  RawClient slow(port, 4096);
+  slow.send_all(stream_request("/v1/events?batch=b1&batch=b2"));
+  RawClient fast(port);
+  fast.send_all(stream_request("/v1/events?batch=b1&batch=b2"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 2; }, 5s));
+  const std::string data(16 * 1024, 'x');
+  for (int seq = 1; seq <= kEvents; ++seq) {
+    hub.on_event({"b1", seq, "job.failed", data});
+    if (seq % 4 == 0) {
+      std::string frame = "id: " + std::to_string(seq) + ".0\n";
+      auto has_frame = [&](const std::string& d) {
+        size_t at = d.rfind(frame);
+        return at != std::string::npos && d.find("\n\n", at) != std::string::npos;
+      };
+      ASSERT_TRUE(fast.read_until(has_frame, 5s)) << "the fast reader stalled at " << seq;
+    }
+  }
+  std::vector<int64_t> ids;
+  const std::string body = split_response(fast.data).body;
+  for (size_t at = 0; (at = body.find("id: ", at)) != std::string::npos; at += 4)
+    ids.push_back(std::stoll(body.substr(at + 4)));
+  EXPECT_EQ(ids, seq_range(1, kEvents)) << "the fast reader gets everything";
+  EXPECT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s)) << "the slow reader is dropped";
+  EXPECT_TRUE(slow.read_to_eof(10s));
+}
+
 TEST_F(StreamServerTest, AnEventVisitsOnlyTheStreamsOfItsBatch) {
   start();
   auto x = tmp.create_batch("x", 3);
