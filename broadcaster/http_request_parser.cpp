@@ -87,6 +87,24 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
+std::vector<std::string> query_params(std::string_view query, std::string_view name) {
+  std::vector<std::string> out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    auto key = percent_decode(pair.substr(0, eq), true);
+    if (!key || *key != name) continue;
+    if (eq == std::string_view::npos) {
+      out.emplace_back();
+      continue;
+    }
+    out.push_back(percent_decode(pair.substr(eq + 1), true).value_or(""));
+  }
+  return out;
+}
+
 ParseStatus parse_request_head(std::string_view buffer, size_t max_head_bytes, RequestHead& out) {
   // Tolerate leading empty lines (RFC 9112 section 2.2).
   size_t start = 0;

@@ -33,6 +33,9 @@ ParseStatus parse_request_head(std::string_view buffer, size_t max_head_bytes, R
 
 // The value of query parameter `name` (percent- and '+'-decoded), or nullopt.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
+// Every value of query parameter `name`, in order (decoded the same way); a malformed escape is
+// an empty value.
+std::vector<std::string> query_params(std::string_view query, std::string_view name);
 
 // Percent-decoding; nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space);

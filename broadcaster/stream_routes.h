@@ -14,6 +14,9 @@
 //     not a non-negative integer, 403 stream_token_required / invalid_stream_token when a
 //     stream_token_secret is set and ?token= is not the batch's token (common/stream_token.h).
 //
+// GET /v1/events (one stream for many batches) is not here: only the event-loop front serves it
+// (broadcaster/stream_server.h), as it serves every stream the commands open.
+//
 // Threading: cpp-httplib serves each connection on a thread of its pool, and an open stream
 // holds its thread until it ends. The hub must outlive the server's request threads.
 #include <httplib.h>

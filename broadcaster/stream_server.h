@@ -12,6 +12,13 @@
 //     address opens streams faster than stream_rate_per_minute or holds max_streams_per_ip;
 //     403 without the batch's signed token when stream_token_secret is set. With CORS on, an
 //     admitted Origin gets Access-Control-Allow-Origin on the stream and on these refusals.
+//   GET /v1/events?batch=A&batch=B… (the same Accept rule): one stream for up to
+//     max_stream_batches batches (broadcaster/multi_batch_stream.h: each batch's events in seq
+//     order, each once; `id:` is a token of the stream that Last-Event-ID resumes every batch
+//     from). Ends once every batch has completed. Every batch is checked before the head is sent:
+//     400 for a bad, duplicate or missing batch or more than max_stream_batches, 404 for an
+//     unknown one; with stream tokens, one ?token= per batch=, in the same order. The caps, rate
+//     limits and CORS are a batch's stream's (it counts as one stream).
 //   Anything else: relayed to the backend (request head with Connection: close and
 //     X-Forwarded-For, then the body, Content-Length bounded; chunked request bodies get 411),
 //     the backend's response bytes relayed back until it closes; then the client is closed.
@@ -23,9 +30,16 @@
 // already formatted as SSE frames, contiguous, so a stream's catch-up is one send() from its
 // cursor. The hub's growth listener marks batches dirty and wakes the loop through an eventfd;
 // the loop then pulls the new events once per batch and writes them to that batch's streams only.
+// A stream of many batches sits in the group of each of its batches, so a batch's events visit
+// only its own streams; its frames carry its own ids, so they are copied into its buffer, at most
+// 16 KB (and one frame) at a time as the kernel takes them.
 // Slow clients: what the kernel does not take waits in the stream's own buffer, bounded by
 // stream_buffer_bytes; a client that would overflow it is dropped (it reconnects with
 // Last-Event-ID). Heartbeats: one min-heap of deadlines, no timer per stream.
+//
+// Files: the loop and its connections (stream_server.cpp), the streams and their fan-out
+// (stream_server_streams.cpp), the forwarding (stream_server_forwarding.cpp), and the state they
+// share (stream_server_impl.h).
 //
 // Threading: listen() and start() from one thread; stop() from any thread (idempotent; it sends a
 // final `retry:` to every open stream, closes every connection and joins the loop). The hub must
@@ -33,6 +47,7 @@
 // Errors: listen() throws std::runtime_error when it cannot bind.
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -46,6 +61,7 @@ struct StreamServerSettings {
   std::string backend_host = "127.0.0.1";      // where other requests go (the cpp-httplib server)
   int backend_port = 0;                        // 0: no backend, other requests get 404
   size_t max_streams = 20000;                  // open streams beyond this get 503
+  size_t max_stream_batches = 100;             // batches one GET /v1/events may name (more: 400)
   size_t stream_buffer_bytes = 256 * 1024;     // per-stream output the kernel has not taken
   size_t max_head_bytes = 16 * 1024;           // larger request heads get 431
   size_t max_body_bytes = 16u << 20;           // larger forwarded bodies get 413
@@ -89,6 +105,9 @@ class StreamServer {
 
   // Streams open, and streams waiting for their batch's history (async_first_read).
   size_t open_streams() const;
+  // How many times the fan-out visited a stream to write a batch's new events: a batch's events
+  // visit only that batch's streams, those of many batches included (tests check the cost).
+  uint64_t fan_out_visits() const;
 
  private:
   struct Impl;

@@ -78,6 +78,7 @@ void add_broadcaster_settings(Settings& s) {
       .add("stream-buffer-bytes", std::to_string(256 * 1024),
            "output a stream may lag behind (beyond the kernel's buffer) before it is dropped")
       .add("stream-loops", "1", "event loops serving the SSE streams, on one port (SO_REUSEPORT); the stream caps are shared between them")
+      .add("max-stream-batches", "100", "batches one GET /v1/events stream may watch (batch=…&batch=…); more get 400 too_many_batches")
       .add("max-streams-per-ip", "20000", "open SSE streams per client address; more get 429 with Retry-After (0: no cap)")
       .add("stream-rate-limit", "0", "SSE stream opens per minute per client address; more get 429 (0: no limit)");
 }
@@ -97,7 +98,7 @@ void add_broadcaster_api_settings(Settings& s) {
 }
 
 void add_access_settings(Settings& s) {
-  s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch); give the producer and broadcasters the same secret")
+  s.add("stream-token-secret", "", "when set, GET /v1/batches/{id}/events needs ?token=HMAC-SHA256(secret, id) in hex (answered with the batch), and GET /v1/events one token= per batch=; give the producer and broadcasters the same secret")
       .add("cors-origins", "", "origins allowed to call the API and open streams from a browser (comma list, or *); off when empty")
       .add("trusted-proxies", "127.0.0.1,::1", "proxies whose X-Forwarded-For names the client (for per-client limits): addresses or CIDR blocks, comma-separated (127.0.0.1,172.28.0.0/16); the front's own hop to the API is always trusted")
       .add("rate-limit-max-clients", "100000", "clients each rate limiter remembers (idle ones are forgotten after a minute)");
@@ -162,6 +163,7 @@ KafkaSettings kafka_settings(const Settings& s) {
 StreamServerSettings stream_server_settings(const Settings& s, const BroadcasterSettings& b) {
   StreamServerSettings f;
   f.max_streams = b.max_streams;
+  f.max_stream_batches = static_cast<size_t>(std::max(1L, s.integer("max-stream-batches")));
   f.stream_buffer_bytes = b.stream_buffer_bytes;
   f.max_body_bytes = static_cast<size_t>(s.integer("http-max-body-bytes"));
   f.heartbeat = b.heartbeat;

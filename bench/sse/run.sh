@@ -21,6 +21,10 @@
 # FEEDPIPE_BENCH_ARGS adds flags to the standalone (or, in the roles shape, the consumer) command line,
 # BROADCASTER_BENCH_ARGS to the broadcaster's. SPREAD_MS=N answers the held feeds
 # at pseudo-random moments within N ms of the release instead of all at once (default 0: a burst).
+# WATCH=K: every stream watches K of the batches on one GET /v1/events?batch=…&batch=… (each
+# K-combination of the batches in turn, so every batch has STREAMS*K/BATCHES watchers) and must get
+# K * (FEEDS + 1) events, each batch's once and in order; e.g. `WATCH=3 run.sh build 10000 10 30`
+# is the case of issue 18: 10,000 streams, each watching 3 of 10 batches.
 # A burst runs with default settings, so the fetcher's 32 connections per host (every feed here is
 # on one host) stagger the completions; with SPREAD_MS every feed is requested at once, so that
 # the completions follow the spread.
@@ -29,7 +33,9 @@ BUILD=${1:?usage: run.sh BUILD_DIR [STREAMS] [BATCHES] [FEEDS]}
 STREAMS=${2:-10000}
 BATCHES=${3:-10}
 FEEDS=${4:-30}
+WATCH=${WATCH:-0}
 EXPECTED=$((FEEDS + 1))
+((WATCH > 0)) && EXPECTED=$((WATCH * (FEEDS + 1)))
 HERE=$(cd "$(dirname "$0")" && pwd)
 FEEDPIPE=$BUILD/feedpipe
 source "$HERE/measure.sh"
@@ -107,7 +113,16 @@ for b in $(seq "$BATCHES"); do
   id=$(curl -fs -X POST -H 'Content-Type: application/json' -d "$feeds" "http://127.0.0.1:$API_PORT/v1/batches" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["batch_id"])')
   echo "/v1/batches/$id/events" >>"$WORK/paths"
+  echo "$id" >>"$WORK/batch_ids"
 done
+if ((WATCH > 0)); then  # streams of many batches: one path per K-combination of the batches
+  python3 - "$WORK/batch_ids" "$WATCH" >"$WORK/paths" <<'PY'
+import itertools, sys
+ids = open(sys.argv[1]).read().split()
+for combo in itertools.combinations(ids, int(sys.argv[2])):
+    print("/v1/events?" + "&".join("batch=" + i for i in combo))
+PY
+fi
 
 open_streams
 if [[ -n ${PERF_OUT:-} ]]; then  # profile the whole machine from the release to the end of the load

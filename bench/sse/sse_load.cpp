@@ -4,7 +4,8 @@
 //            [-r CONNECTS_PER_SECOND=5000] [-e EXPECTED_EVENTS_PER_STREAM=0]
 //
 // Stream i requests line i mod lines of PATHFILE (for example /v1/batches/ID/events). An event's
-// data is read for "seq" (its place in the stream: each stream must see 1, 2, 3, … once each) and
+// data is read for "seq" (its place in its batch: each stream must see 1, 2, 3, … of each batch
+// once each, in order; a stream of many batches, /v1/events?batch=…, is checked per "batch_id") and
 // "ts" (Unix milliseconds at which the server committed it). An event whose ts is later than the
 // moment its stream was established is live and gives a latency sample (receipt − ts). A seq that
 // skips ahead counts the skipped ones as missed, a seq at or below the last one seen as repeated;
@@ -32,6 +33,7 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/open_files.h"
@@ -111,6 +113,15 @@ double json_number(std::string_view data, std::string_view key) {
   char* end = nullptr;
   double v = std::strtod(p, &end);
   return end == p ? -1 : v;
+}
+
+// The string after "key" (which ends with the opening quote) in a JSON text, up to the closing
+// quote (ids hold no escapes), or empty when absent.
+std::string_view json_string(std::string_view data, std::string_view key) {
+  size_t at = data.find(key);
+  if (at == std::string_view::npos) return {};
+  size_t start = at + key.size(), end = data.find('"', start);
+  return end == std::string_view::npos ? std::string_view() : data.substr(start, end - start);
 }
 
 struct Totals {
@@ -256,11 +267,12 @@ class Stream {
     const double seq = json_number(data_, "\"seq\":");
     if (seq >= 0) {
       const auto s = static_cast<int64_t>(seq);
-      if (s <= last_seq_) {
+      int64_t& last = last_seq_of(json_string(data_, "\"batch_id\":\""));
+      if (s <= last) {
         ++totals.repeated;
       } else {
-        totals.missed += s - last_seq_ - 1;
-        last_seq_ = s;
+        totals.missed += s - last - 1;
+        last = s;
       }
     }
     const double ts = json_number(data_, "\"ts\":");
@@ -284,7 +296,15 @@ class Stream {
   std::string data_;
   bool has_data_ = false;
   int64_t events_ = 0;
-  int64_t last_seq_ = 0;
+  // The last seq seen of each batch of the stream (one for a batch's stream, a few for many).
+  std::vector<std::pair<std::string, int64_t>> last_seqs_;
+
+  int64_t& last_seq_of(std::string_view batch_id) {
+    for (auto& [id, last] : last_seqs_)
+      if (id == batch_id) return last;
+    last_seqs_.emplace_back(std::string(batch_id), 0);
+    return last_seqs_.back().second;
+  }
 };
 
 void raise_fd_limit(size_t needed) {

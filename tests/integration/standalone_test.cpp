@@ -460,7 +460,8 @@ TEST_F(StandaloneTest, EveryOperationInTheOpenApiDocumentAnswers) {
         continue;
       }
       httplib::Headers headers;
-      if (path == "/v1/batches/{id}/events") headers.emplace("Accept", "text/event-stream");
+      if (path == "/v1/batches/{id}/events" || path == "/v1/events") headers.emplace("Accept", "text/event-stream");
+      if (path == "/v1/events") target += "?batch=" + batch;  // completed: its whole stream, then the end
       auto res = method == "get" ? client.Get(target, headers)
                                  : client.Post(target, nlohmann::json{{"feeds", {feeds_.url(5001)}}}.dump(),
                                                "application/json");

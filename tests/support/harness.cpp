@@ -255,7 +255,10 @@ SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds 
           std::istringstream lines(frame);
           for (std::string line; std::getline(lines, line);) {
             auto value = [&](size_t n) { return line.substr(line.size() > n && line[n] == ' ' ? n + 1 : n); };
-            if (line.rfind("id:", 0) == 0) ev.id = std::stoll(value(3));
+            if (line.rfind("id:", 0) == 0) {
+              ev.raw_id = value(3);
+              ev.id = std::stoll(ev.raw_id);
+            }
             else if (line.rfind("event:", 0) == 0) ev.event = value(6);
             else if (line.rfind("data:", 0) == 0) { payload += value(5); has_data = true; }
             else if (line.rfind("retry:", 0) == 0) {

@@ -98,7 +98,8 @@ bool wait_ready(int port, std::chrono::milliseconds timeout = std::chrono::secon
 std::unique_ptr<Process> start_standalone(const TempDir& dir, int port, const std::vector<std::string>& extra);
 
 struct SseEvent {
-  int64_t id = 0;
+  int64_t id = 0;      // the id as a number (its leading digits)
+  std::string raw_id;  // the id as sent (a stream of many batches sends a token)
   std::string event;
   nlohmann::json data;
 };

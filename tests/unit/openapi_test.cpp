@@ -31,7 +31,7 @@ TEST(OpenApi, DescribesEveryEndpointOfTheContract) {
   auto doc = document();
   const std::vector<std::pair<std::string, std::string>> contract{
       {"/v1/batches", "post"},          {"/v1/batches", "get"},      {"/v1/batches/{id}", "get"},
-      {"/v1/batches/{id}/events", "get"}, {"/v1/feeds/{id}", "get"}, {"/v1/feeds/{id}/items", "get"},
+      {"/v1/batches/{id}/events", "get"}, {"/v1/events", "get"}, {"/v1/feeds/{id}", "get"}, {"/v1/feeds/{id}/items", "get"},
       {"/healthz", "get"},              {"/readyz", "get"},          {"/metrics", "get"},
       {"/", "get"},                     {"/batches/{id}", "get"},    {"/openapi.json", "get"}};
   for (const auto& [path, method] : contract) {

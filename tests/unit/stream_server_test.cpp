@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,8 @@
 #include "broadcaster/stream_routes.h"
 #include "broadcaster/stream_server.h"
 #include "broadcaster_test_util.h"
+#include "common/cors.h"
+#include "common/stream_token.h"
 
 namespace {
 
@@ -200,6 +203,59 @@ class StreamServerTest : public ::testing::Test {
   std::unique_ptr<StreamServer> server;
   int port = 0;
 };
+
+// ---- streams of many batches: frames carry the stream's id and the batch in their data ----
+struct ManyFrame {
+  std::string id, type, batch;
+  int64_t seq = 0;
+};
+std::vector<ManyFrame> parse_many(const std::string& body) {
+  std::vector<ManyFrame> out;
+  size_t pos = 0;
+  for (size_t end; (end = body.find("\n\n", pos)) != std::string::npos; pos = end + 2) {
+    std::string frame = body.substr(pos, end - pos);
+    if (frame.rfind("id: ", 0) != 0) continue;
+    ManyFrame f;
+    f.id = frame.substr(4, frame.find('\n') - 4);
+    size_t ev = frame.find("\nevent: ");
+    if (ev != std::string::npos) f.type = frame.substr(ev + 8, frame.find('\n', ev + 1) - ev - 8);
+    size_t data = frame.find("\ndata: ");
+    auto json = nlohmann::json::parse(frame.substr(data + 7, frame.find('\n', data + 1) - data - 7));
+    f.batch = json["batch_id"];
+    f.seq = json["seq"];
+    out.push_back(f);
+  }
+  return out;
+}
+std::vector<int64_t> id_seqs(const std::string& id) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (true) {
+    size_t dot = id.find('.', pos);
+    out.push_back(std::stoll(id.substr(pos, dot - pos)));
+    if (dot == std::string::npos) return out;
+    pos = dot + 1;
+  }
+}
+// Each batch's seqs as received, appended to `seqs`; checks that every id names, for each batch
+// (in `order`), the last seq of it received so far.
+void collect(const std::vector<ManyFrame>& frames, const std::vector<std::string>& order,
+             std::map<std::string, std::vector<int64_t>>& seqs) {
+  for (const ManyFrame& f : frames) {
+    seqs[f.batch].push_back(f.seq);
+    std::vector<int64_t> ids = id_seqs(f.id);
+    ASSERT_EQ(ids.size(), order.size()) << f.id;
+    for (size_t i = 0; i < order.size(); ++i) {
+      const auto& got = seqs[order[i]];
+      EXPECT_EQ(ids[i], got.empty() ? ids[i] : got.back()) << "id " << f.id << " batch " << order[i];
+    }
+  }
+}
+size_t count_frames(const std::string& data) {
+  size_t n = 0;
+  for (size_t pos = 0; (pos = data.find("\nid: ", pos)) != std::string::npos; ++pos) ++n;
+  return n;
+}
 
 TEST_F(StreamServerTest, StreamsLiveEventsInOrderWithoutGapsOrRepeats) {
   start();
@@ -526,6 +582,207 @@ TEST_F(StreamServerTest, AThousandReconnectsAtOnceShareOneHistoryReadAndResumeEx
   EXPECT_EQ(hub.history_reads(), 1u);
 }
 
+TEST_F(StreamServerTest, ManyBatchesOnOneStreamEachInSeqOrderOnceEndingWhenAllComplete) {
+  start();
+  auto a = tmp.create_batch("a", 3);
+  auto b = tmp.create_batch("b", 2);
+  auto c = tmp.create_batch("c", 1);
+  finish_all({a[0]});  // history before the stream opens
+  RawClient client(port);
+  client.send_all(stream_request("/v1/events?batch=a&batch=b&batch=c"));
+  ASSERT_TRUE(client.read_until([](const std::string& d) { return d.find("retry: ") != std::string::npos; }, 5s));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s));
+  // b's second event arrives before its first (the hub fills the gap); the others interleave.
+  auto b1 = tmp.finish_job(b[0]);
+  auto b2 = tmp.finish_job(b[1]);
+  for (const EventMessage& e : b2) hub.on_event(e);
+  finish_all({a[1], c[0]});
+  for (const EventMessage& e : b1) hub.on_event(e);
+  finish_all({a[2]});
+  ASSERT_TRUE(client.read_to_eof(10s)) << "the stream ends once every batch has completed";
+  Response r = split_response(client.data);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.head.find("Content-Type: text/event-stream"), std::string::npos);
+  EXPECT_TRUE(parse_sse(r.body).retry_first);
+  std::map<std::string, std::vector<int64_t>> seqs;
+  auto frames = parse_many(r.body);
+  collect(frames, {"a", "b", "c"}, seqs);
+  EXPECT_EQ(seqs["a"], seq_range(1, 4));
+  EXPECT_EQ(seqs["b"], seq_range(1, 3));
+  EXPECT_EQ(seqs["c"], seq_range(1, 2));
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().id, "4.3.2");
+  EXPECT_TRUE(wait_for([&] { return server->open_streams() == 0 && hub.watched_batches() == 0; }, 5s));
+}
+
+TEST_F(StreamServerTest, ManyBatchesResumeFromTheStreamsIdAfterADropAndOnARestartedServer) {
+  start();
+  auto a = tmp.create_batch("a", 3);
+  auto b = tmp.create_batch("b", 3);
+  const std::vector<std::string> order{"b", "a"};
+  std::map<std::string, std::vector<int64_t>> seqs;
+  finish_all({a[0], b[0]});
+  std::string last_id;
+  {
+    RawClient c1(port);
+    c1.send_all(stream_request("/v1/events?batch=b&batch=a"));
+    ASSERT_TRUE(c1.read_until([](const std::string& d) { return count_frames(d) >= 2; }, 5s));
+    auto frames = parse_many(split_response(c1.data).body);
+    collect(frames, order, seqs);
+    last_id = frames.back().id;
+  }  // dropped
+  finish_all({a[1]});
+  {
+    RawClient c2(port);
+    c2.send_all(stream_request("/v1/events?batch=b&batch=a", "Last-Event-ID: " + last_id + "\r\n"));
+    ASSERT_TRUE(wait_for([&] { return server->open_streams() >= 1; }, 5s));
+    finish_all({b[1]});
+    ASSERT_TRUE(c2.read_until([](const std::string& d) { return count_frames(d) >= 2; }, 5s));
+    auto frames = parse_many(split_response(c2.data).body);
+    collect(frames, order, seqs);
+    last_id = frames.back().id;
+  }
+  // The broadcaster restarts: a new hub and server read the history from the database.
+  server->stop();
+  server.reset();
+  finish_all({a[2], b[2]});  // nobody watches: these reach no hub
+  EventHub restarted_hub{{tmp.path(), 1000ms}};
+  StreamServerSettings settings;
+  settings.heartbeat = 10s;
+  StreamServer restarted(restarted_hub, settings);
+  const int restarted_port = restarted.listen("127.0.0.1", 0);
+  restarted.start();
+  RawClient c3(restarted_port);
+  c3.send_all(stream_request("/v1/events?batch=b&batch=a&last_event_id=" + last_id));
+  ASSERT_TRUE(c3.read_to_eof(5s));
+  collect(parse_many(split_response(c3.data).body), order, seqs);
+  EXPECT_EQ(seqs["a"], seq_range(1, 4)) << "no gap and no repeat across the drop and the restart";
+  EXPECT_EQ(seqs["b"], seq_range(1, 4));
+  restarted.stop();
+}
+
+TEST_F(StreamServerTest, RefusesBadManyBatchRequestsWithJsonErrors) {
+  StreamServerSettings s;
+  s.max_stream_batches = 3;
+  start(s);
+  tmp.create_batch("a", 1);
+  tmp.create_batch("b", 1);
+  auto refusal = [&](const std::string& target, const std::string& extra = "") {
+    RawClient c(port);
+    c.send_all(stream_request(target, extra));
+    EXPECT_TRUE(c.read_to_eof(5s)) << target;
+    Response r = split_response(c.data);
+    auto body = nlohmann::json::parse(r.body, nullptr, false);
+    return std::make_pair(r.status, body.is_discarded() ? std::string("<no json>") : body["error"]["code"].get<std::string>());
+  };
+  EXPECT_EQ(refusal("/v1/events"), std::make_pair(400, std::string("batch_required")));
+  EXPECT_EQ(refusal("/v1/events?batch=a&batch=b&batch=c&batch=d"), std::make_pair(400, std::string("too_many_batches")));
+  EXPECT_EQ(refusal("/v1/events?batch=a&batch=b&batch=a"), std::make_pair(400, std::string("duplicate_batch")));
+  EXPECT_EQ(refusal("/v1/events?batch=a&batch="), std::make_pair(400, std::string("invalid_batch_id")));
+  EXPECT_EQ(refusal("/v1/events?batch=a&batch=nope"), std::make_pair(404, std::string("batch_not_found")));
+  EXPECT_EQ(refusal("/v1/events?batch=a&batch=b", "Last-Event-ID: 1\r\n"),
+            std::make_pair(400, std::string("invalid_last_event_id")));
+  EXPECT_EQ(server->open_streams(), 0u);
+  EXPECT_TRUE(wait_for([&] { return hub.watched_batches() == 0; }, 5s)) << "a refused stream leaves no batch watched";
+}
+
+TEST_F(StreamServerTest, ManyBatchesNeedOneStreamTokenPerBatchInOrderAndAnswerCors) {
+  StreamServerSettings s;
+  s.stream_token_secret = "secret";
+  s.cors = feedpipe::CorsPolicy::parse("https://app.example");
+  start(s);
+  finish_all(tmp.create_batch("a", 1));
+  finish_all(tmp.create_batch("b", 1));
+  const std::string ta = feedpipe::stream_token("secret", "a"), tb = feedpipe::stream_token("secret", "b");
+  const std::string origin = "Origin: https://app.example\r\n";
+  auto get = [&](const std::string& target) {
+    RawClient c(port);
+    c.send_all(stream_request(target, origin));
+    EXPECT_TRUE(c.read_to_eof(5s)) << target;
+    return split_response(c.data);
+  };
+  Response none = get("/v1/events?batch=a&batch=b");
+  EXPECT_EQ(none.status, 403);
+  EXPECT_EQ(nlohmann::json::parse(none.body)["error"]["code"], "stream_token_required");
+  EXPECT_NE(none.head.find("Access-Control-Allow-Origin: https://app.example"), std::string::npos) << none.head;
+  Response one = get("/v1/events?batch=a&batch=b&token=" + ta);
+  EXPECT_EQ(one.status, 403);
+  EXPECT_EQ(nlohmann::json::parse(one.body)["error"]["code"], "stream_token_required");
+  Response swapped = get("/v1/events?batch=a&batch=b&token=" + tb + "&token=" + ta);
+  EXPECT_EQ(swapped.status, 403);
+  EXPECT_EQ(nlohmann::json::parse(swapped.body)["error"]["code"], "invalid_stream_token");
+  Response ok = get("/v1/events?batch=a&token=" + ta + "&batch=b&token=" + tb);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.head.find("Access-Control-Allow-Origin: https://app.example"), std::string::npos) << ok.head;
+  std::map<std::string, std::vector<int64_t>> seqs;
+  collect(parse_many(ok.body), {"a", "b"}, seqs);
+  EXPECT_EQ(seqs["a"], seq_range(1, 2));
+  EXPECT_EQ(seqs["b"], seq_range(1, 2));
+}
+
+TEST_F(StreamServerTest, DropsASlowManyBatchReaderWithoutSlowingOthers) {
+  StreamServerSettings s;
+  s.stream_buffer_bytes = 64 * 1024;
+  start(s);
+  constexpr int kEvents = 800;
+  tmp.create_batch("b1", kEvents);
+  tmp.create_batch("b2", 1);
+  RawClient slow(port, 4096);
+  slow.send_all(stream_request("/v1/events?batch=b1&batch=b2"));
+  RawClient fast(port);
+  fast.send_all(stream_request("/v1/events?batch=b1&batch=b2"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 2; }, 5s));
+  const std::string data(16 * 1024, 'x');
+  for (int seq = 1; seq <= kEvents; ++seq) {
+    hub.on_event({"b1", seq, "job.failed", data});
+    if (seq % 4 == 0) {
+      std::string frame = "id: " + std::to_string(seq) + ".0\n";
+      auto has_frame = [&](const std::string& d) {
+        size_t at = d.rfind(frame);
+        return at != std::string::npos && d.find("\n\n", at) != std::string::npos;
+      };
+      // A generous bound: sanitizer builds on a loaded machine are slow, a stall is forever.
+      ASSERT_TRUE(fast.read_until(has_frame, 20s)) << "the fast reader stalled at " << seq;
+    }
+  }
+  std::vector<int64_t> ids;
+  const std::string body = split_response(fast.data).body;
+  for (size_t at = 0; (at = body.find("id: ", at)) != std::string::npos; at += 4)
+    ids.push_back(std::stoll(body.substr(at + 4)));
+  EXPECT_EQ(ids, seq_range(1, kEvents)) << "the fast reader gets everything";
+  EXPECT_TRUE(wait_for([&] { return server->open_streams() == 1; }, 5s)) << "the slow reader is dropped";
+  EXPECT_TRUE(slow.read_to_eof(10s));
+}
+
+TEST_F(StreamServerTest, AnEventVisitsOnlyTheStreamsOfItsBatch) {
+  start();
+  auto x = tmp.create_batch("x", 3);
+  auto y = tmp.create_batch("y", 3);
+  auto a = tmp.create_batch("a", 3);
+  tmp.create_batch("b", 3);
+  constexpr size_t kEach = 20;
+  std::vector<std::unique_ptr<RawClient>> xy, ys;
+  for (size_t i = 0; i < kEach; ++i) {
+    xy.push_back(std::make_unique<RawClient>(port));
+    xy.back()->send_all(stream_request("/v1/events?batch=x&batch=y"));
+    ys.push_back(std::make_unique<RawClient>(port));
+    ys.back()->send_all(stream_request("/v1/batches/y/events"));
+  }
+  RawClient ab(port);
+  ab.send_all(stream_request("/v1/events?batch=a&batch=b"));
+  ASSERT_TRUE(wait_for([&] { return server->open_streams() == 2 * kEach + 1; }, 10s));
+  auto visits_for = [&](const std::function<void()>& finish, RawClient& watcher) {
+    const uint64_t before = server->fan_out_visits();
+    const size_t frames = count_frames(watcher.data);
+    finish();
+    EXPECT_TRUE(watcher.read_until([&](const std::string& d) { return count_frames(d) > frames; }, 5s));
+    return server->fan_out_visits() - before;
+  };
+  EXPECT_EQ(visits_for([&] { finish_all({a[0]}); }, ab), 1u) << "a's event visits the one stream watching a";
+  EXPECT_EQ(visits_for([&] { finish_all({x[0]}); }, *xy.front()), kEach);
+  EXPECT_EQ(visits_for([&] { finish_all({y[0]}); }, *ys.front()), 2 * kEach);
+}
+
 TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
   TempDb tmp;
   EventHub hub({tmp.path(), 1000ms});
@@ -673,6 +930,43 @@ TEST(StreamServerAsyncFirstRead, AHeldHistoryReadHoldsOnlyItsOwnBatch) {
   EXPECT_EQ(parse_sse(split_response(slow_too.data).body).ids, seq_range(2, 2));
   EXPECT_EQ(source->waiting.load(), 1) << "one read of the slow batch for both of its streams";
   EXPECT_TRUE(wait_for([&] { return server.open_streams() == 0; }, 5s));
+  server.stop();
+}
+
+TEST(StreamServerAsyncFirstRead, AStreamOfManyBatchesStartsOnceEveryReadEnds) {
+  TempDb tmp;
+  auto source = std::make_shared<HeldSource>(tmp.path(), "slow");
+  EventHub hub({"", 60s, source});
+  StreamServerSettings settings;
+  settings.async_first_read = true;
+  settings.heartbeat = 10s;
+  StreamServer server(hub, settings);
+  const int port = server.listen("127.0.0.1", 0);
+  server.start();
+  for (int64_t id : tmp.create_batch("fast", 1)) tmp.finish_job(id);
+  for (int64_t id : tmp.create_batch("slow", 1)) tmp.finish_job(id);
+
+  RawClient many(port);
+  many.send_all(stream_request("/v1/events?batch=fast&batch=slow"));
+  ASSERT_TRUE(wait_for([&] { return source->waiting.load() == 1; }, 5s));
+  // The loop serves the others meanwhile; the fast batch's own stream comes and goes.
+  RawClient fast(port);
+  fast.send_all(stream_request("/v1/batches/fast/events"));
+  ASSERT_TRUE(fast.read_to_eof(5s));
+  EXPECT_EQ(parse_sse(split_response(fast.data).body).ids, seq_range(1, 2));
+  RawClient unknown(port);
+  unknown.send_all(stream_request("/v1/events?batch=fast&batch=nope"));
+  ASSERT_TRUE(unknown.read_to_eof(5s));
+  EXPECT_EQ(split_response(unknown.data).status, 404);
+  EXPECT_TRUE(many.data.empty()) << "the stream waits for the slow batch's history";
+
+  source->release();
+  ASSERT_TRUE(many.read_to_eof(5s));
+  std::map<std::string, std::vector<int64_t>> seqs;
+  collect(parse_many(split_response(many.data).body), {"fast", "slow"}, seqs);
+  EXPECT_EQ(seqs["fast"], seq_range(1, 2));
+  EXPECT_EQ(seqs["slow"], seq_range(1, 2));
+  EXPECT_TRUE(wait_for([&] { return server.open_streams() == 0 && hub.watched_batches() == 0; }, 5s));
   server.stop();
 }
 
