@@ -360,7 +360,8 @@ TEST(OutcomeMessages, ReadBackAsWrittenItemsIncluded) {
 
   // Bytes travel as they are, invalid UTF-8 and NULs included: the recorder stores what a local
   // consumer would have stored.
-  o.fetch->items[0].title = std::string("bad \xff\xfe utf-8 \0 nul", 20);
+  static constexpr char kRaw[] = "bad \xff\xfe utf-8 \0 nul";
+  o.fetch->items[0].title = std::string(kRaw, sizeof kRaw - 1);
   o.job_id = (int64_t{1} << 62) + 5;
   o.duration_ms = -1;
   OutcomeMessage raw = read_outcome_message(serialize_outcome("b", o));
