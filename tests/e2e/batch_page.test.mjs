@@ -6,18 +6,16 @@
 // SCREENSHOT (a path: save a picture of the finished batch page), FEEDPIPE_E2E_ARGS (more
 // standalone flags, space-separated; with --stream-token-secret the page must carry the batch's
 // stream token from the submit answer to its EventSource).
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import assert from 'node:assert/strict';
+import { freePort, launchChromium, waitReady } from './support.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const FEEDS = 30;
 const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
 const streamTokens = extraArgs.includes('--stream-token-secret');
@@ -54,25 +52,7 @@ function cleanup() {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitReady(port) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('feedpipe did not become ready');
-}
 
 // Feeds that answer after a short delay, so that the page shows progress live; `hold` parks
 // every request until released.
@@ -108,11 +88,7 @@ async function main() {
   let server = startFeedpipe(port, db, log);
   await waitReady(port);
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     currentPage = page;

@@ -4,18 +4,16 @@
 // text and never runs. Also a phone-sized window and the keyboard.
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT_DIR (save pictures of the pages there).
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import assert from 'node:assert/strict';
+import { freePort, launchChromium, waitReady } from './support.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const children = [];
 const deadline = setTimeout(() => fail(new Error('e2e test timed out after 120 s')), 120_000);
 
@@ -30,24 +28,7 @@ async function fail(err) {
   process.exit(1);
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitReady(port) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('feedpipe did not become ready');
-}
 
 // Item text that would run if a page put it in as HTML. Each payload sets a flag on window.
 const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=\'title\'">Hostile <b>title</b>';
@@ -101,11 +82,7 @@ async function main() {
   assert.equal(submit.status, 202);
   const { batch_id: batchId } = await submit.json();
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });  // a phone
     await page.goto(`${base}/batches/${batchId}`);

@@ -2,18 +2,16 @@
 // for a token, keeps it for the tab only (sessionStorage), sends it as `Authorization: Bearer`,
 // and shows the 401's message for a wrong one.
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium).
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import assert from 'node:assert/strict';
+import { freePort, launchChromium, waitReady } from './support.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const TOKEN = 'e2e-token-4d7b9a';
 const FEEDS = 3;
 const children = [];
@@ -30,25 +28,7 @@ async function fail(err) {
   process.exit(1);
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitReady(port) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('feedpipe did not become ready');
-}
 
 const feedServer = http.createServer((req, res) => {
   const n = req.url.match(/\d+/)?.[0] ?? '0';
@@ -69,11 +49,7 @@ async function main() {
   children.push(child);
   await waitReady(port);
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
