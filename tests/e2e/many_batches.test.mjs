@@ -6,18 +6,16 @@
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
 // FEEDPIPE_E2E_ARGS (more standalone flags; with --stream-token-secret the page passes one
 // token= per batch=, from the submit answers).
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import assert from 'node:assert/strict';
+import { freePort, launchChromium, waitReady } from './support.mjs';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const BATCHES = 8;
 const FEEDS = 6;  // per batch
 const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
@@ -43,26 +41,6 @@ async function fail(err) {
 }
 function cleanup() {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitReady(port) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-      if (res.status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('feedpipe did not become ready');
 }
 
 // Feeds that answer after a short delay; `hold` parks every request until released.
@@ -151,11 +129,7 @@ async function main() {
   }
   streamUrl = `http://127.0.0.1:${port}/v1/events?${params.join('&')}`;
 
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     currentPage = page;
