@@ -60,7 +60,7 @@ std::optional<nlohmann::json> batch_snapshot(Database& db, const std::string& ba
 
 nlohmann::json list_batches(Database& db, int limit, const std::string& before) {
   auto q = db.prepare(
-      "SELECT id, status, created_at, total, done, failed, completed_at FROM batches "
+      "SELECT id, status, created_at, total, done, failed, completed_at, last_seq FROM batches "
       "WHERE (?1 = '' OR id < ?1) ORDER BY id DESC LIMIT ?2");
   q.bind(1, before).bind(2, static_cast<int64_t>(limit));
   auto batches = nlohmann::json::array();
@@ -72,6 +72,7 @@ nlohmann::json list_batches(Database& db, int limit, const std::string& before) 
                        {"done", q.int64(4)},
                        {"failed", q.int64(5)},
                        {"completed_at", column_json(q, 6)},
+                       {"last_seq", q.int64(7)},
                        {"status_url", "/v1/batches/" + q.text(0)},
                        {"events_url", "/v1/batches/" + q.text(0) + "/events"}});
   }
