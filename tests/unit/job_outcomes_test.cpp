@@ -120,6 +120,27 @@ TEST_F(JobOutcomesTest, SeqIsGapFreeAndBatchCompletedIsLast) {
   EXPECT_EQ(progress->last_seq, 4);
 }
 
+// The list's last_seq is where a client showing the list resumes each batch's events.
+TEST_F(JobOutcomesTest, TheBatchListCarriesEachBatchsNewestSeqWithItsCounts) {
+  auto first = create({"http://a.test/1", "http://a.test/2"});
+  auto second = create({"http://b.test/1"});
+  JobOutcome o;
+  o.job_id = first.jobs[0].job_id;
+  o.status = JobStatus::not_modified;
+  o.fetch = FeedFetch{};
+  ASSERT_EQ(record_outcomes(*db_, {o}).size(), 1u);
+
+  auto list = list_batches(*db_, 10, "")["batches"];
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["batch_id"], second.batch_id);  // newest first
+  EXPECT_EQ(list[0]["last_seq"], 0);
+  EXPECT_EQ(list[1]["batch_id"], first.batch_id);
+  EXPECT_EQ(list[1]["last_seq"], 1);
+  EXPECT_EQ(list[1]["done"], 1);
+  auto events = events_after(*db_, first.batch_id, list[1]["last_seq"].get<int64_t>(), 10);
+  EXPECT_TRUE(events.empty()) << "nothing after the listed seq yet";
+}
+
 TEST_F(JobOutcomesTest, EventDataIsValidJsonWithEveryContractFieldAndTheCountsAgree) {
   auto batch = create({"http://a.test/q?x=\"1\"", "http://a.test/2", "http://a.test/3"});
   JobOutcome failed;
