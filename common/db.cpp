@@ -3,6 +3,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -10,6 +12,19 @@ namespace feedpipe {
 namespace {
 
 std::atomic<uint64_t> g_busy_retries{0};
+
+// Writers of one process take turns on a mutex per database file before they ask SQLite for the
+// write lock. SQLite's own wait is a sleep in steps of up to 100 ms, so a writer that lost the
+// race slept on after the winner committed: the two writers of a standalone process left the
+// file idle between their transactions. Other processes still meet at SQLite's lock.
+std::mutex& write_turn(const std::string& path) {
+  static std::mutex registry_mu;
+  static std::map<std::string, std::unique_ptr<std::mutex>> turns;
+  std::lock_guard lock(registry_mu);
+  auto& turn = turns[path];
+  if (!turn) turn = std::make_unique<std::mutex>();
+  return *turn;
+}
 
 [[noreturn]] void throw_error(sqlite3* db, int rc, std::string_view what) {
   throw DbError(rc, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
@@ -142,6 +157,8 @@ Statement Database::prepare(const char* sql) {
 
 void Database::write(const std::function<void()>& body) {
   thread_local std::minstd_rand rng{std::random_device{}()};
+  if (!write_turn_) write_turn_ = &write_turn(path_);
+  std::lock_guard turn(*write_turn_);
   for (int attempt = 0;; ++attempt) {
     try {
       exec("BEGIN IMMEDIATE");

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -98,6 +99,7 @@ class Database {
 
  private:
   std::string path_;
+  std::mutex* write_turn_ = nullptr;  // shared by this process's connections to path_
   sqlite3* db_ = nullptr;
   sqlite3_stmt* cached_statement(const std::string& sql);
 

@@ -129,4 +129,15 @@ stop_feedpipe() {
 
 # CPU ticks (user + system) of every process in fp_pids, and their resident memory in KB.
 cpu_ticks() { local p t=0; for p in "${fp_pids[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+# CPU ticks per thread name over every process of the shape, one "name ticks" line each.
+thread_ticks() {
+  local p
+  for p in "${fp_pids[@]}"; do
+    for t in /proc/"$p"/task/*; do
+      [[ -r $t/stat ]] && echo "$(cat "$t/comm" 2>/dev/null | tr ' ' '_') $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null)"
+    done
+  done | awk '{a[$1] += $2} END {for (k in a) printf "%s:%d ", k, a[k]}'
+}
+# Bytes the shape's processes caused to be written to storage (SQLite's WAL and checkpoints).
+written_bytes() { local p t=0; for p in "${fp_pids[@]}"; do t=$((t + $(awk '/^write_bytes/ {print $2}' "/proc/$p/io"))); done; echo "$t"; }
 rss_total_kb() { local p t=0; for p in "${fp_pids[@]}"; do t=$((t + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }

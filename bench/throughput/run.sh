@@ -65,7 +65,7 @@ stop_perf() {
 
 # Each shape: two passes (the second all 304), CPU of every process of the shape, resident memory.
 measure_shape() {
-  local shape=$1 c0 c1 c2 first second
+  local shape=$1 c0 c1 c2 w0 w1 w2 t0 t1 t2 first second
   echo "feedpipe $shape over $FEEDS feeds"
   case $shape in
     standalone) start_feedpipe ;;
@@ -73,16 +73,29 @@ measure_shape() {
     many) start_roles many ;;
     *) echo "unknown shape $shape (standalone, roles or many)" >&2; exit 2 ;;
   esac
-  c0=$(cpu_ticks)
+  c0=$(cpu_ticks) w0=$(written_bytes) t0=$(thread_ticks)
   [[ ${PERF_PASS:-second} == first ]] && start_perf "$shape"
   first=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
   stop_perf
-  c1=$(cpu_ticks)
+  c1=$(cpu_ticks) w1=$(written_bytes) t1=$(thread_ticks)
   [[ ${PERF_PASS:-second} == second ]] && start_perf "$shape"
   second=$(python3 bench/throughput/watch_batch.py "$FP_PORT" "$work/urls.txt" "$FP_STREAM_PORT")
   stop_perf
-  c2=$(cpu_ticks)
-  results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"rss_kb\": $(rss_total_kb)}")
+  c2=$(cpu_ticks) w2=$(written_bytes) t2=$(thread_ticks)
+  # CPU per thread name in each pass (threads that ended during a pass are not counted).
+  python3 - "$shape" "$t0" "$t1" "$t2" "$(getconf CLK_TCK)" <<'PY'
+import sys
+shape, tick = sys.argv[1], float(sys.argv[5])
+snaps = [dict((k, int(v)) for k, v in (e.rsplit(":", 1) for e in a.split())) for a in sys.argv[2:5]]
+for label, a, b in (("first", snaps[0], snaps[1]), ("second", snaps[1], snaps[2])):
+    used = sorted(((b[k] - a.get(k, 0)) / tick, k) for k in b if b[k] - a.get(k, 0) > 0)
+    print(f"  {shape} {label} pass, CPU s by thread: " + ", ".join(f"{k} {s:.2f}" for s, k in reversed(used)))
+PY
+  # Outcomes per writer transaction, where the shape's HTTP port serves the writers' metrics.
+  curl -s "127.0.0.1:$FP_PORT/metrics" | awk -v shape="$shape" '
+    /^feedpipe_outcome_group_size_sum/ {sum = $2} /^feedpipe_outcome_group_size_count/ {n = $2}
+    END {if (n) printf "  %s writers, both passes: %d transactions, %.1f outcomes each\n", shape, n, sum / n}' || true
+  results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"written\": [$w0, $w1, $w2], \"rss_kb\": $(rss_total_kb)}")
   stop_feedpipe
 }
 results=()
@@ -98,18 +111,21 @@ names = {"standalone": "feedpipe standalone",
          "roles": "feedpipe roles, one host (kafka-mock, producer, consumers --db, broadcaster)",
          "many": "feedpipe roles, many hosts (kafka-mock, producer, recorder, consumers without a database, broadcaster --api)"}
 print()
-print(f"| run | feeds | feeds/s | vs newsboat | vs curl | lag p50 / p99 / max (ms) | CPU s per 1,000 feeds |")
-print(f"|---|---|---|---|---|---|---|")
-print(f"| newsboat -x reload (32 threads) | {nb_feeds} | {nb:.0f} | 1.0× | {nb / curl:.3f} | | |")
-print(f"| curl --parallel 64 (download only) | {feeds} | {curl:.0f} | {curl / nb:.1f}× | 1.0 | | |")
+print(f"| run | feeds | feeds/s | vs newsboat | vs curl | lag p50 / p99 / max (ms) | CPU s per 1,000 feeds | MB written per 1,000 feeds |")
+print(f"|---|---|---|---|---|---|---|---|")
+print(f"| newsboat -x reload (32 threads) | {nb_feeds} | {nb:.0f} | 1.0× | {nb / curl:.3f} | | | |")
+print(f"| curl --parallel 64 (download only) | {feeds} | {curl:.0f} | {curl / nb:.1f}× | 1.0 | | | |")
 rates = {}
 for s in shapes:
     c0, c1, c2 = s["cpu"]
-    for label, run, cpu in (("first pass", s["first"], (c1 - c0) / tick), ("second pass (304)", s["second"], (c2 - c1) / tick)):
+    w0, w1, w2 = s["written"]
+    for label, run, cpu, written in (("first pass", s["first"], (c1 - c0) / tick, w1 - w0),
+                                     ("second pass (304)", s["second"], (c2 - c1) / tick, w2 - w1)):
         r = feeds / run["seconds"]
         rates[(s["shape"], label)] = r
         print(f"| {names.get(s['shape'], s['shape'])}, {label} | {feeds} | {r:.0f} | {r / nb:.1f}× | {r / curl:.2f} | "
-              f"{run['lag_ms_p50']} / {run['lag_ms_p99']} / {run['lag_ms_max']} | {1000 * cpu / feeds:.2f} |")
+              f"{run['lag_ms_p50']} / {run['lag_ms_p99']} / {run['lag_ms_max']} | {1000 * cpu / feeds:.2f} | "
+              f"{1000 * written / feeds / 1e6:.2f} |")
 print()
 for s in shapes:
     print(f"{s['shape']} first pass: {json.dumps(s['first'])}")

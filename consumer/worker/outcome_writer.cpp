@@ -155,6 +155,10 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
       }
       static auto& latency = metrics::histogram(
           "feedpipe_job_latency_seconds", "From a consumer taking a job to its outcome being committed.");
+      static auto& group_size = metrics::histogram(
+          "feedpipe_outcome_group_size", "Job outcomes recorded per SQLite transaction by a writer.",
+          {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+      if (!outcomes.empty()) group_size.observe(static_cast<double>(outcomes.size()));
       auto now = std::chrono::steady_clock::now();
       for (const auto& ref : refs) {
         offsets_.done(ref.partition, ref.offset);
