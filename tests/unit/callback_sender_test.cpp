@@ -102,7 +102,10 @@ class CallbackSenderTest : public ::testing::Test {
 };
 
 TEST_F(CallbackSenderTest, DeliversWithItsHeadersAndRetriesWithTheSameDeliveryId) {
-  failures_ = 2;
+  {
+    std::lock_guard lock(mu_);
+    failures_ = 2;
+  }
   const std::string batch = completed_batch(hook());
   callbacks::CallbackSender sender(settings());
   sender.start();
