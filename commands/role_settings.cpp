@@ -61,13 +61,40 @@ void add_consumer_settings(Settings& s) {
       .add("fetch-retry-delay-ms", "500", "base of the exponential retry backoff")
       .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
-      .add_switch("allow-private-networks", "allow fetching from every loopback and private address (tests; for an intranet prefer --allow-networks)")
-      .add("allow-networks", "",
-           "CIDR blocks or addresses feeds (and callbacks) may be fetched from although the SSRF guard refuses "
-           "them, comma-separated, e.g. 10.1.0.0/16,fd00:1::/64 (loopback only when listed)")
       .add("consumer-max-backlog", "1024", "jobs a consumer works on at once (fetching or being recorded); more wait")
       .add("consumer-max-read-ahead", "16384", "jobs read from Kafka that wait for room in the backlog; at this many the consumer pauses its partitions (it keeps serving its group)")
       .add("write-group", "512", "job outcomes per SQLite transaction");
+  add_outbound_address_settings(s);
+}
+
+void add_outbound_address_settings(Settings& s) {
+  s.add_switch("allow-private-networks",
+               "allow fetching feeds and calling callbacks at every loopback and private address (tests; for an "
+               "intranet prefer --allow-networks)")
+      .add("allow-networks", "",
+           "CIDR blocks or addresses feeds may be fetched from and callbacks sent to although the SSRF guard "
+           "refuses them, comma-separated, e.g. 10.1.0.0/16,fd00:1::/64 (loopback only when listed)");
+}
+
+void add_callback_settings(Settings& s) {
+  s.add("callback-secret", "",
+        "when set, each callback POST carries Feedpipe-Signature: t=UNIX,v1=hex HMAC-SHA256(secret, t + \".\" + body)")
+      .add("callback-retry-min-ms", "1000", "a failed callback is first tried again after this long …")
+      .add("callback-retry-max-ms", "3600000",
+           "… then after a delay drawn at random up to twice the previous cap (full jitter), at most this long")
+      .add("callback-max-age", "24h",
+           "a callback not delivered this long after its batch completed is given up (status failed); "
+           "a duration: 90 (seconds), 30m, 12h, 1d")
+      .add("callback-connect-timeout-ms", "5000", "connect timeout of a callback POST")
+      .add("callback-timeout-ms", "10000", "whole-attempt timeout of a callback POST (then it is retried)")
+      .add("callback-low-speed-bytes", "1024", "abort a callback answer slower than this many bytes/s …")
+      .add("callback-low-speed-seconds", "10", "… for this many seconds (then it is retried)")
+      .add("callback-max-response-bytes", "65536", "a receiver's answer body is read up to this many bytes, then dropped")
+      .add("callback-max-in-flight", "16", "callback POSTs one process sends at once")
+      .add("callback-poll-ms", "500", "how often the SQLite queue is read for due callbacks")
+      .add("callback-claim-lease-ms", "60000",
+           "a process sending a callback holds it this long (keep above --callback-timeout-ms); if it dies, "
+           "another process (or this one restarted) sends it after that");
 }
 
 void add_broadcaster_settings(Settings& s) {
@@ -182,6 +209,38 @@ void check_access_settings(const Settings& s, bool api_tokens) {
   if (api_tokens) ApiTokens::load(s.str("api-tokens-file"), s.str("api-tokens"));
   cors_policy(s);
   TrustedProxies::parse(s.str("trusted-proxies"));
+}
+
+callbacks::CallbackSettings callback_settings(const Settings& s) {
+  callbacks::CallbackSettings c;
+  c.db_path = s.str("db");
+  c.secret = s.str("callback-secret");
+  c.retry.min = std::chrono::milliseconds(s.integer("callback-retry-min-ms"));
+  c.retry.max = std::chrono::milliseconds(s.integer("callback-retry-max-ms"));
+  c.retry.max_age = s.duration("callback-max-age");
+  if (c.retry.min.count() < 1) throw ConfigError("--callback-retry-min-ms must be at least 1");
+  if (c.retry.max < c.retry.min) throw ConfigError("--callback-retry-max-ms must be at least --callback-retry-min-ms");
+  if (c.retry.max_age.count() < 1) throw ConfigError("--callback-max-age must be more than 0");
+  c.connect_timeout_ms = s.integer("callback-connect-timeout-ms");
+  c.timeout_ms = s.integer("callback-timeout-ms");
+  if (c.connect_timeout_ms < 1 || c.timeout_ms < 1)
+    throw ConfigError("--callback-connect-timeout-ms and --callback-timeout-ms must be at least 1");
+  c.low_speed_bytes_per_s = s.integer("callback-low-speed-bytes");
+  c.low_speed_window_s = s.integer("callback-low-speed-seconds");
+  long max_response = s.integer("callback-max-response-bytes"), in_flight = s.integer("callback-max-in-flight");
+  if (max_response < 0) throw ConfigError("--callback-max-response-bytes must be 0 or more");
+  if (in_flight < 1) throw ConfigError("--callback-max-in-flight must be at least 1");
+  c.max_response_bytes = static_cast<size_t>(max_response);
+  c.max_in_flight = static_cast<size_t>(in_flight);
+  c.poll_interval = std::chrono::milliseconds(s.integer("callback-poll-ms"));
+  if (c.poll_interval.count() < 1) throw ConfigError("--callback-poll-ms must be at least 1");
+  c.claim_lease = std::chrono::milliseconds(s.integer("callback-claim-lease-ms"));
+  if (c.claim_lease.count() <= c.timeout_ms)
+    throw ConfigError("--callback-claim-lease-ms must be more than --callback-timeout-ms, or a slow attempt "
+                      "could be sent twice at once");
+  c.allow_private_networks = s.on("allow-private-networks");
+  c.allow_networks = allowed_networks(s);
+  return c;
 }
 
 IpNetworks allowed_networks(const Settings& s) { return IpNetworks::parse(s.str("allow-networks"), "allow-networks"); }

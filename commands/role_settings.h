@@ -8,6 +8,7 @@
 #include "common/http.h"
 #include "common/kafka.h"
 #include "common/retention.h"
+#include "consumer/callbacks/callback_settings.h"
 #include "consumer/worker/consumer.h"
 #include "consumer/worker/recorder.h"
 #include "producer/producer.h"
@@ -21,6 +22,11 @@ void add_producer_settings(Settings& s);
 void add_consumer_settings(Settings& s);
 void add_broadcaster_settings(Settings& s);
 void add_recorder_settings(Settings& s);
+// --allow-private-networks and --allow-networks: the SSRF guard's exceptions, for feed fetches
+// and callbacks (add_consumer_settings includes them).
+void add_outbound_address_settings(Settings& s);
+// --callback-*: the callback sender of the processes that record batch completions.
+void add_callback_settings(Settings& s);
 // The `broadcaster` command's alternative to --db: --api URL and its timeouts.
 void add_broadcaster_api_settings(Settings& s);
 void add_retention_settings(Settings& s);   // the pruner of the producer and standalone
@@ -42,6 +48,9 @@ producer::ProducerSettings producer_settings(const Settings& s, const KafkaSetti
 consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSettings& kafka);
 consumer::RecorderSettings recorder_settings(const Settings& s, const KafkaSettings& kafka);
 RetentionSettings retention_settings(const Settings& s);
+// The callback sender's settings (add_callback_settings and the address rules); throws
+// ConfigError for a value out of range.
+callbacks::CallbackSettings callback_settings(const Settings& s);
 BroadcasterSettings broadcaster_settings(const Settings& s, const KafkaSettings& kafka);
 // broadcaster_settings plus --api and its timeouts (add_broadcaster_api_settings); throws
 // ConfigError unless exactly one of --db and --api is set.
@@ -52,7 +61,7 @@ StreamServerSettings stream_server_settings(const Settings& s, const Broadcaster
 // so that a mistake stops the command at once, before it opens the database or the broker.
 void check_access_settings(const Settings& s, bool api_tokens);
 // --allow-networks: the blocks the SSRF guard lets through (empty: none); throws ConfigError for
-// an item that is not an address or CIDR block. Fetches use it, and so will callbacks.
+// an item that is not an address or CIDR block. Fetches and callbacks use it.
 IpNetworks allowed_networks(const Settings& s);
 // --cors-origins as a policy (off when empty); throws ConfigError for a malformed origin.
 CorsPolicy cors_policy(const Settings& s);

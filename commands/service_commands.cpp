@@ -14,6 +14,7 @@
 #include "commands/signals.h"
 #include "common/memory_trimmer.h"
 #include "common/migrations.h"
+#include "consumer/callbacks/callback_sender.h"
 #include "producer/web_routes.h"
 
 namespace feedpipe::commands {
@@ -140,6 +141,7 @@ int standalone(int argc, char** argv) {
   add_broadcaster_settings(s);
   add_retention_settings(s);
   add_access_settings(s);
+  add_callback_settings(s);
   add_shutdown_settings(
       s,
       "on SIGTERM, how long the consumer workers get to finish the jobs in flight (they stop taking "
@@ -151,7 +153,7 @@ int standalone(int argc, char** argv) {
   if (!parse_settings(s, argc, argv)) return 0;
   const RetentionSettings retention = retention_settings(s);  // bad values fail before any waiting
   check_access_settings(s, true);
-  allowed_networks(s);
+  const callbacks::CallbackSettings callbacks_cfg = callback_settings(s);  // also checks --allow-networks
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
 
@@ -167,6 +169,7 @@ int standalone(int argc, char** argv) {
   }
 
   RetentionPruner pruner(s.str("db"), retention);
+  callbacks::CallbackSender callback_sender(callbacks_cfg);
   auto producer_cfg = producer_settings(s, kafka);
   // The API sits behind the front: the front's own hop is trusted whatever --trusted-proxies says.
   producer_cfg.trusted_proxies.trust_front_hop(kFrontHop);
@@ -207,11 +210,13 @@ int standalone(int argc, char** argv) {
   for (auto& c : consumers) c->start();
   producer.start();
   pruner.start();
+  callback_sender.start();
   auto drain = [&] {
     for (auto& c : consumers) c->begin_stop();  // their drain runs during the API's grace
     drain_producer(producer, s);
   };
   serve_behind_front(*server, broadcaster, s, "standalone", signal, drain, [&] { broadcaster.stop(); });
+  callback_sender.stop();
   pruner.stop();
   producer.stop();
   for (auto& c : consumers) c->begin_stop();
@@ -261,9 +266,10 @@ int consumer(int argc, char** argv) {
   add_common_settings(s, "");
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_consumer_settings(s);
+  add_callback_settings(s);
   add_shutdown_settings(s, kConsumerDrain, kConsumerGrace);
   if (!parse_settings(s, argc, argv)) return 0;
-  allowed_networks(s);  // a bad block stops here, before any work
+  const callbacks::CallbackSettings callbacks_cfg = callback_settings(s);  // a bad block stops here, before any work
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
@@ -274,7 +280,11 @@ int consumer(int argc, char** argv) {
                  "to record them", kOutcomesTopic);
   ensure_topics(kafka);
   consumer::Consumer worker(consumer_settings(s, kafka));
+  // Callbacks are sent by the process that records batch completions: with --db, this one.
+  std::unique_ptr<callbacks::CallbackSender> callback_sender;
+  if (!s.str("db").empty()) callback_sender = std::make_unique<callbacks::CallbackSender>(callbacks_cfg);
   worker.start();
+  if (callback_sender) callback_sender->start();
   if (s.str("http").empty()) {
     spdlog::info("feedpipe consumer running");
     signal.wait();
@@ -286,6 +296,7 @@ int consumer(int argc, char** argv) {
     register_metrics_route(*server);
     serve_until_signal(*server, s, "consumer", signal, nullptr);
   }
+  if (callback_sender) callback_sender->stop();
   worker.stop();
   return 0;
 }
@@ -339,16 +350,21 @@ int recorder(int argc, char** argv) {
   add_common_settings(s);
   s.add("http", "", "HOST:PORT for /healthz, /readyz and /metrics (off when empty)");
   add_recorder_settings(s);
+  add_outbound_address_settings(s);
+  add_callback_settings(s);
   add_shutdown_settings(s, kRecorderDrain, kRecorderGrace);
   if (!parse_settings(s, argc, argv)) return 0;
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
   consumer::RecorderSettings settings = recorder_settings(s, kafka);
+  const callbacks::CallbackSettings callbacks_cfg = callback_settings(s);
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   migrate_database(settings.db_path);
   ensure_topics(kafka);
   consumer::Recorder recorder(settings);
+  callbacks::CallbackSender callback_sender(callbacks_cfg);  // the store side sends the callbacks
   recorder.start();
+  callback_sender.start();
   if (s.str("http").empty()) {
     spdlog::info("feedpipe recorder running");
     signal.wait();
@@ -360,6 +376,7 @@ int recorder(int argc, char** argv) {
     register_metrics_route(*server);
     serve_until_signal(*server, s, "recorder", signal, nullptr);
   }
+  callback_sender.stop();
   recorder.stop();
   return 0;
 }

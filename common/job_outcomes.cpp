@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "common/callbacks/callback_store.h"
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -336,7 +337,12 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
   std::vector<EventMessage> events;
   events.reserve(pending.size());
   const int64_t ts = now_ms();
-  for (auto& e : pending) events.push_back(insert_event(db, e, ts));
+  for (auto& e : pending) {
+    events.push_back(insert_event(db, e, ts));
+    const EventMessage& written = events.back();
+    // The batch's callback, if it asked for one, is queued by the commit that completes it.
+    if (written.type == "batch.completed") callbacks::queue_callback(db, written.batch_id, written.data, ts);
+  }
   return events;
 }
 

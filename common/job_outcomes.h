@@ -2,8 +2,9 @@
 // Recording job outcomes: the one write that moves a job to its final state. For each outcome,
 // in one transaction: the feed's state, its items (upserted by feed and guid/link), the job row,
 // the batch counters, the job's event with the batch's next seq, and — with the batch's last
-// job — the batch.completed event. Idempotent: a job that is already final is left unchanged and
-// produces no event. Positions of the same feed in the same batch share the fetch: they all get
+// job — the batch.completed event and, when the batch asked for one, its callback
+// (common/callbacks). Idempotent: a job that is already final is left unchanged and produces no
+// event. Positions of the same feed in the same batch share the fetch: they all get
 // the outcome (and one event each) with the first of them.
 #include <cstdint>
 #include <optional>

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "common/callbacks/callback_store.h"
+
 namespace feedpipe {
 namespace {
 
@@ -53,6 +55,9 @@ std::optional<nlohmann::json> batch_snapshot(Database& db, const std::string& ba
                       {"title", column_json(q, 9)}});  // the feed's, once fetched
     }
     snap["jobs"] = std::move(jobs);
+    q.reset();
+    auto callback = callbacks::callback_state(db, batch_id);
+    if (!callback.is_null()) snap["callback"] = std::move(callback);  // only when one was asked for
     result = std::move(snap);
   });
   return result;

@@ -12,7 +12,8 @@
 
 namespace feedpipe {
 
-// {batch_id,status,created_at,total,done,failed,jobs:[…]}; nullopt for an unknown batch.
+// {batch_id,status,created_at,total,done,failed,jobs:[…]} and, when the batch asked for one,
+// callback {url,status,attempts,last_error}; nullopt for an unknown batch.
 std::optional<nlohmann::json> batch_snapshot(Database& db, const std::string& batch_id);
 
 // Newest first; `before` is a batch id (exclusive) for paging. Jobs are not included.

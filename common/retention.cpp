@@ -57,8 +57,9 @@ uint64_t prune_batches(Database& db, int64_t now_ms, std::chrono::milliseconds b
         more = candidates > ids.size();
       }
       for (const auto& id : ids) {
-        // Events reference jobs, jobs reference batches: delete in that order.
+        // Events reference jobs, jobs and callbacks reference batches: delete in that order.
         db.prepare("DELETE FROM events WHERE batch_id = ?").bind(1, id).run();
+        db.prepare("DELETE FROM callbacks WHERE batch_id = ?").bind(1, id).run();
         db.prepare("DELETE FROM jobs WHERE batch_id = ?").bind(1, id).run();
         db.prepare("DELETE FROM batches WHERE id = ?").bind(1, id).run();
       }

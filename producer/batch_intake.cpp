@@ -99,13 +99,14 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
     }
     created.batch_id = new_batch_id();
     db.prepare(
-          "INSERT INTO batches (id, created_at, total, idempotency_key, request_hash) "
-          "VALUES (?, ?, ?, ?, ?)")
+          "INSERT INTO batches (id, created_at, total, idempotency_key, request_hash, callback_url) "
+          "VALUES (?, ?, ?, ?, ?, ?)")
         .bind(1, created.batch_id)
         .bind(2, now_rfc3339())
         .bind(3, static_cast<int64_t>(request.feeds.size()))
         .bind_text_or_null(4, idempotency_key)
         .bind_text_or_null(5, hash)
+        .bind_text_or_null(6, request.callback_url)
         .run();
     std::vector<JobOutcome> invalid;
     std::unordered_set<int64_t> feeds_seen;

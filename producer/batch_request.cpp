@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "common/url.h"
+
 namespace feedpipe::producer {
 namespace {
 
@@ -15,7 +17,15 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
  public:
   explicit BatchRequestReader(const BatchRequestLimits& limits) : limits_(limits) {}
 
-  bool null() override { return value(); }
+  bool null() override {
+    if (depth_ == 1 && next_is_callback_) {  // "callback_url": null is no callback
+      next_is_callback_ = false;
+      callback_ = CallbackField::absent;
+      request_.callback_url.clear();
+      return true;
+    }
+    return value();
+  }
   bool boolean(bool) override { return value(); }
   bool number_integer(number_integer_t) override { return value(); }
   bool number_unsigned(number_unsigned_t) override { return value(); }
@@ -25,6 +35,13 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
     if (in_feeds_element()) {
       ++feeds_count_;
       if (request_.feeds.size() < limits_.max_feeds) request_.feeds.push_back(std::move(s));
+      return true;
+    }
+    if (depth_ == 1 && next_is_callback_) {
+      next_is_callback_ = false;
+      callback_ = CallbackField::given;
+      callback_too_long_ = s.size() > limits_.max_callback_url_bytes;
+      request_.callback_url = callback_too_long_ ? std::string() : std::move(s);
       return true;
     }
     return value();
@@ -37,6 +54,7 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
   }
   bool key(string_t& k) override {
     next_is_feeds_ = depth_ == 1 && k == "feeds";
+    next_is_callback_ = depth_ == 1 && k == "callback_url";
     return true;
   }
   bool end_object() override { return leave(); }
@@ -77,11 +95,29 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
                          std::to_string(limits_.max_feeds)};
     if (first_non_string_)
       return Refusal{400, "invalid_request", "feeds[" + std::to_string(*first_non_string_) + "] is not a string"};
+    if (auto refusal = callback_refusal()) return *refusal;
     return std::move(request_);
   }
 
  private:
   bool in_feeds_element() const { return in_feeds_ && depth_ == 2; }
+
+  std::optional<Refusal> callback_refusal() const {
+    auto refuse = [](const std::string& why) {
+      return Refusal{422, "invalid_callback_url",
+                     "\"callback_url\" must be an absolute http(s) URL such as \"https://example.com/hooks/feedpipe\": " + why};
+    };
+    switch (callback_) {
+      case CallbackField::absent: return std::nullopt;
+      case CallbackField::not_a_string: return refuse("it is not a string");
+      case CallbackField::given: break;
+    }
+    if (callback_too_long_)
+      return refuse("it is longer than " + std::to_string(limits_.max_callback_url_bytes) + " bytes");
+    std::string why;
+    if (!normalize_feed_url(request_.callback_url, &why)) return refuse(why);
+    return std::nullopt;
+  }
 
   // A value other than a string of "feeds": notes a non-string element of "feeds", or a
   // non-array value of the "feeds" key.
@@ -89,6 +125,10 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
     if (in_feeds_element()) {
       if (!first_non_string_) first_non_string_ = feeds_count_;
       ++feeds_count_;
+    } else if (depth_ == 1 && next_is_callback_) {
+      next_is_callback_ = false;
+      callback_ = CallbackField::not_a_string;
+      request_.callback_url.clear();
     } else if (depth_ == 1 && next_is_feeds_) {
       next_is_feeds_ = false;
       feeds_seen_ = true;
@@ -114,6 +154,9 @@ class BatchRequestReader : public nlohmann::json_sax<json> {
   int depth_ = 0;
   bool root_is_object_ = false, next_is_feeds_ = false, feeds_seen_ = false, feeds_is_array_ = false;
   bool in_feeds_ = false, too_deep_ = false;
+  enum class CallbackField { absent, given, not_a_string };
+  CallbackField callback_ = CallbackField::absent;
+  bool next_is_callback_ = false, callback_too_long_ = false;
   size_t feeds_count_ = 0;
   std::optional<size_t> first_non_string_;
 };

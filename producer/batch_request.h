@@ -1,5 +1,5 @@
 #pragma once
-// Reading a POST /v1/batches body: `{"feeds":["https://…",…]}` into a BatchRequest, or a Refusal
+// Reading a POST /v1/batches body: `{"feeds":["https://…",…],"callback_url":…}` into a BatchRequest, or a Refusal
 // with DESIGN.md's status for the case (400 malformed JSON or wrong shape, 422 empty `feeds`,
 // 413 more feeds than allowed). Pure and thread-safe; never throws.
 //
@@ -22,16 +22,19 @@ struct Refusal {
 
 struct BatchRequest {
   std::vector<std::string> feeds;
+  std::string callback_url = {};  // "callback_url": an absolute http(s) URL, or empty when not asked for
 };
 
 struct BatchRequestLimits {
   size_t max_feeds = 10000;  // more feeds: 413 batch_too_large
   int max_depth = 32;        // JSON nested deeper than this: 400 invalid_request (the shape needs 2)
+  size_t max_callback_url_bytes = 2048;  // a longer "callback_url": 422 invalid_callback_url
 };
 
 // Parses and validates the body. When several problems apply, the first of: malformed JSON
 // (or nesting beyond max_depth), not an object, `feeds` missing or not an array, empty, too many
-// feeds, an element that is not a string. A repeated `feeds` key: the last one counts.
+// feeds, an element that is not a string, a "callback_url" that is not an absolute http(s) URL
+// (422 invalid_callback_url; null counts as absent). A repeated key: the last one counts.
 std::variant<BatchRequest, Refusal> parse_batch_request(const std::string& body, const BatchRequestLimits& limits);
 
 inline std::variant<BatchRequest, Refusal> parse_batch_request(const std::string& body, size_t max_feeds) {
