@@ -130,14 +130,20 @@ TEST_F(JobOutcomesTest, TheBatchListCarriesEachBatchsNewestSeqWithItsCounts) {
   o.fetch = FeedFetch{};
   ASSERT_EQ(record_outcomes(*db_, {o}).size(), 1u);
 
+  // Two batches made in the same millisecond have no order between them: find each by id.
   auto list = list_batches(*db_, 10, "")["batches"];
   ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0]["batch_id"], second.batch_id);  // newest first
-  EXPECT_EQ(list[0]["last_seq"], 0);
-  EXPECT_EQ(list[1]["batch_id"], first.batch_id);
-  EXPECT_EQ(list[1]["last_seq"], 1);
-  EXPECT_EQ(list[1]["done"], 1);
-  auto events = events_after(*db_, first.batch_id, list[1]["last_seq"].get<int64_t>(), 10);
+  auto entry = [&](const std::string& id) {
+    for (const auto& b : list)
+      if (b["batch_id"] == id) return b;
+    ADD_FAILURE() << "batch " << id << " is not in the list";
+    return nlohmann::json::object();
+  };
+  EXPECT_EQ(entry(second.batch_id)["last_seq"], 0);
+  EXPECT_EQ(entry(first.batch_id)["last_seq"], 1);
+  EXPECT_EQ(entry(first.batch_id)["done"], 1);
+  EXPECT_EQ(entry(first.batch_id)["total"], 2);
+  auto events = events_after(*db_, first.batch_id, entry(first.batch_id)["last_seq"].get<int64_t>(), 10);
   EXPECT_TRUE(events.empty()) << "nothing after the listed seq yet";
 }
 
