@@ -9,10 +9,13 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,86 @@
 #include <sstream>
 
 namespace feedpipe::testing {
+
+namespace {
+
+// Every live child, so a test binary that dies leaves none running and a failed test shows their
+// logs. Slots are atomics: the fatal-signal handler reads them.
+constexpr size_t kMaxChildren = 256;
+std::atomic<pid_t> live_pids[kMaxChildren];
+std::mutex live_mutex;
+std::vector<const Process*> live_processes;
+
+void end_live_children(int) {
+  for (auto& slot : live_pids) {
+    pid_t pid = slot.load();
+    if (pid > 0) ::kill(pid, SIGKILL);
+  }
+}
+
+constexpr int kFatalSignals[] = {SIGABRT, SIGTERM, SIGINT, SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+struct sigaction previous_actions[std::size(kFatalSignals)];
+
+// Ends the children, then hands the signal to whoever handled it before (a sanitizer's report, or
+// the default action): a fault returns and faults again at the same instruction, others are re-raised.
+void on_fatal_signal(int signal) {
+  end_live_children(signal);
+  for (size_t i = 0; i < std::size(kFatalSignals); ++i)
+    if (kFatalSignals[i] == signal) sigaction(signal, &previous_actions[i], nullptr);
+  if (signal == SIGABRT || signal == SIGTERM || signal == SIGINT) ::raise(signal);
+}
+
+// On a failed test, the tail of each live child's log: the cause is usually there.
+class ChildLogsOnFailure : public ::testing::EmptyTestEventListener {
+  void OnTestPartResult(const ::testing::TestPartResult& result) override {
+    if (!result.failed()) return;
+    std::lock_guard lock(live_mutex);
+    for (const Process* p : live_processes) {
+      if (!printed_.insert(p).second) continue;
+      std::string log = p->log();
+      size_t at = log.size(), lines = 0;
+      while (at > 0 && lines <= 60) if (log[--at] == '\n') ++lines;
+      std::fprintf(stderr, "---- last lines of %s (pid %d) ----\n%s\n---- end of %s ----\n", p->name().c_str(),
+                   p->pid(), log.c_str() + (at > 0 ? at + 1 : 0), p->name().c_str());
+    }
+  }
+  void OnTestEnd(const ::testing::TestInfo&) override { printed_.clear(); }
+  std::set<const Process*> printed_;
+};
+
+void install_guards() {
+  static bool installed = [] {
+    struct sigaction action {};
+    action.sa_handler = on_fatal_signal;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < std::size(kFatalSignals); ++i) sigaction(kFatalSignals[i], &action, &previous_actions[i]);
+    std::atexit([] { end_live_children(0); });
+    ::testing::UnitTest::GetInstance()->listeners().Append(new ChildLogsOnFailure);
+    return true;
+  }();
+  (void)installed;
+}
+
+void track(const Process* process, pid_t pid) {
+  install_guards();
+  std::lock_guard lock(live_mutex);
+  live_processes.push_back(process);
+  for (auto& slot : live_pids) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, pid)) return;
+  }
+}
+
+void untrack(const Process* process, pid_t pid) {
+  std::lock_guard lock(live_mutex);
+  std::erase(live_processes, process);
+  for (auto& slot : live_pids) {
+    pid_t expected = pid;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+}  // namespace
 
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -66,6 +149,10 @@ Process::Process(const std::string& name, const std::vector<std::string>& args, 
     : name_(name), log_path_(log_path), stdout_path_(log_path + ".stdout") {
   std::vector<std::string> argv_s{feedpipe_binary()};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // A child started from the main thread also dies with a test binary killed outright (a ctest
+  // timeout); from another thread it cannot, since the death signal follows the forking thread.
+  const bool from_main_thread = syscall(SYS_gettid) == getpid();
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -80,12 +167,14 @@ Process::Process(const std::string& name, const std::vector<std::string>& args, 
     }
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
     setpgid(0, 0);
+    if (from_main_thread && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)) _exit(126);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
+  track(this, pid_);
 }
 
 Process::~Process() {
@@ -96,6 +185,7 @@ Process::~Process() {
       wait_exit(std::chrono::seconds(5));
     }
   }
+  untrack(this, pid_);
 }
 
 std::string Process::first_line(std::chrono::milliseconds timeout) {

@@ -36,12 +36,15 @@ class TempDir {
 // A child process running the feedpipe binary. Its stderr goes to a log file, its stdout to the
 // log file's name + ".stdout", its stdin comes from `stdin_path` (when given), it runs in `cwd`
 // (when given); the destructor sends SIGTERM, then SIGKILL after a grace period, to this PID only.
+// A test binary that crashes, is interrupted or exits kills its live children first; when a test
+// fails, the last lines of each live child's log are printed.
 class Process {
  public:
   Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,
           const std::string& stdin_path = "", const std::string& cwd = "");
   ~Process();
   pid_t pid() const { return pid_; }
+  const std::string& name() const { return name_; }
   // First line the process printed on stdout (waits up to `timeout`); empty on timeout.
   std::string first_line(std::chrono::milliseconds timeout);
   void kill(int signal);
