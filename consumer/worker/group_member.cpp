@@ -42,7 +42,7 @@ void GroupMember::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     for (int32_t p : ids) offsets_.assign(p);
     if (cooperative) e = consumer->incremental_assign(partitions);
     else consumer->assign(partitions);
-    read_ahead_.on_assign(*consumer, partitions);
+    read_ahead_.on_assign(partitions);
     spdlog::info("{} assigned {} partition(s) of {}", options_.role, n, options_.topic);
     if (options_.on_partitions_changed) options_.on_partitions_changed(n);
     joined_ = true;
@@ -50,7 +50,7 @@ void GroupMember::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorC
     // Commit what is finished before the partitions move; work still in flight here is read
     // again by the new owner, and recording it twice changes nothing. While closing, the commit
     // is asynchronous: close waits for it, within its own bound.
-    read_ahead_.on_revoke(ids);
+    read_ahead_.on_revoke(partitions);
     commit(offsets_.revoke(ids), !closing_);
     if (cooperative) e = consumer->incremental_unassign(partitions);
     else consumer->unassign();

@@ -50,6 +50,7 @@ class GroupMember : public RdKafka::RebalanceCb {
   void close(std::chrono::milliseconds timeout);
 
   bool joined() const { return joined_; }
+  const ReadAhead& read_ahead() const { return read_ahead_; }
   RdKafka::KafkaConsumer& kafka() { return *kafka_; }
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
