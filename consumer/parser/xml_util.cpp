@@ -248,8 +248,22 @@ bool is_plain_url_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-._~/%!$&'()*+,;=:@?#", c) != nullptr;
 }
 
+// No port, or one libcurl writes back as it is: digits without a leading zero, up to 65535.
+bool plain_port(std::string_view authority) {
+  size_t colon = authority.find(':');
+  if (colon == std::string_view::npos) return true;
+  std::string_view port = authority.substr(colon + 1);
+  if (colon == 0 || port.empty() || port.size() > 5 || port[0] == '0') return false;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  return value <= 65535;
+}
+
 // The plain relative path `ref` resolved against the plain base, or "" when either is not
-// plain enough for the result to be obvious (dot segments, ports, user info, odd characters).
+// plain enough for the result to be obvious (dot segments, odd ports, user info, odd characters).
 std::string fast_resolve(std::string_view base, std::string_view ref) {
   if (ref.empty() || ref[0] == '?' || ref[0] == '#' || ref.substr(0, 2) == "//") return "";
   size_t scheme_end;
@@ -260,7 +274,8 @@ std::string fast_resolve(std::string_view base, std::string_view ref) {
     if (!is_plain_url_char(c)) return "";
   size_t path_start = base.find_first_of("/?#", scheme_end);
   std::string_view authority = base.substr(scheme_end, path_start == std::string_view::npos ? path_start : path_start - scheme_end);
-  if (authority.empty() || authority.find_first_of(":@%") != std::string_view::npos) return "";
+  if (authority.empty() || authority.find_first_of("@%") != std::string_view::npos) return "";
+  if (!plain_port(authority)) return "";
   for (char c : authority)
     if (std::isupper(static_cast<unsigned char>(c))) return "";
   std::string_view path;

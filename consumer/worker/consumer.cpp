@@ -237,16 +237,19 @@ class Consumer::Loop {
                                                     "Fetch time per feed, retries included.");
     fetch_seconds.observe(std::chrono::duration<double>(result.duration).count());
     JobOutcome outcome = outcome_of(std::move(result));
-    for (auto& w : node.mapped()) {
+    auto& jobs = node.mapped();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Waiting& w = jobs[i];
       JobRef ref{w.job.job_id, w.partition, w.offset, w.taken_at};
       if (publisher_) {  // serializes it at once: no copy needed
         outcome.job_id = w.job.job_id;
         publisher_->submit(w.job.batch_id, outcome, ref);
         continue;
       }
-      JobOutcome copy = outcome;
-      copy.job_id = w.job.job_id;
-      writer_->submit(std::move(copy), ref);
+      // Most fetches serve one job: the last one takes the outcome itself, items and all.
+      JobOutcome given = i + 1 == jobs.size() ? std::move(outcome) : JobOutcome(outcome);
+      given.job_id = w.job.job_id;
+      writer_->submit(std::move(given), ref);
     }
   }
 
