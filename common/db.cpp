@@ -56,6 +56,12 @@ Statement& Statement::bind_null(int i) {
 Statement& Statement::bind_text_or_null(int i, std::string_view v) {
   return v.empty() ? bind_null(i) : bind(i, v);
 }
+Statement& Statement::bind_text_or_null_unowned(int i, std::string_view v) {
+  if (v.empty()) return bind_null(i);
+  check(sqlite3_db_handle(stmt_),
+        sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC), "bind");
+  return *this;
+}
 
 bool Statement::step() {
   int rc = sqlite3_step(stmt_);

@@ -48,6 +48,9 @@ class Statement {
   Statement& bind_null(int i);
   // Binds NULL for an empty string.
   Statement& bind_text_or_null(int i, std::string_view v);
+  // The same without copying the text: the caller keeps it alive and unchanged until the
+  // statement has been stepped (the writers' hot path, where item text is most of the bytes).
+  Statement& bind_text_or_null_unowned(int i, std::string_view v);
   template <typename T>
   Statement& bind(int i, const std::optional<T>& v) { return v ? bind(i, *v) : bind_null(i); }
 
