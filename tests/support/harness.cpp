@@ -114,6 +114,24 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string first_line_of(const std::string& path, std::chrono::milliseconds timeout) {
+  std::string line;
+  wait_until([&] {
+    std::ifstream in(path);
+    if (std::getline(in, line) && in) return true;
+    line.clear();
+    return false;
+  }, timeout);
+  return line;
+}
+
 TempDir::TempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "feedpipe-test-XXXXXX").string();
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
@@ -188,16 +206,7 @@ Process::~Process() {
   untrack(this, pid_);
 }
 
-std::string Process::first_line(std::chrono::milliseconds timeout) {
-  std::string line;
-  wait_until([&] {
-    std::ifstream in(stdout_path_);
-    if (std::getline(in, line) && in) return true;
-    line.clear();
-    return false;
-  }, timeout);
-  return line;
-}
+std::string Process::first_line(std::chrono::milliseconds timeout) { return first_line_of(stdout_path_, timeout); }
 
 void Process::kill(int signal) {
   if (pid_ > 0 && !exited_) ::kill(pid_, signal);
@@ -220,19 +229,9 @@ int Process::wait_exit(std::chrono::milliseconds timeout) {
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
 }
 
-std::string Process::log() const {
-  std::ifstream in(log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Process::log() const { return read_file(log_path_); }
 
-std::string Process::output() const {
-  std::ifstream in(stdout_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Process::output() const { return read_file(stdout_path_); }
 
 namespace {
 
