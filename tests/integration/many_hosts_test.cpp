@@ -206,8 +206,7 @@ class ManyHostsTest : public ::testing::Test {
     const std::string brokers = broker_->first_line(10s);
     ASSERT_EQ(brokers.rfind("127.0.0.1:", 0), 0u) << brokers << broker_->log();
     broker_port_ = std::stoi(brokers.substr(10));
-    Process migrate("migrate", {"migrate", "--db", db()}, store_.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+    ASSERT_TRUE(run_migrate(store_, db()));
     producer_port_ = free_port();
     producer_ = std::make_unique<Process>(
         "producer", std::vector<std::string>{"producer", "--brokers", brokers, "--db", db(), "--http", local(producer_port_)},

@@ -132,17 +132,6 @@ std::string first_line_of(const std::string& path, std::chrono::milliseconds tim
   return line;
 }
 
-TempDir::TempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "feedpipe-test-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 std::string feedpipe_binary() {
   if (const char* env = std::getenv("FEEDPIPE_TEST_BINARY")) return env;
   return FEEDPIPE_BINARY;
@@ -308,6 +297,13 @@ bool wait_ready(int port, std::chrono::milliseconds timeout) {
     get_json(port, "/readyz", &status);
     return status == 200;
   }, timeout);
+}
+
+::testing::AssertionResult run_migrate(const TempDir& dir, const std::string& db) {
+  Process migrate("migrate", {"migrate", "--db", db}, dir.file("migrate.log"));
+  if (migrate.wait_exit(std::chrono::seconds(20)) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "feedpipe migrate --db " << db << " did not exit 0 in 20 s:\n"
+                                       << migrate.log();
 }
 
 std::unique_ptr<Process> start_standalone(const TempDir& dir, int port, const std::vector<std::string>& extra) {
