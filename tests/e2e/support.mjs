@@ -93,7 +93,8 @@ export function testRun({ seconds, logLines = 40, pageState = null }) {
       run.endChildren();
       process.exit(1);
     },
-    // A fresh directory named `prefix`... for feedpipe's database and log; the log is the run's.
+    // A fresh directory (`prefix` and six random characters, in the system's temp folder) for
+    // feedpipe's database and log; the log is the one a failure shows.
     workDir(prefix) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
       run.logPath = path.join(dir, 'feedpipe.log');
