@@ -110,12 +110,11 @@ async function main() {
   watch();
 }
 
-// The event stream. EventSource reconnects by itself after a dropped connection, but an answer
-// other than a stream (a proxy's 502 while the broadcaster restarts, a 503) closes it for good:
-// then ask the stream URL what it answers, and reopen from the last event seen unless the
-// refusal is final (401/403 without a good token, 404).
+// The event stream. When it is closed for good (stream.js), ask the stream URL what it answers,
+// and reopen from the last event seen unless the refusal is final (401/403 without a good token,
+// 404).
 let lastEventId = null;
-let retryDelayMs = 1000;
+const streamRetry = streamBackoff();
 function streamUrl() {
   const params = new URLSearchParams();
   if (streamToken) params.set('token', streamToken);
@@ -124,23 +123,11 @@ function streamUrl() {
   return `/v1/batches/${encodeURIComponent(batchId)}/events${query ? `?${query}` : ''}`;
 }
 
-async function refusalStatus() {
-  const abort = new AbortController();
-  try {
-    const res = await fetch(streamUrl(), { headers: { Accept: 'text/event-stream' }, signal: abort.signal });
-    return res.status;
-  } catch {
-    return 0;  // unreachable: worth another try
-  } finally {
-    abort.abort();
-  }
-}
-
 function watch() {
   const events = new EventSource(streamUrl());
   events.addEventListener('error', async () => {
     if (events.readyState !== EventSource.CLOSED) return;  // reconnecting by itself
-    const status = await refusalStatus();
+    const status = await streamRefusalStatus(streamUrl());
     if ([401, 403, 404].includes(status)) {
       document.getElementById('error').textContent = streamToken
         ? 'Live updates were refused; reload the page to try again.'
@@ -148,11 +135,10 @@ function watch() {
       return;
     }
     document.getElementById('error').textContent = 'Live updates interrupted; reconnecting…';
-    setTimeout(watch, retryDelayMs);
-    retryDelayMs = Math.min(retryDelayMs * 2, 30000);
+    setTimeout(watch, streamRetry.next());
   });
   events.addEventListener('open', () => {
-    retryDelayMs = 1000;
+    streamRetry.reset();
     document.getElementById('error').textContent = '';
   });
   const onJob = (event) => {

@@ -65,7 +65,7 @@ const rowsById = new Map();
 const lastSeq = new Map();  // batch id -> the newest seq shown
 let stream = null;          // { source, batchIds }
 let streamsRefused = false;
-let streamRetryMs = 1000;
+const streamRetry = streamBackoff();
 window.home = { opens: 0, events: 0, watching: [] };  // for tests and the curious
 
 function cell(text) {
@@ -132,24 +132,18 @@ function openStream(batchIds) {
   for (const type of ['job.completed', 'job.failed', 'batch.completed']) {
     source.addEventListener(type, applyEvent);
   }
-  source.addEventListener('open', () => { streamRetryMs = 1000; });
+  source.addEventListener('open', () => { streamRetry.reset(); });
   source.addEventListener('error', async () => {
     if (source.readyState !== EventSource.CLOSED || stream?.source !== source) return;
     // Closed for good (a 4xx/5xx instead of a stream): is it final, or worth another try?
-    let status = 0;
-    try {
-      const abort = new AbortController();
-      status = (await fetch(source.url, { headers: { Accept: 'text/event-stream' }, signal: abort.signal })).status;
-      abort.abort();
-    } catch {}
+    const status = await streamRefusalStatus(source.url);
     if (stream?.source !== source) return;
     closeStream();
     if ([401, 403].includes(status)) {
       streamsRefused = true;  // stream tokens: the list refresh keeps the rows current
       return;
     }
-    setTimeout(loadBatches, streamRetryMs);  // 404 (a batch gone) or a gateway: read the list again
-    streamRetryMs = Math.min(streamRetryMs * 2, 30000);
+    setTimeout(loadBatches, streamRetry.next());  // 404 (a batch gone) or a gateway: read the list again
   });
 }
 

@@ -6,53 +6,23 @@
 // SCREENSHOT (a path: save a picture of the finished batch page), FEEDPIPE_E2E_ARGS (more
 // standalone flags, space-separated; with --stream-token-secret the page must carry the batch's
 // stream token from the submit answer to its EventSource).
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import assert from 'node:assert/strict';
-import { freePort, launchChromium, waitReady } from './support.mjs';
+import { freePort, launchChromium, listenLocal, testRun, until, waitReady } from './support.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
 const FEEDS = 30;
 const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
 const streamTokens = extraArgs.includes('--stream-token-secret');
-const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 180 s')), 180_000);
-
-let logPath = null;
-let finished = false;
-let currentPage = null;
-async function fail(err) {
-  console.error(err);
-  // What a reader of CI's output needs to tell a slow machine from a broken resume.
-  try {
-    if (currentPage) {
-      const state = await currentPage.evaluate(() => ({
-        url: location.href,
-        progress: document.querySelector('[data-testid=progress]')?.textContent,
-        statuses: [...document.querySelectorAll('[data-testid=job]')].map((r) => r.dataset.status).join(','),
-      }));
-      console.error('page state:', JSON.stringify(state));
-    }
-  } catch (e) {
-    console.error('page state unavailable:', e.message);
-  }
-  finished = true;
-  if (logPath) {
-    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
-    console.error(`--- last 60 lines of ${logPath}\n${lines.slice(-60).join('\n')}`);
-  }
-  cleanup();
-  process.exit(1);
-}
-function cleanup() {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-}
-
-
+// What a reader of CI's output needs to tell a slow machine from a broken resume.
+const run = testRun({
+  seconds: 180,
+  logLines: 60,
+  pageState: () => ({
+    url: location.href,
+    progress: document.querySelector('[data-testid=progress]')?.textContent,
+    statuses: [...document.querySelectorAll('[data-testid=job]')].map((r) => r.dataset.status).join(','),
+  }),
+});
 
 // Feeds that answer after a short delay, so that the page shows progress live; `hold` parks
 // every request until released.
@@ -69,29 +39,18 @@ const feedServer = http.createServer((req, res) => {
   else setTimeout(answer, 50 + Math.random() * 200);
 });
 
-function startFeedpipe(port, db, log) {
-  const child = spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', db,
-    '--allow-private-networks', '--consumers', '1', '--sse-retry-ms', '500', ...extraArgs],
-  { stdio: ['ignore', log, log] });
-  children.push(child);
-  return child;
-}
-
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-'));
-  logPath = path.join(dir, 'feedpipe.log');
-  const log = fs.openSync(logPath, 'a');
-  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
-  const feedPort = feedServer.address().port;
+  const { db, log } = run.workDir('feedpipe-e2e-');
+  const feedPort = await listenLocal(feedServer);
   const port = await freePort();
-  const db = path.join(dir, 'feedpipe.db');
-  let server = startFeedpipe(port, db, log);
+  const startFeedpipe = () => run.startFeedpipe(port, db, log, ['--sse-retry-ms', '500', ...extraArgs]);
+  let server = startFeedpipe();
   await waitReady(port);
 
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    currentPage = page;
+    run.page = page;
     const urls = (first) => Array.from({ length: FEEDS }, (_, i) => `http://127.0.0.1:${feedPort}/feed/${first + i}.xml`);
 
     // 1. Submit on the front page, land on the batch page, watch it finish live.
@@ -131,14 +90,14 @@ async function main() {
       res.end('<html><body>502 Bad Gateway</body></html>');
     });
     await new Promise((r) => gateway.listen(port, '127.0.0.1', r));
-    for (let i = 0; i < 200 && refused < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(refused >= 3, `the page asked for its stream ${refused} times while the gateway refused`);
+    await until(() => `the page to ask for its stream 3 times while the gateway refused (it asked ${refused} times)`,
+      () => refused >= 3, 10_000);
     gateway.closeAllConnections();
     await new Promise((r) => gateway.close(r));
-    server = startFeedpipe(port, db, log);
+    server = startFeedpipe();
     const restarted = server;
     restarted.once('exit', (code, signal) => {
-      if (!finished) console.error(`feedpipe exited after the restart: ${code ?? signal}`);
+      if (!run.finished) console.error(`feedpipe exited after the restart: ${code ?? signal}`);
     });
     await page.waitForFunction((n) => document.querySelector('[data-testid=progress]')?.textContent === `${n} / ${n}`,
       FEEDS, { timeout: 90_000 });
@@ -147,16 +106,10 @@ async function main() {
     assert.ok(after.every((s) => s === 'ok'), `statuses after restart: ${after}`);
     console.log('batch page resumed after the server restarted and reached the end');
   } catch (err) {
-    await fail(err);  // while the page is still open
+    await run.fail(err);  // while the page is still open
   } finally {
     await browser.close();
   }
 }
 
-main().then(() => {
-  finished = true;
-  clearTimeout(deadline);
-  cleanup();
-  feedServer.close();
-  process.exit(0);
-}, fail);
+run.main(main);

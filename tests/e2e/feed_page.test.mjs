@@ -4,31 +4,12 @@
 // text and never runs. Also a phone-sized window and the keyboard.
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
 // SCREENSHOT_DIR (save pictures of the pages there).
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { freePort, launchChromium, waitReady } from './support.mjs';
+import { freePort, launchChromium, listenLocal, testRun, waitReady } from './support.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 120 s')), 120_000);
-
-let logPath = null;
-async function fail(err) {
-  console.error(err);
-  if (logPath) {
-    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
-    console.error(`--- last 40 lines of ${logPath}\n${lines.slice(-40).join('\n')}`);
-  }
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  process.exit(1);
-}
-
-
+const run = testRun({ seconds: 120 });
 
 // Item text that would run if a page put it in as HTML. Each payload sets a flag on window.
 const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=\'title\'">Hostile <b>title</b>';
@@ -63,14 +44,10 @@ function overflowOf(page) {
 }
 
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-feed-'));
-  logPath = path.join(dir, 'feedpipe.log');
-  const log = fs.openSync(logPath, 'a');
-  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
-  const feedBase = `http://127.0.0.1:${feedServer.address().port}`;
+  const { db, log } = run.workDir('feedpipe-e2e-feed-');
+  const feedBase = `http://127.0.0.1:${await listenLocal(feedServer)}`;
   const port = await freePort();
-  children.push(spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', path.join(dir, 'feedpipe.db'),
-    '--allow-private-networks', '--consumers', '1', '--fetch-attempts', '1'], { stdio: ['ignore', log, log] }));
+  run.startFeedpipe(port, db, log, ['--fetch-attempts', '1']);
   await waitReady(port);
   const base = `http://127.0.0.1:${port}`;
 
@@ -145,9 +122,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  clearTimeout(deadline);
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  feedServer.close();
-  process.exit(0);
-}, fail);
+run.main(main);

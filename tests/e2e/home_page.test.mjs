@@ -3,35 +3,12 @@
 // showed (no event replayed), and is reopened when a batch is submitted elsewhere. Also a
 // phone-sized window. Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default
 // /usr/bin/chromium), SCREENSHOT_DIR (save pictures of the pages there).
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { freePort, launchChromium, waitReady } from './support.mjs';
+import { freePort, launchChromium, listenLocal, testRun, until, waitReady } from './support.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
-const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
-
-let logPath = null;
-let currentPage = null;
-async function fail(err) {
-  console.error(err);
-  try {
-    if (currentPage) console.error('page state:', JSON.stringify(await currentPage.evaluate(() => window.home)));
-  } catch (e) {
-    console.error('page state unavailable:', e.message);
-  }
-  if (logPath) {
-    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
-    console.error(`--- last 40 lines of ${logPath}\n${lines.slice(-40).join('\n')}`);
-  }
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  process.exit(1);
-}
+const run = testRun({ seconds: 150, pageState: () => window.home });
 
 // Feeds answer at once, or are parked while `hold` is on until the test releases them.
 let hold = false;
@@ -48,25 +25,11 @@ const feedServer = http.createServer((req, res) => {
   else answer();
 });
 
-async function until(what, check, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-home-'));
-  logPath = path.join(dir, 'feedpipe.log');
-  const log = fs.openSync(logPath, 'a');
-  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
-  const feedBase = `http://127.0.0.1:${feedServer.address().port}`;
+  const { db, log } = run.workDir('feedpipe-e2e-home-');
+  const feedBase = `http://127.0.0.1:${await listenLocal(feedServer)}`;
   const port = await freePort();
-  children.push(spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', path.join(dir, 'feedpipe.db'),
-    '--allow-private-networks', '--consumers', '1', '--fetch-attempts', '1'], { stdio: ['ignore', log, log] }));
+  run.startFeedpipe(port, db, log, ['--fetch-attempts', '1']);
   await waitReady(port);
   const base = `http://127.0.0.1:${port}`;
   const submit = async (name, count) => {
@@ -93,7 +56,7 @@ async function main() {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });  // a phone
-    currentPage = page;
+    run.page = page;
     await page.goto(`${base}/`);
     await page.waitForFunction(() => window.home.opens === 1, null, { timeout: 20_000 });
     const state = () => page.evaluate(() => window.home);
@@ -141,9 +104,4 @@ async function main() {
   console.log('home page: live over one stream from the listed seqs; a new batch reopened it; 11 events, none repeated');
 }
 
-main().then(() => {
-  clearTimeout(deadline);
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  feedServer.close();
-  process.exit(0);
-}, fail);
+run.main(main);

@@ -6,42 +6,15 @@
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium),
 // FEEDPIPE_E2E_ARGS (more standalone flags; with --stream-token-secret the page passes one
 // token= per batch=, from the submit answers).
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import assert from 'node:assert/strict';
-import { freePort, launchChromium, waitReady } from './support.mjs';
+import { freePort, launchChromium, listenLocal, testRun, waitReady } from './support.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
 const BATCHES = 8;
 const FEEDS = 6;  // per batch
 const extraArgs = (process.env.FEEDPIPE_E2E_ARGS || '').split(/\s+/).filter(Boolean);
 const streamTokens = extraArgs.includes('--stream-token-secret');
-const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 150 s')), 150_000);
-
-let logPath = null;
-let currentPage = null;
-async function fail(err) {
-  console.error(err);
-  try {
-    if (currentPage) console.error('page state:', JSON.stringify(await currentPage.evaluate(() => window.watch)));
-  } catch (e) {
-    console.error('page state unavailable:', e.message);
-  }
-  if (logPath) {
-    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
-    console.error(`--- last 60 lines of ${logPath}\n${lines.slice(-60).join('\n')}`);
-  }
-  cleanup();
-  process.exit(1);
-}
-function cleanup() {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-}
+const run = testRun({ seconds: 150, logLines: 60, pageState: () => window.watch });
 
 // Feeds that answer after a short delay; `hold` parks every request until released.
 let hold = false;
@@ -85,31 +58,20 @@ for (const type of ['job.completed', 'job.failed', 'batch.completed']) source.ad
 </script>`;
 }
 
-function startFeedpipe(port, db, log, pageOrigin) {
-  const child = spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', db,
-    '--allow-private-networks', '--consumers', '1', '--sse-retry-ms', '500', '--cors-origins', pageOrigin,
-    ...extraArgs], { stdio: ['ignore', log, log] });
-  children.push(child);
-  return child;
-}
-
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-many-'));
-  logPath = path.join(dir, 'feedpipe.log');
-  const log = fs.openSync(logPath, 'a');
-  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
-  const feedPort = feedServer.address().port;
+  const { db, log } = run.workDir('feedpipe-e2e-many-');
+  const feedPort = await listenLocal(feedServer);
   const port = await freePort();
-  const db = path.join(dir, 'feedpipe.db');
 
   let streamUrl = '';
   const pageServer = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end(pageHtml(streamUrl));
   });
-  await new Promise((r) => pageServer.listen(0, '127.0.0.1', r));
-  const pageOrigin = `http://127.0.0.1:${pageServer.address().port}`;
-  let server = startFeedpipe(port, db, log, pageOrigin);
+  const pageOrigin = `http://127.0.0.1:${await listenLocal(pageServer)}`;
+  const startFeedpipe = () => run.startFeedpipe(port, db, log,
+    ['--sse-retry-ms', '500', '--cors-origins', pageOrigin, ...extraArgs]);
+  let server = startFeedpipe();
   await waitReady(port);
 
   // Eight batches, their feeds held so that the page opens its stream before they finish.
@@ -132,7 +94,7 @@ async function main() {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
-    currentPage = page;
+    run.page = page;
     await page.goto(`${pageOrigin}/`);
     await page.waitForFunction(() => window.watch.opens === 1, null, { timeout: 30_000 });
     // Some jobs finish, then feedpipe dies mid-stream and comes back on the same database.
@@ -142,7 +104,7 @@ async function main() {
     await new Promise((r) => server.once('exit', r));
     parked.length = 0;  // their connections died with the server
     hold = false;
-    server = startFeedpipe(port, db, log, pageOrigin);
+    server = startFeedpipe();
     await page.waitForFunction(() => document.querySelector('[data-testid=state]').textContent === 'all completed',
       null, { timeout: 90_000 });
     const watch = await page.evaluate(() => window.watch);
@@ -153,16 +115,11 @@ async function main() {
     assert.equal(watch.lastId.split('.').length, BATCHES);
     console.log(`one EventSource watched ${BATCHES} batches to the end across a restart (${watch.opens} opens)`);
   } catch (err) {
-    await fail(err);
+    await run.fail(err);
   } finally {
     await browser.close();
   }
   pageServer.close();
 }
 
-main().then(() => {
-  clearTimeout(deadline);
-  cleanup();
-  feedServer.close();
-  process.exit(0);
-}, fail);
+run.main(main);

@@ -2,33 +2,13 @@
 // for a token, keeps it for the tab only (sessionStorage), sends it as `Authorization: Bearer`,
 // and shows the 401's message for a wrong one.
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium).
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import assert from 'node:assert/strict';
-import { freePort, launchChromium, waitReady } from './support.mjs';
+import { freePort, launchChromium, listenLocal, testRun, waitReady } from './support.mjs';
 
-const here = path.dirname(new URL(import.meta.url).pathname);
-const binary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
 const TOKEN = 'e2e-token-4d7b9a';
 const FEEDS = 3;
-const children = [];
-const deadline = setTimeout(() => fail(new Error('e2e test timed out after 100 s')), 100_000);
-
-let logPath = null;
-async function fail(err) {
-  console.error(err);
-  if (logPath) {
-    const lines = fs.readFileSync(logPath, 'utf8').split('\n');
-    console.error(`--- last 40 lines of ${logPath}\n${lines.slice(-40).join('\n')}`);
-  }
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  process.exit(1);
-}
-
-
+const run = testRun({ seconds: 100 });
 
 const feedServer = http.createServer((req, res) => {
   const n = req.url.match(/\d+/)?.[0] ?? '0';
@@ -38,15 +18,10 @@ const feedServer = http.createServer((req, res) => {
 });
 
 async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'feedpipe-e2e-token-'));
-  logPath = path.join(dir, 'feedpipe.log');
-  const log = fs.openSync(logPath, 'a');
-  await new Promise((r) => feedServer.listen(0, '127.0.0.1', r));
-  const feedPort = feedServer.address().port;
+  const { db, log } = run.workDir('feedpipe-e2e-token-');
+  const feedPort = await listenLocal(feedServer);
   const port = await freePort();
-  const child = spawn(binary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', path.join(dir, 'feedpipe.db'),
-    '--allow-private-networks', '--consumers', '1', '--api-tokens', TOKEN], { stdio: ['ignore', log, log] });
-  children.push(child);
+  run.startFeedpipe(port, db, log, ['--api-tokens', TOKEN]);
   await waitReady(port);
 
   const browser = await launchChromium();
@@ -98,15 +73,10 @@ async function main() {
     assert.equal(sent.length, 2);
     console.log('the token stays in its tab');
   } catch (err) {
-    await fail(err);
+    await run.fail(err);
   } finally {
     await browser.close();
   }
 }
 
-main().then(() => {
-  clearTimeout(deadline);
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-  feedServer.close();
-  process.exit(0);
-}, fail);
+run.main(main, 'SIGTERM');

@@ -34,8 +34,7 @@ class ApiBroadcasterTest : public ::testing::Test {
     broker_ = std::make_unique<Process>("kafka-mock", std::vector<std::string>{"kafka-mock"}, dir_.file("kafka-mock.log"));
     brokers_ = broker_->first_line(10s);
     ASSERT_FALSE(brokers_.empty()) << broker_->log();
-    Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+    ASSERT_TRUE(run_migrate(dir_, db()));
     producer_port_ = free_port();
     start_producer();
     consumer_ = std::make_unique<Process>(

@@ -328,8 +328,7 @@ TEST(CallbacksRolesTest, TheRecorderSendsCallbacksForConsumersWithoutADatabase) 
   const std::string brokers = broker.first_line(10s);
   ASSERT_FALSE(brokers.empty()) << broker.log();
   const std::string db = dir.file("feedpipe.db");
-  Process migrate("migrate", {"migrate", "--db", db}, dir.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+  ASSERT_TRUE(run_migrate(dir, db));
   const int producer_port = free_port(), recorder_port = free_port();
   Process producer("producer", {"producer", "--brokers", brokers, "--db", db, "--http", "127.0.0.1:" + std::to_string(producer_port)},
                    dir.file("producer.log"));

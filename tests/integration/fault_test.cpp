@@ -51,8 +51,7 @@ class FaultTest : public ::testing::Test {
 TEST_F(FaultTest, ConsumerKilledMidBatchLosesAndRepeatsNothing) {
   feeds_.set_delay(40ms);
   int producer_port = free_port(), broadcaster_port = free_port();
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   std::vector<std::unique_ptr<Process>> consumers;
@@ -78,8 +77,7 @@ TEST_F(FaultTest, ConsumerKilledMidBatchLosesAndRepeatsNothing) {
 
 TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
   int producer_port = free_port(), broadcaster_port = free_port();
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port),
                                      "--outbox-sweep-ms", "500"});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
@@ -102,8 +100,7 @@ TEST_F(FaultTest, BatchAcceptedWhileTheBrokerIsDownIsPublishedWhenItReturns) {
 TEST_F(FaultTest, BrokerDownMidBatchResumesWithoutLoss) {
   feeds_.set_delay(20ms);
   int producer_port = free_port(), broadcaster_port = free_port();
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   auto consumer = start("consumer", {"--fetch-max-in-flight", "8"});
@@ -123,8 +120,7 @@ TEST_F(FaultTest, BrokerDownMidBatchResumesWithoutLoss) {
 
 TEST_F(FaultTest, ProduceErrorsAreRetried) {
   int producer_port = free_port(), broadcaster_port = free_port();
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto broadcaster = start("broadcaster", {"--http", "127.0.0.1:" + std::to_string(broadcaster_port)});
   auto consumer = start("consumer", {});
@@ -146,8 +142,7 @@ TEST_F(FaultTest, ProduceErrorsAreRetried) {
 // after its JoinGroup answer and before its first SyncGroup answer. The broker holds that answer
 // here, so the consumer is stopped inside the window every time.
 TEST_F(FaultTest, ConsumerStoppedWhileJoiningItsGroupExitsCleanly) {
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   ASSERT_EQ(rd_kafka_mock_broker_push_request_error_rtts(broker_.cluster(), 1, kSyncGroupApiKey, 1,
                                                          RD_KAFKA_RESP_ERR_NO_ERROR, 4000),
             RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -177,8 +172,7 @@ int64_t metric(int port, const std::string& name) {
 // partition paused, lost and assigned again stayed paused, and its jobs were never read.)
 TEST_F(FaultTest, ConsumerWithAFullBacklogHandsPartitionsToANewReplica) {
   int producer_port = free_port(), first_port = free_port(), second_port = free_port();
-  Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0);
+  ASSERT_TRUE(run_migrate(dir_, db()));
   auto producer = start("producer", {"--http", "127.0.0.1:" + std::to_string(producer_port)});
   auto first = start("consumer", {"--http", "127.0.0.1:" + std::to_string(first_port), "--consumer-max-backlog", "8", "--consumer-max-read-ahead", "8",
                                   "--fetch-low-speed-seconds", "60", "--fetch-timeout-ms", "60000"});

@@ -22,8 +22,7 @@ class FetchAnywhereTest : public ::testing::Test {
                                         dir_.file("kafka-mock.log"));
     brokers_ = broker_->first_line(10s);
     ASSERT_FALSE(brokers_.empty()) << broker_->log();
-    Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+    ASSERT_TRUE(run_migrate(dir_, db()));
 
     producer_port_ = free_port();
     producer_ = start("producer", {"--db", db(), "--http", address(producer_port_)});

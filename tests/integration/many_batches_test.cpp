@@ -128,8 +128,7 @@ TEST(ManyBatchesRolesTest, TheBroadcasterServesManyBatchesWithOneTokenPerBatch) 
   const std::string brokers = broker.first_line(10s);
   ASSERT_FALSE(brokers.empty()) << broker.log();
   const std::string db = dir.file("feedpipe.db");
-  Process migrate("migrate", {"migrate", "--db", db}, dir.file("migrate.log"));
-  ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+  ASSERT_TRUE(run_migrate(dir, db));
   const std::string secret = "many-batches-secret";
   const int producer_port = free_port(), broadcaster_port = free_port();
   auto address = [](int port) { return "127.0.0.1:" + std::to_string(port); };

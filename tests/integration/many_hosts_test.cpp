@@ -17,7 +17,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -61,10 +60,7 @@ CommandResult run(const std::vector<std::string>& argv, std::chrono::millisecond
     ::kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
   }
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  result.output = ss.str();
+  result.output = read_file(path);
   unlink(path);
   if (exited && WIFEXITED(status)) result.status = WEXITSTATUS(status);
   return result;
@@ -125,26 +121,11 @@ class Child {
     if (!wait_until([&] { return !running(); }, timeout)) return -1;
     return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
   }
-  std::string log() const { return read(log_path_); }
-  std::string output() const { return read(stdout_path_); }
-  std::string first_line(std::chrono::milliseconds timeout) const {
-    std::string line;
-    wait_until([&] {
-      std::ifstream in(stdout_path_);
-      if (std::getline(in, line) && in) return true;
-      line.clear();
-      return false;
-    }, timeout);
-    return line;
-  }
+  std::string log() const { return read_file(log_path_); }
+  std::string output() const { return read_file(stdout_path_); }
+  std::string first_line(std::chrono::milliseconds timeout) const { return first_line_of(stdout_path_, timeout); }
 
  private:
-  static std::string read(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
   std::string log_path_, stdout_path_;
   pid_t pid_ = -1;
   bool exited_ = false;
@@ -225,8 +206,7 @@ class ManyHostsTest : public ::testing::Test {
     const std::string brokers = broker_->first_line(10s);
     ASSERT_EQ(brokers.rfind("127.0.0.1:", 0), 0u) << brokers << broker_->log();
     broker_port_ = std::stoi(brokers.substr(10));
-    Process migrate("migrate", {"migrate", "--db", db()}, store_.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0) << migrate.log();
+    ASSERT_TRUE(run_migrate(store_, db()));
     producer_port_ = free_port();
     producer_ = std::make_unique<Process>(
         "producer", std::vector<std::string>{"producer", "--brokers", brokers, "--db", db(), "--http", local(producer_port_)},

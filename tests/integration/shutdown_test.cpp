@@ -110,8 +110,7 @@ void run_rounds(BrokerFault fault, int rounds) {
     Process broker("kafka-mock", {"kafka-mock"}, dir.file("kafka-mock.log"));
     std::string brokers = broker.first_line(20s);
     ASSERT_FALSE(brokers.empty()) << broker.log();
-    Process migrate("migrate", {"migrate", "--db", dir.file("feedpipe.db")}, dir.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0);
+    ASSERT_TRUE(run_migrate(dir, dir.file("feedpipe.db")));
     auto roles = start_roles(dir, brokers, std::to_string(round));
     std::vector<std::string> urls;
     for (int i = 0; i < 40; ++i) urls.push_back(feeds.url(round * 100 + i));
@@ -143,8 +142,7 @@ class ShutdownGroupTest : public ::testing::Test {
   std::string db() const { return dir_.file("feedpipe.db"); }
 
   void SetUp() override {
-    Process migrate("migrate", {"migrate", "--db", db()}, dir_.file("migrate.log"));
-    ASSERT_EQ(migrate.wait_exit(20s), 0);
+    ASSERT_TRUE(run_migrate(dir_, db()));
     producer_port_ = free_port();
     producer_ = start("producer", producer_port_, {});
     ASSERT_TRUE(wait_ready(producer_port_)) << producer_->log();

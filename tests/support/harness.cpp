@@ -114,15 +114,22 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
-TempDir::TempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "feedpipe-test-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-  path_ = tmpl;
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+std::string first_line_of(const std::string& path, std::chrono::milliseconds timeout) {
+  std::string line;
+  wait_until([&] {
+    std::ifstream in(path);
+    if (std::getline(in, line) && in) return true;
+    line.clear();
+    return false;
+  }, timeout);
+  return line;
 }
 
 std::string feedpipe_binary() {
@@ -188,16 +195,7 @@ Process::~Process() {
   untrack(this, pid_);
 }
 
-std::string Process::first_line(std::chrono::milliseconds timeout) {
-  std::string line;
-  wait_until([&] {
-    std::ifstream in(stdout_path_);
-    if (std::getline(in, line) && in) return true;
-    line.clear();
-    return false;
-  }, timeout);
-  return line;
-}
+std::string Process::first_line(std::chrono::milliseconds timeout) { return first_line_of(stdout_path_, timeout); }
 
 void Process::kill(int signal) {
   if (pid_ > 0 && !exited_) ::kill(pid_, signal);
@@ -220,19 +218,9 @@ int Process::wait_exit(std::chrono::milliseconds timeout) {
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
 }
 
-std::string Process::log() const {
-  std::ifstream in(log_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Process::log() const { return read_file(log_path_); }
 
-std::string Process::output() const {
-  std::ifstream in(stdout_path_);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Process::output() const { return read_file(stdout_path_); }
 
 namespace {
 
@@ -309,6 +297,13 @@ bool wait_ready(int port, std::chrono::milliseconds timeout) {
     get_json(port, "/readyz", &status);
     return status == 200;
   }, timeout);
+}
+
+::testing::AssertionResult run_migrate(const TempDir& dir, const std::string& db) {
+  Process migrate("migrate", {"migrate", "--db", db}, dir.file("migrate.log"));
+  if (migrate.wait_exit(std::chrono::seconds(20)) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "feedpipe migrate --db " << db << " did not exit 0 in 20 s:\n"
+                                       << migrate.log();
 }
 
 std::unique_ptr<Process> start_standalone(const TempDir& dir, int port, const std::vector<std::string>& extra) {

@@ -1,6 +1,7 @@
 #pragma once
 // Test support for integration tests: child processes of the feedpipe binary (ended by PID),
-// a local feed server on 127.0.0.1, an SSE client, and waiting with a deadline.
+// a local feed server on 127.0.0.1, an SSE client, and waiting with a deadline. TempDir and
+// TempDb are in temp_db.h.
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <sys/types.h>
@@ -16,22 +17,18 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/temp_db.h"
+
 namespace feedpipe::testing {
 
 // Polls `condition` every 20 ms until it holds or `timeout` passes; returns the last result.
 bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
-// A temporary directory removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+// The whole file at `path` (empty when it cannot be read).
+std::string read_file(const std::string& path);
+// The first whole line (ended by a newline) of the file at `path`, once it has one (waits up to
+// `timeout`); empty on timeout.
+std::string first_line_of(const std::string& path, std::chrono::milliseconds timeout);
 
 // A child process running the feedpipe binary. Its stderr goes to a log file, its stdout to the
 // log file's name + ".stdout", its stdin comes from `stdin_path` (when given), it runs in `cwd`
@@ -95,6 +92,10 @@ class FeedServer {
 
 // Waits until GET /readyz on 127.0.0.1:port answers 200.
 bool wait_ready(int port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// Runs `feedpipe migrate --db <db>` (its log in dir/migrate.log) and waits up to 20 s for it to
+// exit 0; a failure carries the log. Use as ASSERT_TRUE(run_migrate(dir, db)).
+::testing::AssertionResult run_migrate(const TempDir& dir, const std::string& db);
 
 // Starts `feedpipe standalone` on 127.0.0.1:port with its database and log in `dir`, plus `extra`
 // flags. Follow with wait_ready(port).

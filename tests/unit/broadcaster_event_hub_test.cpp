@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 using feedpipe::EventHub;
 using feedpipe::EventMessage;
 using feedpipe::Subscription;
-using feedpipe::testing::TempDb;
+using feedpipe::testing::BroadcasterDb;
 
 std::vector<int64_t> seqs(const std::vector<EventMessage>& events) {
   std::vector<int64_t> out;
@@ -39,7 +39,7 @@ std::vector<EventMessage> drain(Subscription& sub, size_t want, std::chrono::mil
 
 class EventHubTest : public ::testing::Test {
  protected:
-  TempDb tmp;
+  BroadcasterDb tmp;
   EventHub hub{{tmp.path(), 60s}};  // no sweep unless a test asks for one
 };
 
@@ -114,7 +114,7 @@ TEST_F(EventHubTest, SweepDeliversAnEventThatNeverCameFromKafka) {
 }
 
 TEST(EventHubSweep, SweepThreadDeliversLostEvents) {
-  TempDb tmp;
+  BroadcasterDb tmp;
   EventHub hub({tmp.path(), 50ms});
   hub.start();
   auto jobs = tmp.create_batch("b1", 2);
@@ -220,7 +220,7 @@ TEST_F(EventHubTest, ReadPageFromSqlite) {
 // Many subscribers on many threads while Kafka delivers the events shuffled, duplicated and
 // with some missing, and the sweep runs: each subscriber sees 1..total+1 exactly once, in order.
 TEST(EventHubConcurrency, FiftySubscribersReceiveEveryEventExactlyOnce) {
-  TempDb tmp;
+  BroadcasterDb tmp;
   EventHub hub({tmp.path(), 20ms});
   hub.start();
   constexpr int kJobs = 40, kSubscribers = 50;

@@ -28,7 +28,7 @@ using feedpipe::BroadcasterSettings;
 using feedpipe::EmbeddedBroker;
 using feedpipe::EventMessage;
 using feedpipe::KafkaProducer;
-using feedpipe::testing::TempDb;
+using feedpipe::testing::BroadcasterDb;
 
 struct SseEvent {
   int64_t id = 0;
@@ -119,7 +119,7 @@ class BroadcasterTest : public ::testing::Test {
   }
 
   static inline EmbeddedBroker* broker = nullptr;
-  TempDb tmp;
+  BroadcasterDb tmp;
   httplib::Server server;
   int port = 0;
   std::thread listener;

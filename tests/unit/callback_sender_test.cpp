@@ -5,15 +5,14 @@
 #include <httplib.h>
 
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "common/callbacks/callback_store.h"
 #include "common/job_outcomes.h"
-#include "common/migrations.h"
 #include "consumer/callbacks/callback_sender.h"
 #include "producer/batch_intake.h"
+#include "tests/support/temp_db.h"
 
 namespace feedpipe {
 namespace {
@@ -29,16 +28,9 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
-class CallbackSenderTest : public ::testing::Test {
+class CallbackSenderTest : public testing::MigratedDbTest {
  protected:
   void SetUp() override {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("feedpipe-unit-" + std::to_string(::getpid()) + "-" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
-                .string();
-    remove_files();
-    db_ = std::make_unique<Database>(path_);
-    apply_migrations(*db_);
     server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
       if (hold_) {
         while (hold_) std::this_thread::sleep_for(10ms);
@@ -52,17 +44,11 @@ class CallbackSenderTest : public ::testing::Test {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     server_thread_ = std::thread([this] { server_.listen_after_bind(); });
-
   }
   void TearDown() override {
     hold_ = false;
     server_.stop();
     server_thread_.join();
-    db_.reset();
-    remove_files();
-  }
-  void remove_files() {
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
   }
 
   callbacks::CallbackSettings settings(bool allow_private = true) {
@@ -90,8 +76,6 @@ class CallbackSenderTest : public ::testing::Test {
   }
   std::string hook() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
 
-  std::string path_;
-  std::unique_ptr<Database> db_;
   httplib::Server server_;
   std::thread server_thread_;
   int port_ = 0;

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -15,11 +14,11 @@
 #include "common/callbacks/retry_schedule.h"
 #include "common/clock.h"
 #include "common/job_outcomes.h"
-#include "common/migrations.h"
 #include "common/queries.h"
 #include "common/retention.h"
 #include "producer/batch_intake.h"
 #include "producer/batch_request.h"
+#include "tests/support/temp_db.h"
 
 namespace feedpipe {
 namespace {
@@ -87,25 +86,8 @@ TEST(CallbackRetrySchedule, GivesUpAtMaxAgeAndTriesOnceMoreAtTheDeadline) {
   EXPECT_TRUE(callbacks::next_attempt(p, created, day + 5, 21, highest).give_up);
 }
 
-class CallbackStoreTest : public ::testing::Test {
+class CallbackStoreTest : public testing::MigratedDbTest {
  protected:
-  void SetUp() override {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("feedpipe-unit-" + std::to_string(::getpid()) + "-" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
-                .string();
-    remove_files();
-    db_ = std::make_unique<Database>(path_);
-    apply_migrations(*db_);
-  }
-  void TearDown() override {
-    db_.reset();
-    remove_files();
-  }
-  void remove_files() {
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
-  }
-
   producer::CreatedBatch submit(const std::string& callback_url, int feeds = 1) {
     producer::BatchRequest request;
     for (int i = 0; i < feeds; ++i) request.feeds.push_back("http://a.test/" + std::to_string(++feed_));
@@ -131,8 +113,6 @@ class CallbackStoreTest : public ::testing::Test {
     return q.int64(0);
   }
 
-  std::string path_;
-  std::unique_ptr<Database> db_;
   int feed_ = 0;
 };
 

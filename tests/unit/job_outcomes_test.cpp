@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <filesystem>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -13,25 +12,13 @@
 #include "common/outcome_message.h"
 #include "common/queries.h"
 #include "producer/batch_intake.h"
+#include "tests/support/temp_db.h"
 
 namespace feedpipe {
 namespace {
 
-class JobOutcomesTest : public ::testing::Test {
+class JobOutcomesTest : public testing::MigratedDbTest {
  protected:
-  void SetUp() override {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("feedpipe-unit-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
-                .string();
-    std::filesystem::remove(path_);
-    db_ = std::make_unique<Database>(path_);
-    apply_migrations(*db_);
-  }
-  void TearDown() override {
-    db_.reset();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
-  }
-
   producer::CreatedBatch create(const std::vector<std::string>& feeds, const std::string& key = "") {
     auto result = producer::create_batch(*db_, {feeds}, key, "body:" + std::to_string(feeds.size()));
     EXPECT_TRUE(std::holds_alternative<producer::CreatedBatch>(result));
@@ -46,9 +33,6 @@ class JobOutcomesTest : public ::testing::Test {
     o.fetch = FeedFetch{"http://a.test/final", "\"e1\"", "", "Title", "http://a.test/", std::move(items)};
     return o;
   }
-
-  std::string path_;
-  std::unique_ptr<Database> db_;
 };
 
 // prepare(const char*) finds statements by address: text that changes at the same address

@@ -1,13 +1,12 @@
 // The outbox: acknowledgements recorded, unacknowledged and stuck jobs published again.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "common/db_pool.h"
-#include "common/migrations.h"
 #include "producer/batch_intake.h"
 #include "producer/job_publisher.h"
+#include "tests/support/temp_db.h"
 
 namespace feedpipe::producer {
 namespace {
@@ -39,10 +38,9 @@ std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::
 
 TEST(JobPublisher, RecordsAcknowledgementsAndRepublishesStuckJobs) {
   static EmbeddedBroker broker;
-  std::string path = (std::filesystem::temp_directory_path() / ("feedpipe-publisher-" + std::to_string(::getpid()) + ".db")).string();
-  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  testing::TempDb tmp;
+  const std::string& path = tmp.path();
   Database& db = thread_db(path);
-  apply_migrations(db);
   auto created = std::get<CreatedBatch>(create_batch(db, {{"http://a.test/1", "http://a.test/2"}}, "", ""));
 
   PublisherSettings settings{path, KafkaSettings{}, 100ms, false, 1000ms};
@@ -86,7 +84,6 @@ TEST(JobPublisher, RecordsAcknowledgementsAndRepublishesStuckJobs) {
     EXPECT_EQ(resent[0].not_before, "2999-01-01T00:00:00Z");
     publisher.stop();
   }
-  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
 }  // namespace

@@ -2,17 +2,16 @@
 // items. The clock is injected: rows are written at the real time, the pruner is told it is later.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/job_outcomes.h"
 #include "common/metrics.h"
-#include "common/migrations.h"
 #include "common/queries.h"
 #include "common/retention.h"
 #include "producer/batch_intake.h"
+#include "tests/support/temp_db.h"
 
 namespace feedpipe {
 namespace {
@@ -20,22 +19,8 @@ namespace {
 using namespace std::chrono_literals;
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
 
-class RetentionTest : public ::testing::Test {
+class RetentionTest : public testing::MigratedDbTest {
  protected:
-  void SetUp() override {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("feedpipe-unit-" + std::to_string(::getpid()) + "-" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db"))
-                .string();
-    std::filesystem::remove(path_);
-    db_ = std::make_unique<Database>(path_);
-    apply_migrations(*db_);
-  }
-  void TearDown() override {
-    db_.reset();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
-  }
-
   // A batch of `feeds`, every job finished ok with `items` (so the batch is completed).
   std::string completed_batch(const std::vector<std::string>& feeds, const std::vector<ItemRecord>& items = {}) {
     auto batch = std::get<producer::CreatedBatch>(
@@ -60,8 +45,6 @@ class RetentionTest : public ::testing::Test {
     return q.int64(0);
   }
 
-  std::string path_;
-  std::unique_ptr<Database> db_;
   int bodies_ = 0;
 };
 

@@ -41,7 +41,7 @@ using feedpipe::EventHub;
 using feedpipe::EventMessage;
 using feedpipe::StreamServer;
 using feedpipe::StreamServerSettings;
-using feedpipe::testing::TempDb;
+using feedpipe::testing::BroadcasterDb;
 using Clock = std::chrono::steady_clock;
 
 // A blocking loopback client that reads with a deadline.
@@ -198,7 +198,7 @@ class StreamServerTest : public ::testing::Test {
       for (const EventMessage& e : tmp.finish_job(id)) hub.on_event(e);
   }
 
-  TempDb tmp;
+  BroadcasterDb tmp;
   EventHub hub{{tmp.path(), 1000ms}};
   std::unique_ptr<StreamServer> server;
   int port = 0;
@@ -784,7 +784,7 @@ TEST_F(StreamServerTest, AnEventVisitsOnlyTheStreamsOfItsBatch) {
 }
 
 TEST(EventHubGrowthListener, IsToldWhenAWatchedBatchGrows) {
-  TempDb tmp;
+  BroadcasterDb tmp;
   EventHub hub({tmp.path(), 1000ms});
   std::vector<std::string> told;
   std::mutex mu;
@@ -894,7 +894,7 @@ class HeldSource : public feedpipe::EventSource {
 };
 
 TEST(StreamServerAsyncFirstRead, AHeldHistoryReadHoldsOnlyItsOwnBatch) {
-  TempDb tmp;
+  BroadcasterDb tmp;
   auto source = std::make_shared<HeldSource>(tmp.path(), "slow");
   EventHub hub({"", 60s, source});
   StreamServerSettings settings;
@@ -934,7 +934,7 @@ TEST(StreamServerAsyncFirstRead, AHeldHistoryReadHoldsOnlyItsOwnBatch) {
 }
 
 TEST(StreamServerAsyncFirstRead, AStreamOfManyBatchesStartsOnceEveryReadEnds) {
-  TempDb tmp;
+  BroadcasterDb tmp;
   auto source = std::make_shared<HeldSource>(tmp.path(), "slow");
   EventHub hub({"", 60s, source});
   StreamServerSettings settings;
