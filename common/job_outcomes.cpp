@@ -70,6 +70,21 @@ std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const Jo
   return items;
 }
 
+// ?1 the feed, ?2 the item's key, ?3 its guid, ?4-?10 its text: the numbering of both statements
+// of upsert_items(). The text is bound without a copy: the item outlives the statement's step.
+Statement& bind_item(Statement& s, int64_t feed_id, const std::string& key, const ItemRecord& item) {
+  return s.bind(1, feed_id)
+      .bind(2, key)
+      .bind_text_or_null_unowned(3, item.guid)
+      .bind_text_or_null_unowned(4, item.link)
+      .bind_text_or_null_unowned(5, item.title)
+      .bind_text_or_null_unowned(6, item.author)
+      .bind_text_or_null_unowned(7, item.published)
+      .bind_text_or_null_unowned(8, item.updated)
+      .bind_text_or_null_unowned(9, item.summary)
+      .bind_text_or_null_unowned(10, item.content);
+}
+
 // Returns the number of items first stored now.
 int64_t upsert_items(Database& db, int64_t feed_id, const std::vector<ItemRecord>& items,
                      const std::string& now) {
@@ -78,39 +93,20 @@ int64_t upsert_items(Database& db, int64_t feed_id, const std::vector<ItemRecord
   for (auto it = items.rbegin(); it != items.rend(); ++it) {
     const ItemRecord& item = *it;
     std::string key = item_key(item);
-    db.prepare(
-          "INSERT INTO items (feed_id, item_key, guid, link, title, author, published, updated, "
-          "summary, content, first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-          "ON CONFLICT (feed_id, item_key) DO NOTHING")
-        .bind(1, feed_id)
-        .bind(2, key)
-        .bind_text_or_null_unowned(3, item.guid)
-        .bind_text_or_null_unowned(4, item.link)
-        .bind_text_or_null_unowned(5, item.title)
-        .bind_text_or_null_unowned(6, item.author)
-        .bind_text_or_null_unowned(7, item.published)
-        .bind_text_or_null_unowned(8, item.updated)
-        .bind_text_or_null_unowned(9, item.summary)
-        .bind_text_or_null_unowned(10, item.content)
-        .bind(11, now)
-        .run();
+    auto insert = db.prepare(
+        "INSERT INTO items (feed_id, item_key, guid, link, title, author, published, updated, "
+        "summary, content, first_seen_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+        "ON CONFLICT (feed_id, item_key) DO NOTHING");
+    bind_item(insert, feed_id, key, item).bind(11, now).run();
     if (db.changes() == 1) {
       ++added;
       continue;
     }
-    db.prepare(
-          "UPDATE items SET link = ?3, title = ?4, author = ?5, published = ?6, updated = ?7, "
-          "summary = ?8, content = ?9 WHERE feed_id = ?1 AND item_key = ?2")
-        .bind(1, feed_id)
-        .bind(2, key)
-        .bind_text_or_null_unowned(3, item.link)
-        .bind_text_or_null_unowned(4, item.title)
-        .bind_text_or_null_unowned(5, item.author)
-        .bind_text_or_null_unowned(6, item.published)
-        .bind_text_or_null_unowned(7, item.updated)
-        .bind_text_or_null_unowned(8, item.summary)
-        .bind_text_or_null_unowned(9, item.content)
-        .run();
+    // The guid (?3) is part of the key when there is one: left as it is.
+    auto update = db.prepare(
+        "UPDATE items SET link = ?4, title = ?5, author = ?6, published = ?7, updated = ?8, "
+        "summary = ?9, content = ?10 WHERE feed_id = ?1 AND item_key = ?2");
+    bind_item(update, feed_id, key, item).run();
   }
   return added;
 }

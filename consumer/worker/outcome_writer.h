@@ -43,6 +43,7 @@ class OutcomeWriter {
   uint64_t written() const { return written_; }
 
  private:
+  Database& connection();  // the writer thread's, configured on first use
   void run();
   void write_group(std::vector<JobOutcome>& outcomes, std::vector<JobRef>& refs,
                    std::vector<int64_t>& running);
@@ -59,6 +60,7 @@ class OutcomeWriter {
   std::vector<int64_t> running_;
   bool stop_ = false;
   std::atomic<uint64_t> written_{0};
+  bool configured_ = false;  // writer thread only
   std::thread thread_;
 };
 

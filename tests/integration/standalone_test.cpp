@@ -7,6 +7,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/db.h"
 #include "tests/support/harness.h"
 
 namespace feedpipe::testing {
@@ -113,6 +114,12 @@ TEST_F(StandaloneTest, BatchStreamsEveryJobOnceInOrderThenCompletes) {
   ASSERT_EQ(items["items"].size(), 2u);
   EXPECT_EQ(items["items"][0]["guid"], "feed-7-item-0");
   EXPECT_FALSE(items["next_after"].is_null());
+
+  // The writers skip SQLite's foreign-key checks (they write only children of rows they read):
+  // every reference still holds.
+  Database db(dir_.file("feedpipe.db"));
+  auto check = db.prepare("PRAGMA foreign_key_check");
+  EXPECT_FALSE(check.step()) << "a row of " << check.text(0) << " refers to a missing " << check.text(2);
 }
 
 TEST_F(StandaloneTest, LastEventIdResumesWithoutGapOrRepeat) {
