@@ -9,7 +9,8 @@
 #   core, as standalone — and a broadcaster, each a process; CPU and memory summed over them); many
 #   (the many-hosts shape on this machine: a recorder, consumers without a database, broadcaster --api),
 #   curl --parallel --parallel-max 64 downloading the same FEEDS feeds.
-# Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds.
+# Prints feeds/s, the ratios, event lag percentiles and CPU seconds per 1,000 feeds (curl's too: what
+# the download alone costs on this machine).
 # PERF_OUT=FILE records `perf record --call-graph dwarf` of every process of the shape PERF_SHAPE
 # (default standalone) through its pass PERF_PASS (first or second, the default).
 set -euo pipefail
@@ -20,6 +21,7 @@ ITEMS=10
 
 need=()
 for p in nginx newsboat curl python3; do command -v "$p" >/dev/null || need+=("$p"); done
+[[ -x /usr/bin/time ]] || need+=(time)
 if ((${#need[@]})); then
   echo "installing ${need[*]}"
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
@@ -48,9 +50,10 @@ newsboat_rate=$(rate "$NEWSBOAT_FEEDS" "$t0" "$t1")
 echo "curl --parallel over $FEEDS feeds"
 sed 's|^\(.*\)$|url = "\1"\noutput = "/dev/null"|' "$work/urls.txt" > "$work/curl.cfg"
 t0=$(now)
-curl -s --no-progress-meter --parallel --parallel-max 64 -K "$work/curl.cfg"
+/usr/bin/time -f '%U %S' -o "$work/curl.cpu" curl -s --no-progress-meter --parallel --parallel-max 64 -K "$work/curl.cfg"
 t1=$(now)
 curl_rate=$(rate "$FEEDS" "$t0" "$t1")
+curl_cpu=$(awk '{print $1 + $2}' "$work/curl.cpu")  # user + system seconds: what the download alone costs
 
 tick=$(getconf CLK_TCK)
 start_perf() {
@@ -102,11 +105,11 @@ results=()
 read -ra shapes <<<"${SHAPES:-standalone roles}"
 for shape in "${shapes[@]}"; do measure_shape "$shape"; done
 
-python3 - "$FEEDS" "$NEWSBOAT_FEEDS" "$newsboat_rate" "$curl_rate" "$tick" "${results[@]}" <<'PY'
+python3 - "$FEEDS" "$NEWSBOAT_FEEDS" "$newsboat_rate" "$curl_rate" "$tick" "$curl_cpu" "${results[@]}" <<'PY'
 import json, sys
 feeds, nb_feeds = int(sys.argv[1]), int(sys.argv[2])
-nb, curl, tick = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-shapes = [json.loads(a) for a in sys.argv[6:]]
+nb, curl, tick, curl_cpu = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+shapes = [json.loads(a) for a in sys.argv[7:]]
 names = {"standalone": "feedpipe standalone",
          "roles": "feedpipe roles, one host (kafka-mock, producer, consumers --db, broadcaster)",
          "many": "feedpipe roles, many hosts (kafka-mock, producer, recorder, consumers without a database, broadcaster --api)"}
@@ -114,7 +117,7 @@ print()
 print(f"| run | feeds | feeds/s | vs newsboat | vs curl | lag p50 / p99 / max (ms) | CPU s per 1,000 feeds | MB written per 1,000 feeds |")
 print(f"|---|---|---|---|---|---|---|---|")
 print(f"| newsboat -x reload (32 threads) | {nb_feeds} | {nb:.0f} | 1.0× | {nb / curl:.3f} | | | |")
-print(f"| curl --parallel 64 (download only) | {feeds} | {curl:.0f} | {curl / nb:.1f}× | 1.0 | | | |")
+print(f"| curl --parallel 64 (download only) | {feeds} | {curl:.0f} | {curl / nb:.1f}× | 1.0 | | {1000 * curl_cpu / feeds:.2f} | |")
 rates = {}
 for s in shapes:
     c0, c1, c2 = s["cpu"]
