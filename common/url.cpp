@@ -34,9 +34,8 @@ bool has_scheme(std::string_view s) {
   });
 }
 
-}  // namespace
-
-std::optional<std::string> normalize_feed_url(std::string_view url, std::string* error) {
+// One pass of normalize_feed_url; see there.
+std::optional<std::string> normalize_once(std::string_view url, std::string* error) {
   auto fail = [&](const char* why) -> std::optional<std::string> {
     if (error) *error = why;
     return std::nullopt;
@@ -82,6 +81,23 @@ std::optional<std::string> normalize_feed_url(std::string_view url, std::string*
   out += (path && !path->empty()) ? *path : "/";
   if (auto query = get_part(u.get(), CURLUPART_QUERY)) out += "?" + *query;
   return out;
+}
+
+}  // namespace
+
+std::optional<std::string> normalize_feed_url(std::string_view url, std::string* error) {
+  // libcurl decodes a host's %XX after it has canonicalized the host, so "http://%31/" comes out
+  // as "http://1/", which the next pass reads as the IPv4 number 0.0.0.1. Passes repeat until
+  // the URL stops changing, so that the stored URL is the same whichever spelling arrived.
+  constexpr int kMaxPasses = 4;
+  auto current = normalize_once(url, error);
+  for (int pass = 1; current && pass < kMaxPasses; ++pass) {
+    auto next = normalize_once(*current, error);
+    if (!next || *next == *current) return next;
+    current = std::move(next);
+  }
+  if (error && current) *error = "malformed URL (its normal form does not settle)";
+  return std::nullopt;
 }
 
 std::string resolve_url(std::string_view base, std::string_view ref) {

@@ -42,6 +42,11 @@ TEST(FeedUrl, NormalizingTwiceChangesNothing) {
     EXPECT_EQ(normalize_feed_url(raw, &why), std::nullopt) << raw;
     EXPECT_NE(why.find("host"), std::string::npos) << why;
   }
+  // A host spelled in %XX decodes to an IPv4 number that only the next pass canonicalizes
+  // (found by fuzzing: "http:///%31" gave "http://1/", then "http://0.0.0.1/").
+  EXPECT_EQ(normalize_feed_url("http:///%31"), "http://0.0.0.1/");
+  EXPECT_EQ(normalize_feed_url("http://%31%32%37.1:8080/f"), "http://127.0.0.1:8080/f");
+  EXPECT_EQ(normalize_feed_url("http://127.0.0.1:8080/f"), "http://127.0.0.1:8080/f");
 }
 
 TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
