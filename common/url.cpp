@@ -91,6 +91,7 @@ std::optional<std::string> normalize_feed_url(std::string_view url, std::string*
   // the URL stops changing, so that the stored URL is the same whichever spelling arrived.
   constexpr int kMaxPasses = 4;
   auto current = normalize_once(url, error);
+  if (current && *current == url) return current;  // already in normal form, as most are
   for (int pass = 1; current && pass < kMaxPasses; ++pass) {
     auto next = normalize_once(*current, error);
     if (!next || *next == *current) return next;
