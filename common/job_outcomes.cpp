@@ -17,6 +17,7 @@ struct JobRow {
   int64_t position;
   std::string url;
   std::optional<int64_t> feed_id;
+  int64_t feed_item_count = 0;  // the feed's stored items when the job was read
 };
 
 std::string item_key(const ItemRecord& item) {
@@ -27,10 +28,12 @@ std::string item_key(const ItemRecord& item) {
                                                            item.content + '\n' + item.published));
 }
 
-// Records the fetch in the feed's row, with `items_added` new items; after a success, returns the
-// feed's stored item count (read by the same statement).
-std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, int64_t items_added,
-                                         const std::string& now) {
+// Records the fetch in the feed's row, with `items_added` new items to the `item_count` it had.
+// After a success, returns the feed's stored item count. (Not by RETURNING, which builds a
+// temporary table at every run: the transaction is the only writer, so the count read with the
+// job is still the feed's.)
+std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const JobOutcome& o, int64_t item_count,
+                                         int64_t items_added, const std::string& now) {
   bool success = o.status != JobStatus::failed;
   if (!success) {
     auto q = db.prepare(
@@ -53,7 +56,7 @@ std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const Jo
       "etag = CASE WHEN ?7 THEN ?4 ELSE COALESCE(?4, etag) END, "
       "last_modified = CASE WHEN ?7 THEN ?5 ELSE COALESCE(?5, last_modified) END, "
       "title = CASE WHEN ?7 THEN ?8 ELSE title END, link = CASE WHEN ?7 THEN ?9 ELSE link END, "
-      "item_count = item_count + ?10 WHERE id = ?6 RETURNING item_count");
+      "item_count = item_count + ?10 WHERE id = ?6");
   q.bind(1, now)
       .bind(2, static_cast<int64_t>(o.http_status))
       .bind_text_or_null(3, f.final_url)
@@ -63,11 +66,9 @@ std::optional<int64_t> update_feed_state(Database& db, int64_t feed_id, const Jo
       .bind(7, static_cast<int64_t>(ok))
       .bind_text_or_null(8, f.title)
       .bind_text_or_null(9, f.link)
-      .bind(10, items_added);
-  std::optional<int64_t> items;
-  if (q.step()) items = q.int64(0);
-  q.reset();
-  return items;
+      .bind(10, items_added)
+      .run();
+  return item_count + items_added;
 }
 
 // ?1 the feed, ?2 the item's key, ?3 its guid, ?4-?10 its text: the numbering of both statements
@@ -111,21 +112,16 @@ int64_t upsert_items(Database& db, int64_t feed_id, const std::vector<ItemRecord
   return added;
 }
 
-int64_t count_items(Database& db, int64_t feed_id) {
-  auto q = db.prepare("SELECT item_count FROM feeds WHERE id = ?");
-  q.bind(1, feed_id);
-  q.step();
-  return q.int64(0);
-}
-
 std::optional<JobRow> load_open_job(Database& db, int64_t job_id) {
   auto q = db.prepare(
-      "SELECT batch_id, position, url, feed_id FROM jobs WHERE id = ? "
-      "AND status IN ('queued', 'running')");
+      "SELECT j.batch_id, j.position, j.url, j.feed_id, f.item_count FROM jobs j "
+      "LEFT JOIN feeds f ON f.id = j.feed_id WHERE j.id = ? AND j.status IN ('queued', 'running')");
   q.bind(1, job_id);
   if (!q.step()) return std::nullopt;
   JobRow row{job_id, q.text(0), q.int64(1), q.text(2), std::nullopt};
   if (!q.is_null(3)) row.feed_id = q.int64(3);
+  if (!q.is_null(4)) row.feed_item_count = q.int64(4);
+  q.reset();
   return row;
 }
 
@@ -319,11 +315,11 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
     if (job->feed_id && o.fetch) {
       // Items first: the feed's update adds the new ones to its stored count.
       if (o.status == JobStatus::ok) items_new = upsert_items(db, *job->feed_id, o.fetch->items, now);
-      items_total = update_feed_state(db, *job->feed_id, o, items_new, now);
+      items_total = update_feed_state(db, *job->feed_id, o, job->feed_item_count, items_new, now);
     } else if (job->feed_id && o.status == JobStatus::failed) {
-      update_feed_state(db, *job->feed_id, o, 0, now);
+      update_feed_state(db, *job->feed_id, o, job->feed_item_count, 0, now);
     }
-    if (job->feed_id && o.status != JobStatus::failed && !items_total) items_total = count_items(db, *job->feed_id);
+    if (job->feed_id && o.status != JobStatus::failed && !items_total) items_total = job->feed_item_count;
     finish_job(db, *job, o, items_new, items_total, now, counters, pending, counts);
     if (!counters.has_duplicate_feeds(job->batch_id)) continue;
     for (const JobRow& sibling : open_siblings(db, *job))

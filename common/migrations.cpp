@@ -5,6 +5,19 @@
 #include "common/embedded.h"
 
 namespace feedpipe {
+namespace {
+
+// Tells every other connection to read the schema again. DDL does it by itself; a migration that
+// edits sqlite_schema directly (PRAGMA writable_schema) relies on this.
+void bump_schema_version(Database& db) {
+  auto q = db.prepare("PRAGMA schema_version");
+  if (!q.step()) throw DbError(SQLITE_ERROR, "cannot read the schema version");
+  const int64_t version = q.int64(0);
+  q.reset();
+  db.exec("PRAGMA schema_version=" + std::to_string(version + 1));
+}
+
+}  // namespace
 
 int apply_migrations(Database& db) {
   int applied = 0;
@@ -23,6 +36,7 @@ int apply_migrations(Database& db) {
         throw DbError(e.code(), "migration " + version + " failed: " + e.what());
       }
       db.prepare("INSERT INTO schema_migrations (version) VALUES (?)").bind(1, version).run();
+      bump_schema_version(db);
       spdlog::info("applied migration {}", version);
       ++applied;
     }

@@ -80,6 +80,89 @@ TEST_F(JobOutcomesTest, ItemCountMigrationCountsTheItemsAlreadyStored) {
   EXPECT_EQ(q.int64(1), 0);
 }
 
+// How many temporary tables a statement builds each time it runs (EXPLAIN's OpenEphemeral).
+// Prepared afresh (not from the connection's statement cache): an EXPLAIN runs no transaction, so
+// a cached one would never notice a new schema.
+int temporary_tables(Database& db, const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  const std::string explain = "EXPLAIN " + sql;
+  if (sqlite3_prepare_v2(db.handle(), explain.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+    ADD_FAILURE() << sqlite3_errmsg(db.handle()) << ": " << sql;
+    return -1;
+  }
+  int n = 0;
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    n += std::strcmp(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1)), "OpenEphemeral") == 0;
+  sqlite3_finalize(stmt);
+  return n;
+}
+
+const std::vector<std::string> kStatusWrites = {
+    "INSERT INTO jobs (batch_id, position, url) VALUES ('b', 1, 'u')",
+    "UPDATE jobs SET status = 'ok' WHERE id = 1",
+    "UPDATE batches SET status = 'completed' WHERE id = 'b'",
+    "INSERT INTO events (batch_id, seq, type, ts, data) VALUES ('b', 1, 'job.completed', 1, '{}')",
+    "UPDATE callbacks SET status = 'failed' WHERE batch_id = 'b'"};
+
+// Migration 0007: a CHECK written as an IN list built a temporary table at every row written.
+// A database from before it, with another connection open on it, changes for both connections,
+// and the CHECKs still refuse what they refused.
+TEST_F(JobOutcomesTest, StatusChecksBuildNoTemporaryTableAfterMigration0007) {
+  for (const auto& sql : kStatusWrites) EXPECT_EQ(temporary_tables(*db_, sql), 0) << sql;
+  // Back to the schema text of migrations 0001 and 0006, as a database of an older release has it.
+  db_->write([&] {
+    db_->exec("PRAGMA writable_schema=ON");
+    db_->exec(
+        "UPDATE sqlite_schema SET sql = replace(replace(replace(replace(sql, "
+        "'status = ''queued'' OR status = ''running'' OR status = ''ok'' OR status = ''not_modified'' OR "
+        "status = ''failed''', 'status IN (''queued'', ''running'', ''ok'', ''not_modified'', ''failed'')'), "
+        "'status = ''queued'' OR status = ''running'' OR status = ''completed''', "
+        "'status IN (''queued'', ''running'', ''completed'')'), "
+        "'type = ''job.completed'' OR type = ''job.failed'' OR type = ''batch.completed''', "
+        "'type IN (''job.completed'', ''job.failed'', ''batch.completed'')'), "
+        "'status = ''pending'' OR status = ''delivered'' OR status = ''failed''', "
+        "'status IN (''pending'', ''delivered'', ''failed'')') WHERE type = 'table'");
+    auto v = db_->prepare("PRAGMA schema_version");
+    ASSERT_TRUE(v.step());
+    const int64_t version = v.int64(0);
+    v.reset();
+    db_->exec("PRAGMA schema_version=" + std::to_string(version + 1));
+    db_->exec("PRAGMA writable_schema=RESET");
+    db_->exec("DELETE FROM schema_migrations WHERE version LIKE '0007%'");
+  });
+  Database other(path_);
+  for (const auto& sql : kStatusWrites) EXPECT_GE(temporary_tables(other, sql), 1) << "old schema: " << sql;
+
+  EXPECT_EQ(apply_migrations(*db_), 1);
+  // A connection reads the changed schema at its next transaction (an EXPLAIN starts none).
+  other.exec("SELECT count(*) FROM jobs");
+  for (Database* db : {db_, &other}) {
+    for (const auto& sql : kStatusWrites)
+      EXPECT_EQ(temporary_tables(*db, sql), 0) << (db == db_ ? "migrating connection: " : "other connection: ") << sql;
+    auto schema = db->prepare("SELECT group_concat(sql) FROM sqlite_schema WHERE type = 'table'");
+    ASSERT_TRUE(schema.step());
+    EXPECT_EQ(schema.text(0).find(" IN ("), std::string::npos) << schema.text(0);
+    schema.reset();
+  }
+  auto batch = create({"http://a.test/feed"});
+  const std::string job = std::to_string(batch.jobs[0].job_id);
+  for (const std::string& refused :
+       {"UPDATE jobs SET status = 'done' WHERE id = " + job,
+        "UPDATE batches SET status = 'finished' WHERE id = '" + batch.batch_id + "'",
+        "INSERT INTO events (batch_id, seq, type, ts, data) VALUES ('" + batch.batch_id + "', 9, 'job.done', 1, '{}')"}) {
+    try {
+      other.exec(refused);
+      ADD_FAILURE() << "accepted: " << refused;
+    } catch (const DbError& e) {
+      EXPECT_NE(std::string(e.what()).find("CHECK constraint failed"), std::string::npos) << e.what();
+    }
+  }
+  other.exec("UPDATE jobs SET status = 'not_modified' WHERE id = " + job);
+  auto check = db_->prepare("PRAGMA integrity_check");
+  ASSERT_TRUE(check.step());
+  EXPECT_EQ(check.text(0), "ok");
+}
+
 TEST_F(JobOutcomesTest, SeqIsGapFreeAndBatchCompletedIsLast) {
   auto batch = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
   ASSERT_EQ(batch.jobs.size(), 3u);
