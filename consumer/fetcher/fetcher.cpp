@@ -3,11 +3,16 @@
 #include <curl/curl.h>
 #include <strings.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -152,6 +157,13 @@ struct Fetcher::Impl {
   std::vector<CURL*> free_handles;
   std::vector<FetchResult> results;
   std::atomic<bool> woken{false};
+  // libcurl's event interface: it names the sockets to watch (on_socket) and when to call it
+  // back (on_timer); only the transfers whose sockets are ready run. curl_multi_perform would
+  // instead step every transfer in flight (a poll() each) for every event, which cost more than
+  // the transfers themselves with hundreds in flight.
+  int epoll_fd = -1;
+  int wake_fd = -1;  // an eventfd in the epoll set, for wakeup()
+  std::optional<Clock::time_point> curl_timer;
   std::mt19937_64 rng{std::random_device{}()};
 
   explicit Impl(FetchSettings s)
@@ -165,6 +177,28 @@ struct Fetcher::Impl {
       curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(settings.max_host_connections));
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(settings.max_in_flight));
     curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd < 0 || wake_fd < 0) {
+      const std::string why = std::strerror(errno);
+      close_fds();
+      curl_multi_cleanup(multi);
+      throw std::runtime_error("fetcher: cannot create its epoll set: " + why);
+    }
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_fd;
+    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &wake);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+  }
+
+  void close_fds() {
+    if (epoll_fd >= 0) close(epoll_fd);
+    if (wake_fd >= 0) close(wake_fd);
+    epoll_fd = wake_fd = -1;
   }
 
   ~Impl() {
@@ -176,10 +210,38 @@ struct Fetcher::Impl {
     running.clear();
     for (CURL* easy : free_handles) curl_easy_cleanup(easy);
     free_handles.clear();
-    curl_multi_cleanup(multi);
+    curl_multi_cleanup(multi);  // may still tell on_socket to forget sockets: the epoll set goes after
+    close_fds();
   }
 
   // --- libcurl callbacks (must not throw) ---
+
+  static int on_socket(CURL*, curl_socket_t fd, int what, void* user, void*) {
+    auto* self = static_cast<Impl*>(user);
+    if (what == CURL_POLL_REMOVE) {
+      epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if already closed
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    // A socket number can be new to the set, or known (also one closed and reopened by curl).
+    if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT &&
+        epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      spdlog::warn("fetcher: cannot watch socket {}: {}", fd, std::strerror(errno));
+      return -1;  // libcurl fails the transfers on it
+    }
+    return 0;
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    if (timeout_ms < 0)
+      self->curl_timer.reset();
+    else
+      self->curl_timer = Clock::now() + milliseconds(timeout_ms);
+    return 0;
+  }
 
   static size_t on_write(char* data, size_t size, size_t count, void* user) {
     auto* job = static_cast<Job*>(user);
@@ -584,26 +646,57 @@ struct Fetcher::Impl {
     }
   }
 
+  // Runs libcurl's timeouts once due (also the "now" of a transfer just added).
+  void run_due_timer() {
+    if (!curl_timer || *curl_timer > Clock::now()) return;
+    curl_timer.reset();
+    int still_running = 0;
+    curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
+  }
+
+  // Waits up to `wait` for sockets, then runs the transfers that are ready. Returns whether
+  // wakeup() was called.
+  bool wait_for_sockets(Clock::duration wait) {
+    auto wait_ms = std::chrono::ceil<milliseconds>(std::max(wait, Clock::duration::zero())).count();
+    epoll_event events[64];
+    int n = epoll_wait(epoll_fd, events, 64, static_cast<int>(std::min<long long>(wait_ms, 1'000'000'000)));
+    bool woken_now = false;
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd) {
+        uint64_t count;
+        while (read(wake_fd, &count, sizeof count) > 0) {
+        }
+        woken_now = true;
+        continue;
+      }
+      const uint32_t e = events[i].events;
+      int mask = (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                 (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+      int still_running = 0;
+      curl_multi_socket_action(multi, fd, mask, &still_running);
+    }
+    run_due_timer();
+    return woken_now;
+  }
+
   std::vector<FetchResult> poll(milliseconds timeout) {
     auto end = Clock::now() + timeout;
     for (;;) {
       promote_due(Clock::now());
       start_queued();
-      int still_running = 0;
-      curl_multi_perform(multi, &still_running);
+      run_due_timer();
       harvest();
       if (!results.empty()) break;
       auto now = Clock::now();
       if (woken.exchange(false) || now >= end) break;
       auto wait = end - now;
       if (!waiting.empty()) wait = std::min<Clock::duration>(wait, waiting.begin()->first - now);
+      if (curl_timer) wait = std::min<Clock::duration>(wait, *curl_timer - now);
       if (!queue.empty() && running.size() < static_cast<size_t>(settings.max_in_flight)) wait = Clock::duration::zero();
-      auto wait_ms = std::chrono::ceil<milliseconds>(std::max(wait, Clock::duration::zero())).count();
-      curl_multi_poll(multi, nullptr, 0, static_cast<int>(std::min<long long>(wait_ms, 1'000'000'000)), nullptr);
-      if (woken.exchange(false)) {
-        // Still collect what finished meanwhile, without waiting.
-        curl_multi_perform(multi, &still_running);
-        harvest();
+      if (wait_for_sockets(wait)) {
+        woken.store(false);
+        harvest();  // still collect what finished meanwhile
         break;
       }
     }
@@ -616,7 +709,9 @@ struct Fetcher::Impl {
 
   void wakeup() {
     woken.store(true);
-    curl_multi_wakeup(multi);
+    const uint64_t one = 1;
+    if (write(wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+      spdlog::warn("fetcher: wakeup failed: {}", std::strerror(errno));
   }
 };
 

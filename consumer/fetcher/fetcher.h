@@ -1,5 +1,5 @@
 #pragma once
-// Fetches many feeds concurrently with one libcurl multi handle. Not thread-safe except wakeup():
+// Fetches many feeds concurrently with one libcurl multi handle, driven by epoll. Not thread-safe except wakeup():
 // one thread calls add() and poll(). Conditional GET, bounded size and time, retries with backoff.
 #include <chrono>
 #include <cstddef>
@@ -66,7 +66,7 @@ class Fetcher {
   // returns the fetches that reached a final result (after retries).
   std::vector<FetchResult> poll(std::chrono::milliseconds timeout);
   size_t pending() const;  // queued + running + waiting for a retry
-  void wakeup();           // thread-safe: interrupts a poll() in progress (curl_multi_wakeup)
+  void wakeup();           // thread-safe: interrupts a poll() in progress
 
  private:
   struct Impl;
