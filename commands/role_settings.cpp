@@ -56,7 +56,7 @@ void add_consumer_settings(Settings& s) {
       .add("fetch-low-speed-seconds", "10", "… for this many seconds (no answer at all in this window is retried; a body that began and trickles is not)")
       .add("fetch-max-body-bytes", std::to_string(10 << 20), "largest feed body, decompressed")
       .add("fetch-max-redirects", "5", "redirects followed")
-      .add("fetch-max-host-connections", "32", "connections per host")
+      .add("fetch-max-host-connections", "32", "transfers, so connections, to one host at once (0: no limit); the others wait without taking a slot of --fetch-max-in-flight")
       .add("fetch-attempts", "3", "attempts for transient failures (connect errors, resets, timeouts, no answer within the low-speed window, 5xx, 429)")
       .add("fetch-retry-delay-ms", "500", "base of the exponential retry backoff")
       .add("job-deadline-ms", "60000", "a job never runs longer than this, retries included")

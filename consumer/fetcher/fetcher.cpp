@@ -99,6 +99,13 @@ std::optional<long> parse_retry_after(std::string_view value) {
   return when > now ? static_cast<long>(when - now) : 0L;
 }
 
+// "scheme://host:port" of a URL (what precedes its path), the key of the per-host limit.
+std::string host_of(const std::string& url) {
+  const size_t authority = url.find("://");
+  if (authority == std::string::npos) return url;
+  return url.substr(0, url.find_first_of("/?#", authority + 3));
+}
+
 std::once_flag curl_init_once;
 
 }  // namespace
@@ -108,6 +115,7 @@ struct Fetcher::Impl {
     FetchRequest request;
     const FetchSettings* settings = nullptr;
     const AddressPolicy* policy = nullptr;
+    std::string host;  // scheme://host:port of the request, for the per-host limit
     Clock::time_point started, deadline;
     int attempts = 0;
     std::string last_error;  // of the previous attempt, for logs
@@ -152,6 +160,12 @@ struct Fetcher::Impl {
   AddressPolicy policy;
   CURLM* multi = nullptr;
   std::deque<JobPtr> queue;                          // ready to start
+  // Transfers per host are limited here, not only by libcurl's connection limit: a transfer
+  // libcurl holds for a connection would take a slot of max_in_flight from other hosts' feeds
+  // (and cost it a search of the host's connections at every turn).
+  std::unordered_map<std::string, int> host_running;
+  std::unordered_map<std::string, std::deque<JobPtr>> host_held;  // ready, but their host is at its limit
+  size_t held = 0;
   std::multimap<Clock::time_point, JobPtr> waiting;  // retry at
   std::unordered_map<Job*, JobPtr> running;
   std::vector<CURL*> free_handles;
@@ -345,6 +359,7 @@ struct Fetcher::Impl {
   void add(FetchRequest request) {
     auto job = std::make_unique<Job>();
     job->request = std::move(request);
+    job->host = host_of(job->request.url);
     job->settings = &settings;
     job->policy = &policy;
     job->started = Clock::now();
@@ -382,8 +397,25 @@ struct Fetcher::Impl {
     while (!queue.empty() && running.size() < static_cast<size_t>(settings.max_in_flight)) {
       JobPtr job = std::move(queue.front());
       queue.pop_front();
+      if (settings.max_host_connections > 0 && host_running[job->host] >= settings.max_host_connections) {
+        host_held[job->host].push_back(std::move(job));
+        ++held;
+        continue;
+      }
       start_attempt(std::move(job));
     }
+  }
+
+  // A transfer of `host` ended: the next one held for that host may start.
+  void host_transfer_ended(const std::string& host) {
+    auto it = host_running.find(host);
+    if (it != host_running.end() && --it->second <= 0) host_running.erase(it);
+    auto held_it = host_held.find(host);
+    if (held_it == host_held.end()) return;
+    queue.push_front(std::move(held_it->second.front()));
+    held_it->second.pop_front();
+    --held;
+    if (held_it->second.empty()) host_held.erase(held_it);
   }
 
   // A handle with the options that are the same for every transfer. Handles are reused without
@@ -477,6 +509,7 @@ struct Fetcher::Impl {
       complete(*job, FetchStatus::failed, std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
       return;
     }
+    ++host_running[j->host];
     running.emplace(j, std::move(job));
   }
 
@@ -589,6 +622,7 @@ struct Fetcher::Impl {
     if (it == running.end()) return;
     JobPtr job = std::move(it->second);
     running.erase(it);
+    host_transfer_ended(job->host);
 
     Verdict v = judge(rc, *job);
     if (v.success) {
@@ -705,7 +739,7 @@ struct Fetcher::Impl {
     return out;
   }
 
-  size_t pending() const { return queue.size() + running.size() + waiting.size(); }
+  size_t pending() const { return queue.size() + held + running.size() + waiting.size(); }
 
   void wakeup() {
     woken.store(true);

@@ -21,7 +21,7 @@ struct FetchSettings {
   long low_speed_window_s = 10;        // ... sustained for this long
   size_t max_body_bytes = 10 << 20;    // after decompression
   int max_redirects = 5;
-  int max_host_connections = 32;
+  int max_host_connections = 32;       // transfers (so connections) to one host at once; more wait their turn
   // For transient failures: connect errors, resets, timeouts, an answer that has not begun within
   // the low-speed window, 5xx, 429.
   int max_attempts = 3;

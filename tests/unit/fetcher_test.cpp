@@ -525,6 +525,36 @@ TEST_F(FetcherTest, MaxInFlightQueuesTheRest) {
   EXPECT_GE(max_concurrent_.load(), 2);
 }
 
+// One host at its limit leaves the other slots of max_in_flight to other hosts: a feed of
+// another host does not wait behind a busy host's backlog.
+TEST_F(FetcherTest, AHostAtItsLimitDoesNotHoldUpOtherHosts) {
+  httplib::Server other;
+  other.Get("/feed", [](const httplib::Request&, httplib::Response& res) { res.set_content(kFeed, "application/rss+xml"); });
+  const int other_port = feedpipe::bind_server(other, "127.0.0.1", 0);
+  ASSERT_GT(other_port, 0);
+  std::thread other_thread([&] { other.listen_after_bind(); });
+  FetchSettings s = settings();
+  s.max_in_flight = 8;
+  s.max_host_connections = 2;
+  Fetcher f(s);
+  for (uint64_t i = 0; i < 20; ++i) f.add({i, url("/counted"), "", ""});  // 30 ms each
+  f.add({99, "http://127.0.0.1:" + std::to_string(other_port) + "/feed", "", ""});
+  auto results = run(f, 21);
+  other.stop();
+  other_thread.join();
+  ASSERT_EQ(results.size(), 21u);
+  size_t other_at = results.size();
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_EQ(results[i].status, FetchStatus::ok) << results[i].error;
+    if (results[i].tag == 99) other_at = i;
+  }
+  // Without the per-host limit the other host's feed started only once 13 of the busy host's had
+  // finished (8 slots, 20 ahead of it in the queue).
+  EXPECT_LT(other_at, 5u);
+  EXPECT_LE(max_concurrent_.load(), 2);
+  EXPECT_EQ(f.pending(), 0u);
+}
+
 TEST_F(FetcherTest, OnlyHttpAndHttps) {
   for (const char* u : {"ftp://example.com/feed.xml", "file:///etc/passwd", "gopher://example.com/"}) {
     FetchResult r = fetch(settings(), FetchRequest{1, u, "", ""});
