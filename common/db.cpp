@@ -12,6 +12,7 @@ namespace feedpipe {
 namespace {
 
 std::atomic<uint64_t> g_busy_retries{0};
+std::atomic<uint64_t> g_checkpoints{0};
 
 // Writers of one process take turns on a mutex per database file before they ask SQLite for the
 // write lock. SQLite's own wait is a sleep in steps of up to 100 ms, so a writer that lost the
@@ -112,6 +113,7 @@ Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
   }
   exec("PRAGMA synchronous=NORMAL");
   exec("PRAGMA foreign_keys=ON");
+  sqlite3_wal_hook(db_, &Database::on_wal_commit, this);  // replaces SQLite's automatic checkpoint
   // Every thread of a role keeps its own connection; most only read a little. Threads that write
   // a lot raise it (set_cache_kib).
   set_cache_kib(kDefaultCacheKib);
@@ -161,10 +163,41 @@ Statement Database::prepare(const char* sql) {
   return s;
 }
 
+int Database::on_wal_commit(void* self_ptr, sqlite3*, const char*, int wal_pages) {
+  auto* self = static_cast<Database*>(self_ptr);
+  if (wal_pages < kCheckpointPages) return SQLITE_OK;
+  if (self->in_write_turn_ && wal_pages < kCheckpointInTurnPages)
+    self->checkpoint_due_ = true;  // write() runs it after the turn
+  else
+    self->checkpoint();
+  return SQLITE_OK;
+}
+
+void Database::checkpoint() {
+  checkpoint_due_ = false;
+  // PASSIVE never waits: it copies what no reader still needs, and the next one does the rest.
+  if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) == SQLITE_OK)
+    ++g_checkpoints;
+}
+
 void Database::write(const std::function<void()>& body) {
-  thread_local std::minstd_rand rng{std::random_device{}()};
   if (!write_turn_) write_turn_ = &write_turn(path_);
-  std::lock_guard turn(*write_turn_);
+  {
+    std::lock_guard turn(*write_turn_);
+    in_write_turn_ = true;
+    try {
+      write_in_turn(body);
+    } catch (...) {
+      in_write_turn_ = false;
+      throw;
+    }
+    in_write_turn_ = false;
+  }
+  if (checkpoint_due_) checkpoint();
+}
+
+void Database::write_in_turn(const std::function<void()>& body) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
   for (int attempt = 0;; ++attempt) {
     try {
       exec("BEGIN IMMEDIATE");
@@ -202,5 +235,6 @@ void Database::read(const std::function<void()>& body) {
 }
 
 uint64_t Database::busy_retries() { return g_busy_retries.load(); }
+uint64_t Database::checkpoints() { return g_checkpoints.load(); }
 
 }  // namespace feedpipe

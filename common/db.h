@@ -100,10 +100,25 @@ class Database {
   sqlite3* handle() { return db_; }
   static uint64_t busy_retries();  // process-wide count of retried write transactions
 
+  // SQLite's automatic checkpoint, moved out of the write turn: a commit that leaves the WAL at
+  // kCheckpointPages or more is followed by a PASSIVE checkpoint, which write() runs once it has
+  // handed the turn on, so the process's next writer does not wait for it. Past
+  // kCheckpointInTurnPages (checkpoints that ran beside writes could not finish, and the WAL only
+  // starts over once one has) the checkpoint runs within the turn, as SQLite's own does.
+  static constexpr int kCheckpointPages = 1000;  // SQLite's default wal_autocheckpoint
+  static constexpr int kCheckpointInTurnPages = 4 * kCheckpointPages;
+  static uint64_t checkpoints();  // process-wide count of checkpoints run
+
  private:
+  static int on_wal_commit(void* self, sqlite3* db, const char* schema, int wal_pages);
+  void checkpoint();
+  void write_in_turn(const std::function<void()>& body);
+
   std::string path_;
   std::mutex* write_turn_ = nullptr;  // shared by this process's connections to path_
   sqlite3* db_ = nullptr;
+  bool in_write_turn_ = false;
+  bool checkpoint_due_ = false;
   sqlite3_stmt* cached_statement(const std::string& sql);
 
   std::unordered_map<std::string, sqlite3_stmt*> statements_;

@@ -101,6 +101,9 @@ void process_metrics(std::ostringstream& out) {
   out << "# HELP feedpipe_sqlite_busy_retries_total Write transactions retried because the database was busy.\n"
       << "# TYPE feedpipe_sqlite_busy_retries_total counter\nfeedpipe_sqlite_busy_retries_total "
       << Database::busy_retries() << "\n";
+  out << "# HELP feedpipe_sqlite_checkpoints_total WAL checkpoints run by this process's connections.\n"
+      << "# TYPE feedpipe_sqlite_checkpoints_total counter\nfeedpipe_sqlite_checkpoints_total "
+      << Database::checkpoints() << "\n";
 }
 
 }  // namespace

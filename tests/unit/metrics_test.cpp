@@ -24,6 +24,7 @@ TEST(Metrics, RendersPrometheusTextFormat) {
   EXPECT_NE(text.find("test_seconds_count 3\n"), std::string::npos);
   EXPECT_NE(text.find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(text.find("feedpipe_sqlite_busy_retries_total "), std::string::npos);
+  EXPECT_NE(text.find("feedpipe_sqlite_checkpoints_total "), std::string::npos);
 }
 
 }  // namespace
