@@ -104,7 +104,8 @@ class Database {
   // kCheckpointPages or more is followed by a PASSIVE checkpoint, which write() runs once it has
   // handed the turn on, so the process's next writer does not wait for it. Past
   // kCheckpointInTurnPages (checkpoints that ran beside writes could not finish, and the WAL only
-  // starts over once one has) the checkpoint runs within the turn, as SQLite's own does.
+  // starts over once one has) the checkpoint runs within the turn, as SQLite's own does; the WAL
+  // can still pass that limit by what other writers commit while a checkpoint outside the turn runs.
   static constexpr int kCheckpointPages = 1000;  // SQLite's default wal_autocheckpoint
   static constexpr int kCheckpointInTurnPages = 4 * kCheckpointPages;
   static uint64_t checkpoints();  // process-wide count of checkpoints run

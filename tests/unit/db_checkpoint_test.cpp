@@ -42,7 +42,9 @@ TEST_F(DatabaseCheckpoint, OneWriterKeepsTheWalNearTheThreshold) {
 
 // Two writers whose commits and checkpoints overlap: a checkpoint that ran beside the other's
 // write leaves frames behind, so the WAL cannot start over; past the in-turn limit it is
-// checkpointed within the turn, and the WAL stays bounded.
+// checkpointed within the turn, and the WAL stays bounded. (Not at exactly that limit: while one
+// writer's checkpoint runs outside the turn, the other's in-turn one finds it busy, and commits go
+// on for as long as that checkpoint takes: CI saw 4,429 pages.)
 TEST_F(DatabaseCheckpoint, OverlappingWritersKeepTheWalBounded) {
   std::vector<std::thread> writers;
   for (int w = 0; w < 2; ++w)
@@ -55,7 +57,7 @@ TEST_F(DatabaseCheckpoint, OverlappingWritersKeepTheWalBounded) {
   ASSERT_TRUE(count.step());
   EXPECT_EQ(count.int64(0), 6 * Database::kCheckpointPages);
   count.reset();
-  EXPECT_LT(wal_bytes(), static_cast<off_t>(Database::kCheckpointInTurnPages + 400) * (kPageBytes + 24));
+  EXPECT_LT(wal_bytes(), static_cast<off_t>(2 * Database::kCheckpointInTurnPages) * (kPageBytes + 24));
 }
 
 // A commit outside write() (a statement in autocommit mode) checkpoints at once, as SQLite would.
