@@ -63,7 +63,8 @@ void add_consumer_settings(Settings& s) {
       .add("user-agent", "feedpipe/0.1", "User-Agent of feed requests")
       .add("consumer-max-backlog", "1024", "jobs a consumer works on at once (fetching or being recorded); more wait")
       .add("consumer-max-read-ahead", "16384", "jobs read from Kafka that wait for room in the backlog; at this many the consumer pauses its partitions (it keeps serving its group)")
-      .add("write-group", "512", "job outcomes per SQLite transaction");
+      .add("write-group", "512", "job outcomes per SQLite transaction")
+      .add("job-running-after-ms", "250", "a job taken this long without an outcome is shown as running; one done sooner goes from queued straight to its outcome, a row update fewer");
   add_outbound_address_settings(s);
 }
 
@@ -293,6 +294,7 @@ consumer::ConsumerSettings consumer_settings(const Settings& s, const KafkaSetti
   c.max_backlog = static_cast<size_t>(s.integer("consumer-max-backlog"));
   c.max_read_ahead = std::max<size_t>(1, static_cast<size_t>(s.integer("consumer-max-read-ahead")));
   c.max_write_group = static_cast<size_t>(s.integer("write-group"));
+  c.mark_running_after = std::chrono::milliseconds(std::max(0L, s.integer("job-running-after-ms")));
   c.drain_timeout = shutdown_limits(s).drain;
   c.kafka_close_timeout = shutdown_limits(s).grace;
   return c;

@@ -184,14 +184,12 @@ void Database::write(const std::function<void()>& body) {
   if (!write_turn_) write_turn_ = &write_turn(path_);
   {
     std::lock_guard turn(*write_turn_);
-    in_write_turn_ = true;
-    try {
-      write_in_turn(body);
-    } catch (...) {
-      in_write_turn_ = false;
-      throw;
-    }
-    in_write_turn_ = false;
+    struct InTurn {
+      bool& flag;
+      explicit InTurn(bool& f) : flag(f) { flag = true; }
+      ~InTurn() { flag = false; }
+    } in_turn(in_write_turn_);
+    write_in_turn(body);
   }
   if (checkpoint_due_) checkpoint();
 }

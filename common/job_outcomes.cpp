@@ -340,20 +340,21 @@ std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std
 
 namespace {
 
-void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& job_ids) {
-  if (job_ids.empty()) return;
-  const std::string now = now_rfc3339();
-  // One statement for the whole list (a JSON array of ids).
-  std::string ids = "[";
-  for (int64_t id : job_ids) ids += std::to_string(id) + ",";
-  ids.back() = ']';
-  std::set<std::string> batches;
-  auto q = db.prepare(
-      "UPDATE jobs SET status = 'running', started_at = ?1 "
-      "WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'queued' RETURNING batch_id");
-  q.bind(1, now).bind(2, ids);
-  while (q.step()) batches.insert(q.text(0));
-  q.reset();
+void mark_jobs_running_in_transaction(Database& db, const RunningMarks& marks) {
+  std::set<std::string> batches(marks.batch_ids.begin(), marks.batch_ids.end());
+  if (!marks.job_ids.empty()) {
+    const std::string now = now_rfc3339();
+    // One statement for the whole list (a JSON array of ids).
+    std::string ids = "[";
+    for (int64_t id : marks.job_ids) ids += std::to_string(id) + ",";
+    ids.back() = ']';
+    auto q = db.prepare(
+        "UPDATE jobs SET status = 'running', started_at = ?1 "
+        "WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'queued' RETURNING batch_id");
+    q.bind(1, now).bind(2, ids);
+    while (q.step()) batches.insert(q.text(0));
+    q.reset();
+  }
   for (const std::string& batch_id : batches)
     db.prepare("UPDATE batches SET status = 'running' WHERE id = ? AND status = 'queued'").bind(1, batch_id).run();
 }
@@ -361,7 +362,7 @@ void mark_jobs_running_in_transaction(Database& db, const std::vector<int64_t>& 
 }  // namespace
 
 std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts, const std::vector<int64_t>& newly_running) {
+                                          OutcomeCounts* counts, const RunningMarks& newly_running) {
   std::vector<EventMessage> events;
   db.write([&] {
     if (counts) *counts = {};  // a retried transaction counts again from zero
@@ -373,7 +374,7 @@ std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOut
 
 void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids) {
   if (job_ids.empty()) return;
-  db.write([&] { mark_jobs_running_in_transaction(db, job_ids); });
+  db.write([&] { mark_jobs_running_in_transaction(db, RunningMarks{job_ids, {}}); });
 }
 
 std::optional<JobStatus> job_status(Database& db, int64_t job_id) {

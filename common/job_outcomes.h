@@ -46,12 +46,18 @@ struct OutcomeCounts {
 // and, when `counts` is given, adds to it.
 std::vector<EventMessage> record_outcomes_in_transaction(Database& db, const std::vector<JobOutcome>& outcomes,
                                                          OutcomeCounts* counts = nullptr);
+// Jobs to write as running, and batches to write as running (a batch runs from its first job
+// taken, even while its jobs are not yet written as running themselves).
+struct RunningMarks {
+  std::vector<int64_t> job_ids;
+  std::vector<std::string> batch_ids;
+  bool empty() const { return job_ids.empty() && batch_ids.empty(); }
+};
+
 // Same, in a transaction of its own (retried when the database is busy); `counts` is reset first.
-// The jobs in `newly_running` are first marked running, as mark_jobs_running() does, in the same
-// transaction.
+// `newly_running` is first written, as mark_jobs_running() does, in the same transaction.
 std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts = nullptr,
-                                          const std::vector<int64_t>& newly_running = {});
+                                          OutcomeCounts* counts = nullptr, const RunningMarks& newly_running = {});
 
 // Marks queued jobs as running (and their batches as running); already running or final
 // jobs are left alone.

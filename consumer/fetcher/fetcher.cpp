@@ -397,13 +397,19 @@ struct Fetcher::Impl {
     while (!queue.empty() && running.size() < static_cast<size_t>(settings.max_in_flight)) {
       JobPtr job = std::move(queue.front());
       queue.pop_front();
-      if (settings.max_host_connections > 0 && host_running[job->host] >= settings.max_host_connections) {
+      if (settings.max_host_connections > 0 && running_for(job->host) >= settings.max_host_connections) {
         host_held[job->host].push_back(std::move(job));
         ++held;
         continue;
       }
       start_attempt(std::move(job));
     }
+  }
+
+  // Looked up without inserting: a job whose transfer never starts must leave no entry behind.
+  int running_for(const std::string& host) const {
+    auto it = host_running.find(host);
+    return it == host_running.end() ? 0 : it->second;
   }
 
   // A transfer of `host` ended: the next one held for that host may start.

@@ -89,7 +89,7 @@ class Consumer::Loop {
       events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                                std::vector<std::string>{std::string(kEventsTopic)});
       writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, settings_.publish_events ? events_.get() : nullptr, offsets_, settings_.max_write_group,
-                                                settings_.on_events_committed);
+                                                settings_.mark_running_after, settings_.on_events_committed);
     } else {
       publisher_ = std::make_unique<OutcomePublisher>(settings_.kafka, offsets_);
     }
@@ -143,7 +143,7 @@ class Consumer::Loop {
   };
 
   void step() {
-    std::vector<int64_t> started;
+    RunningMarks started;
     const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
     member_->read(
@@ -156,7 +156,7 @@ class Consumer::Loop {
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
   }
 
-  void take(RdKafka::Message& msg, std::vector<int64_t>& started) {
+  void take(RdKafka::Message& msg, RunningMarks& started) {
     int32_t partition = msg.partition();
     int64_t offset = msg.offset();
     offsets_.taken(partition, offset);
@@ -179,7 +179,8 @@ class Consumer::Loop {
       offsets_.done(partition, offset);
       return;
     }
-    started.push_back(job.job_id);
+    started.job_ids.push_back(job.job_id);
+    if (started.batch_ids.empty() || started.batch_ids.back() != job.batch_id) started.batch_ids.push_back(job.batch_id);
     auto [it, first] = waiting_.try_emplace(job.feed_id);
     it->second.push_back({std::move(job), partition, offset, std::chrono::steady_clock::now()});
     if (!first) return;  // the feed is already being fetched: share that fetch

@@ -33,6 +33,8 @@ struct ConsumerSettings {
   size_t max_backlog = 1024;         // jobs taken but not yet recorded; beyond it, jobs read wait
   size_t max_read_ahead = 16384;     // jobs read and waiting for room in the backlog; beyond it, fetching pauses
   size_t max_write_group = 512;      // outcomes per SQLite transaction
+  // A job taken this long without an outcome is written as running (see OutcomeWriter).
+  std::chrono::milliseconds mark_running_after{250};
   std::chrono::milliseconds commit_interval{500};
   std::chrono::milliseconds drain_timeout{10000};  // on stop: time to finish jobs in flight
   // On stop, after the drain: time for Kafka to take the last commits and the group leave, and

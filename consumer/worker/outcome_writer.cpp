@@ -55,12 +55,14 @@ void count_and_log_events(const std::vector<EventMessage>& events, const Outcome
 }  // namespace
 
 OutcomeWriter::OutcomeWriter(std::string db_path, KafkaProducer* events, OffsetTracker& offsets,
-                             size_t max_group, CommittedEventsListener on_committed)
+                             size_t max_group, std::chrono::milliseconds mark_running_after,
+                             CommittedEventsListener on_committed)
     : db_path_(std::move(db_path)),
       events_(events),
       on_committed_(std::move(on_committed)),
       offsets_(offsets),
-      max_group_(max_group) {
+      max_group_(max_group),
+      mark_running_after_(mark_running_after) {
   thread_ = named_thread("fp-writer", [this] { run(); });
 }
 
@@ -75,13 +77,17 @@ void OutcomeWriter::submit(JobOutcome outcome, JobRef ref) {
   wake_.notify_one();
 }
 
-void OutcomeWriter::mark_running(std::vector<int64_t> job_ids) {
-  if (job_ids.empty()) return;
+void OutcomeWriter::mark_running(RunningMarks taken) {
+  if (taken.empty()) return;
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
-    running_.insert(running_.end(), job_ids.begin(), job_ids.end());
+    for (int64_t id : taken.job_ids) running_.push_back({id, now});
+    if (batches_marked_.size() > kMaxBatchesRemembered) batches_marked_.clear();  // at worst written twice
+    for (std::string& batch : taken.batch_ids)
+      if (batches_marked_.insert(batch).second) batches_due_.push_back(std::move(batch));
   }
-  wake_.notify_one();
+  wake_.notify_one();  // the writer may be waiting without a deadline
 }
 
 void OutcomeWriter::stop() {
@@ -122,37 +128,62 @@ void OutcomeWriter::run() {
   for (;;) {
     std::vector<JobOutcome> outcomes;
     std::vector<JobRef> refs;
-    std::vector<int64_t> running;
+    RunningMarks running;
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [this] { return stop_ || !outcomes_.empty() || !running_.empty(); });
-      if (outcomes_.empty() && running_.empty() && stop_) return;
+      wait_for_work(lock);
+      // Marks not yet due are left: the jobs are open either way, and a redelivery finds them so.
+      if (outcomes_.empty() && stop_) return;
       size_t n = std::min(outcomes_.size(), max_group_);
       outcomes.assign(std::make_move_iterator(outcomes_.begin()), std::make_move_iterator(outcomes_.begin() + n));
       outcomes_.erase(outcomes_.begin(), outcomes_.begin() + n);
       refs.assign(refs_.begin(), refs_.begin() + n);
       refs_.erase(refs_.begin(), refs_.begin() + n);
-      running.swap(running_);
+      running.job_ids = take_due_running(outcomes);
+      running.batch_ids.swap(batches_due_);
     }
     write_group(outcomes, refs, running);
   }
 }
 
-void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<JobRef>& refs,
-                                std::vector<int64_t>& running) {
-  Database& db = connection();
-  // A job that finishes in this same transaction would be running for no reader to see.
-  if (!running.empty() && !outcomes.empty()) {
+void OutcomeWriter::wait_for_work(std::unique_lock<std::mutex>& lock) {
+  while (!stop_ && outcomes_.empty() && batches_due_.empty()) {
+    if (running_.empty()) {
+      wake_.wait(lock);
+      continue;
+    }
+    const auto due = running_.front().at + mark_running_after_;
+    if (std::chrono::steady_clock::now() >= due) return;
+    wake_.wait_until(lock, due);
+  }
+}
+
+std::vector<int64_t> OutcomeWriter::take_due_running(const std::vector<JobOutcome>& outcomes) {
+  if (running_.empty()) return {};
+  // A job that finishes in this group is never shown running: no reader could see it so.
+  if (!outcomes.empty()) {
     std::unordered_set<int64_t> finishing;
     for (const JobOutcome& o : outcomes) finishing.insert(o.job_id);
-    std::erase_if(running, [&](int64_t id) { return finishing.count(id) > 0; });
+    std::erase_if(running_, [&](const Taken& t) { return finishing.count(t.job_id) > 0; });
   }
+  std::vector<int64_t> due;
+  const auto now = std::chrono::steady_clock::now();
+  while (!running_.empty() && running_.front().at + mark_running_after_ <= now) {
+    due.push_back(running_.front().job_id);
+    running_.pop_front();
+  }
+  return due;
+}
+
+void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<JobRef>& refs,
+                                RunningMarks& running) {
+  Database& db = connection();
   for (int attempt = 1;; ++attempt) {
     try {
-      // One transaction: the jobs taken since the last group become running, these finish.
+      // One transaction: the jobs taken long enough ago become running, these finish.
       OutcomeCounts counts;
       std::vector<EventMessage> events = record_outcomes(db, outcomes, &counts, running);
-      running.clear();
+      running = {};
       for (size_t i = 0; events_ && i < events.size(); ++i) {
         const EventMessage& ev = events[i];
         std::string error;

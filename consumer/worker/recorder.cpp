@@ -33,7 +33,8 @@ class Recorder::Loop {
     for (const char* reason : {"malformed", "unknown_version", "bad_fields"}) skipped_total(reason);
     events_ = std::make_unique<KafkaProducer>(settings_.kafka, event_producer_client(settings_.kafka), nullptr,
                                              std::vector<std::string>{std::string(kEventsTopic)});
-    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, events_.get(), offsets_, settings_.max_write_group);
+    writer_ = std::make_unique<OutcomeWriter>(settings_.db_path, events_.get(), offsets_, settings_.max_write_group,
+                                               std::chrono::milliseconds(0));  // it is told outcomes only
     member_ = std::make_unique<GroupMember>(
         settings_.kafka,
         GroupMemberOptions{"recorder", std::string(kOutcomesTopic), settings_.group_id, "recorder consumer",

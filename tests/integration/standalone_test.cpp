@@ -354,6 +354,34 @@ TEST_F(StandaloneTest, SigtermHandsBackJobsInFlightAndExitsZeroWithinTheDrainTim
   EXPECT_EQ(integrity_check(dir_.file("feedpipe.db")), "ok");
 }
 
+// A batch runs from its first job taken. Its jobs are written as running only once they have
+// gone --job-running-after-ms without an outcome; a job done sooner goes from queued straight to
+// its outcome, a row update fewer.
+TEST_F(StandaloneTest, AJobIsWrittenRunningOnlyAfterTheRunningDelayAndAQuickOneNever) {
+  process_->kill(SIGTERM);
+  ASSERT_EQ(process_->wait_exit(20s), 0) << process_->log();
+  start({"--job-running-after-ms", "3000"});
+  const std::string db = dir_.file("feedpipe.db");
+  auto snapshot = [&](const std::string& batch) { return get_json(port_, "/v1/batches/" + batch); };
+
+  feeds_.hold_requests(true);
+  const auto submitted = std::chrono::steady_clock::now();
+  const std::string held = submit_batch(port_, feed_urls(5000, 1));
+  ASSERT_FALSE(held.empty());
+  ASSERT_TRUE(wait_until([&] { return snapshot(held)["status"] == "running"; }, 30s)) << snapshot(held).dump();
+  ASSERT_TRUE(wait_until([&] { return snapshot(held)["jobs"][0]["status"] == "running"; }, 30s))
+      << snapshot(held).dump();
+  // Taken after it was submitted, so written running no sooner than the delay after that.
+  EXPECT_GE(std::chrono::steady_clock::now() - submitted, 3s);
+  feeds_.hold_requests(false);
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + held + "/events", 60s), 1);
+  EXPECT_EQ(query_int(db, "SELECT count(*) FROM jobs WHERE batch_id = '" + held + "' AND started_at IS NOT NULL"), 1);
+
+  const std::string quick = submit_batch(port_, feed_urls(5100, 20));
+  expect_complete_stream(read_sse(port_, "/v1/batches/" + quick + "/events", 60s), 20);
+  EXPECT_EQ(query_int(db, "SELECT count(*) FROM jobs WHERE batch_id = '" + quick + "' AND started_at IS NOT NULL"), 0);
+}
+
 TEST_F(StandaloneTest, SubmitWatchFollowsABatchToTheEnd) {
   std::vector<std::string> args{"submit", "--api", "http://127.0.0.1:" + std::to_string(port_), "--watch"};
   for (const auto& url : feed_urls(3000, 30)) args.push_back(url);
