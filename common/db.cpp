@@ -1,5 +1,7 @@
 #include "common/db.h"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -89,7 +91,16 @@ void Statement::reset() {
   sqlite3_clear_bindings(stmt_);
 }
 
-void set_sqlite_memory_limit(int64_t bytes) { sqlite3_soft_heap_limit64(bytes); }
+void set_sqlite_memory_limit(int64_t bytes) {
+  if (bytes > 0) {
+    sqlite3_soft_heap_limit64(bytes);
+    return;
+  }
+  // No limit: SQLite need not keep memory statistics, whose one global mutex every allocation of
+  // every connection took (a few per cent of each thread's time, much of it waiting on the others).
+  if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+    spdlog::warn("SQLite memory statistics stay on: configured after the first connection opened");
+}
 
 Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
   int rc = sqlite3_open_v2(path.c_str(), &db_,

@@ -127,7 +127,8 @@ class Database {
 };
 
 // A soft bound on the memory of every SQLite connection of the process together (page caches
-// first give pages back); one connection per thread would otherwise cache up to 2 MiB each.
+// first give pages back). 0: none, each connection's cache is bounded on its own (set_cache_kib);
+// then SQLite keeps no memory statistics, which must be decided before the first connection opens.
 void set_sqlite_memory_limit(int64_t bytes);
 
 }  // namespace feedpipe

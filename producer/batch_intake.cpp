@@ -26,12 +26,12 @@ struct KnownFeed {
   std::string etag, last_modified, not_before;
 };
 
-std::optional<KnownFeed> feed_with_url(Database& db, const std::string& url) {
+// `now`: RFC 3339 UTC text, which compares as the stored times do.
+std::optional<KnownFeed> feed_with_url(Database& db, const std::string& url, const std::string& now) {
   auto q = db.prepare(
-      "SELECT id, etag, last_modified, "
-      "CASE WHEN next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now') THEN next_fetch_at END "
-      "FROM feeds WHERE url = ?");
-  q.bind(1, url);
+      "SELECT id, etag, last_modified, CASE WHEN next_fetch_at > ?2 THEN next_fetch_at END "
+      "FROM feeds WHERE url = ?1");
+  q.bind(1, url).bind(2, now);
   std::optional<KnownFeed> feed;
   if (q.step()) feed = KnownFeed{q.int64(0), q.text(1), q.text(2), q.text(3)};
   q.reset();
@@ -43,12 +43,13 @@ std::optional<KnownFeed> feed_with_url(Database& db, const std::string& url) {
 // transaction nobody else can insert the URL in between. A URL submitted exactly as a feed
 // stores it is normalized already (normalizing is idempotent), so a feed refreshed again skips
 // the URL parser.
-std::optional<std::pair<std::string, KnownFeed>> feed_of(Database& db, const std::string& raw, std::string* why) {
-  if (auto feed = feed_with_url(db, raw)) return std::pair{raw, std::move(*feed)};
+std::optional<std::pair<std::string, KnownFeed>> feed_of(Database& db, const std::string& raw, const std::string& now,
+                                                        std::string* why) {
+  if (auto feed = feed_with_url(db, raw, now)) return std::pair{raw, std::move(*feed)};
   auto url = normalize_feed_url(raw, why);
   if (!url) return std::nullopt;
   std::optional<KnownFeed> feed;
-  if (*url != raw) feed = feed_with_url(db, *url);  // another spelling of a known feed
+  if (*url != raw) feed = feed_with_url(db, *url, now);  // another spelling of a known feed
   if (!feed) {
     db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, *url).run();
     feed = KnownFeed{db.last_insert_rowid(), "", "", ""};
@@ -98,11 +99,12 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
       }
     }
     created.batch_id = new_batch_id();
+    const std::string now = now_rfc3339();
     db.prepare(
           "INSERT INTO batches (id, created_at, total, idempotency_key, request_hash, callback_url) "
           "VALUES (?, ?, ?, ?, ?, ?)")
         .bind(1, created.batch_id)
-        .bind(2, now_rfc3339())
+        .bind(2, now)
         .bind(3, static_cast<int64_t>(request.feeds.size()))
         .bind_text_or_null(4, idempotency_key)
         .bind_text_or_null(5, hash)
@@ -114,7 +116,7 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
     for (size_t pos = 0; pos < request.feeds.size(); ++pos) {
       const std::string& raw = request.feeds[pos];
       std::string why;
-      auto feed = feed_of(db, raw, &why);
+      auto feed = feed_of(db, raw, now, &why);
       std::optional<int64_t> feed_id;
       if (feed) {
         feed_id = feed->second.id;

@@ -143,6 +143,7 @@ class Consumer::Loop {
   };
 
   void step() {
+    now_text_.clear();
     RunningMarks started;
     const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
@@ -196,8 +197,7 @@ class Consumer::Loop {
                                           std::string& not_before) {
     Database& db = thread_db(settings_.db_path);
     auto q = db.prepare(
-        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at, "
-        "coalesce(f.next_fetch_at > strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 0) "
+        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at "
         "FROM jobs j LEFT JOIN feeds f ON f.id = ?2 WHERE j.id = ?1");
     q.bind(1, job.job_id).bind(2, job.feed_id);
     std::optional<JobStatus> status;
@@ -205,19 +205,26 @@ class Consumer::Loop {
       status = job_status_from_string(q.text(0));
       request.etag = q.text(1);
       request.last_modified = q.text(2);
-      if (q.int64(4)) not_before = q.text(3);
+      // RFC 3339 UTC strings of one format compare as times do.
+      if (std::string next = q.text(3); !next.empty() && next > now_text()) not_before = std::move(next);
     }
     q.reset();
     return status;
   }
 
+  // The time as RFC 3339 text, formatted at most once per step (not once per job).
+  const std::string& now_text() {
+    if (now_text_.empty()) now_text_ = now_rfc3339();
+    return now_text_;
+  }
+
   // Without a database the job message says it all; whether the job is still open is the
   // recorder's question (it leaves a final job as it is).
-  static std::optional<JobStatus> job_state_from_message(const JobMessage& job, fetcher::FetchRequest& request,
-                                                         std::string& not_before) {
+  std::optional<JobStatus> job_state_from_message(const JobMessage& job, fetcher::FetchRequest& request,
+                                                  std::string& not_before) {
     request.etag = job.etag;
     request.last_modified = job.last_modified;
-    if (!job.not_before.empty() && job.not_before > rfc3339_utc(now_ms())) not_before = job.not_before;
+    if (!job.not_before.empty() && job.not_before > now_text()) not_before = job.not_before;
     return JobStatus::queued;
   }
 
@@ -312,6 +319,7 @@ class Consumer::Loop {
   std::unique_ptr<OutcomePublisher> publisher_;  // without one
   std::unique_ptr<GroupMember> member_;  // after offsets_, which it uses
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
+  std::string now_text_;  // see now_text()
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> taken_{0}, fetches_{0};
 };
