@@ -7,11 +7,12 @@ packages=(
   librdkafka-dev libcpp-httplib-dev libcurl4-openssl-dev libpugixml-dev libsqlite3-dev
   libspdlog-dev nlohmann-json3-dev googletest libgtest-dev zlib1g-dev libssl-dev
 )
-# Tools the test suite uses beyond the build: compose file check, Kafka CLI, browser, `ip` (network
+# Tools the test suite uses beyond the build: compose file check, Kafka CLI, browser, gdb (the
+# browser tests print a hung feedpipe's threads), `ip` (network
 # namespaces of many_hosts_test.cpp), and clang
 # with its libFuzzer and sanitizer runtimes (scripts/fuzz.sh).
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(docker-compose kcat sqlite3 chromium clang libclang-rt-14-dev iproute2)
+  packages+=(docker-compose kcat sqlite3 chromium clang libclang-rt-14-dev iproute2 gdb)
   command -v node >/dev/null || packages+=(nodejs npm)
 fi
 

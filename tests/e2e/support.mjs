@@ -3,7 +3,7 @@
 // headless, polling with a deadline, and a test run's failure handling.
 // Env: FEEDPIPE_BINARY (default ../../build/feedpipe), CHROMIUM (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -63,6 +63,18 @@ export function launchChromium() {
   });
 }
 
+// Every thread's stack of each feedpipe child still running, from gdb: a process that stopped
+// answering (it never became ready, say) shows where it waits.
+function printFeedpipeStacks(children) {
+  for (const child of children) {
+    if (!child.feedpipe || child.exitCode !== null || child.signalCode !== null) continue;
+    const gdb = spawnSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', 'thread apply all bt'],
+      { encoding: 'utf8', timeout: 60_000 });
+    if (gdb.error) console.error(`no stacks of feedpipe (pid ${child.pid}): ${gdb.error.message}`);
+    else console.error(`--- threads of feedpipe (pid ${child.pid})\n${gdb.stdout}`);
+  }
+}
+
 // One test run: its child processes, feedpipe's log and the page under test, for a failure to
 // report. `fail(err)` prints the error, the page's state (`pageState`, evaluated in the page set
 // as `run.page`), the last `logLines` lines of the log at `run.logPath`, ends the children and
@@ -90,6 +102,7 @@ export function testRun({ seconds, logLines = 40, pageState = null }) {
         const lines = fs.readFileSync(run.logPath, 'utf8').split('\n');
         console.error(`--- last ${logLines} lines of ${run.logPath}\n${lines.slice(-logLines).join('\n')}`);
       }
+      printFeedpipeStacks(run.children);
       run.endChildren();
       process.exit(1);
     },
@@ -105,6 +118,7 @@ export function testRun({ seconds, logLines = 40, pageState = null }) {
     startFeedpipe(port, db, log, flags = []) {
       const child = spawn(feedpipeBinary, ['standalone', '--http', `127.0.0.1:${port}`, '--db', db,
         '--allow-private-networks', '--consumers', '1', ...flags], { stdio: ['ignore', log, log] });
+      child.feedpipe = true;
       run.children.push(child);
       return child;
     },
