@@ -21,9 +21,6 @@
 
 namespace feedpipe::testing {
 
-// Polls `condition` every 20 ms until it holds or `timeout` passes; returns the last result.
-bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
-
 // The whole file at `path` (empty when it cannot be read).
 std::string read_file(const std::string& path);
 // The first whole line (ended by a newline) of the file at `path`, once it has one (waits up to

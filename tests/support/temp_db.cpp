@@ -1,5 +1,7 @@
 #include "tests/support/temp_db.h"
 
+#include <thread>
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -23,6 +25,15 @@ TempDir::~TempDir() {
 
 TempDb::TempDb() : path_(dir_.file("feedpipe.db")), db_(std::make_unique<Database>(path_)) {
   apply_migrations(*db_);
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
 }
 
 }  // namespace feedpipe::testing

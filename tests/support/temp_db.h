@@ -3,12 +3,18 @@
 // directory, and a temporary SQLite database with the migrations applied, used in process.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/db.h"
 
 namespace feedpipe::testing {
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes; returns the last result.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
 
 // A temporary directory removed with its contents on destruction.
 class TempDir {

@@ -19,14 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
+bool eventually(const std::function<bool()>& condition) { return testing::wait_until(condition, 20s); }
 
 class CallbackSenderTest : public testing::MigratedDbTest {
  protected:

@@ -37,11 +37,7 @@ class OutcomeWriterTest : public testing::MigratedDbTest {
   std::string job_status(int64_t id) { return text("SELECT status FROM jobs WHERE id = " + std::to_string(id)); }
   std::string batch_status(const std::string& id) { return text("SELECT status FROM batches WHERE id = '" + id + "'"); }
 
-  static bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout = 10s) {
-    for (auto end = Clock::now() + timeout; Clock::now() < end; std::this_thread::sleep_for(5ms))
-      if (done()) return true;
-    return done();
-  }
+  static bool poll_until(const std::function<bool()>& done) { return testing::wait_until(done, 10s); }
 
   static JobOutcome not_modified(int64_t job_id) {
     JobOutcome o;
