@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(python3 "$HERE/../free_port.py")
 mkdir -p "$WORK/logs"
 cat >"$WORK/nginx.conf" <<CONF
 load_module $MODULE;

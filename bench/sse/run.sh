@@ -54,12 +54,12 @@ python3 "$HERE/held_feeds.py" "$WORK/feedport" &
 PIDS+=($!)
 for _ in $(seq 50); do [[ -s $WORK/feedport ]] && break; sleep 0.1; done
 FEEDPORT=$(cat "$WORK/feedport")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(python3 "$HERE/../free_port.py")
 SPREAD_ARGS=()
 ((${SPREAD_MS:-0} > 0)) && SPREAD_ARGS=(--fetch-max-host-connections $((BATCHES * FEEDS)))
 FETCH_ARGS=(--allow-private-networks --fetch-low-speed-seconds 600 --fetch-timeout-ms 600000
   --job-deadline-ms 900000 ${SPREAD_ARGS[@]+"${SPREAD_ARGS[@]}"})
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$HERE/../free_port.py"; }
 wait_ready() { for _ in $(seq 150); do curl -fs "http://127.0.0.1:$1/readyz" >/dev/null && return 0; sleep 0.2; done; echo "port $1 not ready" >&2; return 1; }
 
 case ${SHAPE:-standalone} in

@@ -9,7 +9,7 @@ make_workdir() {
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -n ${KEEP_WORK:-} ]] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 }
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port() { python3 "$(dirname "${BASH_SOURCE[0]}")/../free_port.py"; }
 
 # Generates $FEEDS feeds of $ITEMS items into $work/feeds and serves them from nginx on
 # 127.0.0.1:$NGINX_PORT (etag on, one worker; the folder is made world-readable for its workers).

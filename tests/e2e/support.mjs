@@ -13,13 +13,26 @@ export const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const here = path.dirname(new URL(import.meta.url).pathname);
 export const feedpipeBinary = process.env.FEEDPIPE_BINARY || path.join(here, '../../build/feedpipe');
 
-export function freePort() {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+// A free port of 127.0.0.1 below the kernel's ephemeral range (32768-60999 by default): a port
+// that listen(0) handed out and closed goes back to that range, where another process's connect()
+// or listen(0) can take it before feedpipe binds it.
+const handedOut = new Set();
+export async function freePort() {
+  const first = 20000, count = 12000, start = Math.floor(Math.random() * count);
+  for (let i = 0; i < count; i++) {
+    const port = first + ((start + i) % count);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port in 20000-31999');
 }
 
 // Starts listening on a free port of 127.0.0.1; returns the port.

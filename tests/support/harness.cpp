@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -128,18 +129,40 @@ std::string feedpipe_binary() {
   return FEEDPIPE_BINARY;
 }
 
-int free_port() {
+namespace {
+bool can_bind(int port) {
   // A plain socket: httplib's would set SO_REUSEPORT and stay open, silently sharing the port.
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    throw std::runtime_error("cannot find a free port");
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+}  // namespace
+
+int free_port() {
+  // Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): a port that
+  // the kernel handed out to a bind(0) and closed again goes back to that range, and another
+  // process's bind(0) or connect() can take it before our child binds it. CI saw exactly that: a
+  // broadcaster's internal API took the --http port just picked for the next broadcaster.
+  constexpr int kFirst = 20000, kCount = 12000;
+  static std::mutex mutex;
+  static std::set<int> handed_out;
+  static std::mt19937 random(std::random_device{}());
+  std::lock_guard lock(mutex);
+  int start = static_cast<int>(random() % kCount);
+  for (int i = 0; i < kCount; ++i) {
+    int port = kFirst + (start + i) % kCount;
+    if (!handed_out.count(port) && can_bind(port)) {
+      handed_out.insert(port);
+      return port;
+    }
+  }
+  throw std::runtime_error("cannot find a free port in 20000-31999");
 }
 
 Process::Process(const std::string& name, const std::vector<std::string>& args, const std::string& log_path,

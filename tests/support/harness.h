@@ -56,6 +56,8 @@ class Process {
 };
 
 std::string feedpipe_binary();
+// A loopback port nothing listens on, outside the kernel's ephemeral range, not handed out before
+// by this process.
 int free_port();
 
 // A feed server on 127.0.0.1: /feed/N.xml is a small RSS feed with a Last-Modified and ETag
