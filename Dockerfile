@@ -2,7 +2,7 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config librdkafka-dev libcpp-httplib-dev libcurl4-openssl-dev \
-      libpugixml-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev \
+      libpugixml-dev libsqlite3-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libjemalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -20,7 +20,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFEEDPIPE_BUILD_TESTS=OFF \
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       librdkafka1 librdkafka++1 libcpp-httplib0.11 libcurl4 libpugixml1v5 libsqlite3-0 \
-      libspdlog1.10 ca-certificates curl \
+      libspdlog1.10 libjemalloc2 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /data feedpipe \
     && mkdir -p /data && chown feedpipe /data

@@ -26,7 +26,7 @@ void add_common_settings(Settings& s, const std::string& default_db) {
       .add("kafka-config", "", "file of librdkafka properties (key=value lines) for every Kafka client: TLS, SASL; explicit --kafka-* flags win over it")
       .add("sqlite-memory-mb", "0", "soft limit on the memory of all SQLite connections together (0: none; each connection's cache is bounded on its own, and SQLite skips the global lock its memory statistics take at every allocation)")
       .add("memory-trim-ms", "1000", "how often freed heap memory is handed back to the OS (0: never)")
-      .add("malloc-arenas", "2", "glibc malloc arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
+      .add("malloc-arenas", "2", "with glibc's malloc only (a -DFEEDPIPE_MALLOC=glibc build; the default links jemalloc, 2 arenas, MALLOC_CONF=narenas:N to change): arenas the threads share (0: glibc's default, 8 per core; more arenas, more memory kept)")
       .add("log-level", "info", "trace, debug, info, warn or error")
       .add("log-format", "text", "text or json");
 }

@@ -3,17 +3,36 @@
 
 #include <malloc.h>
 
+// jemalloc's control interface: defined when the binary links jemalloc (CMake's FEEDPIPE_MALLOC,
+// the default), null with glibc's malloc (the sanitizer builds, and the test binaries).
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen)
+    __attribute__((weak));
+
 namespace feedpipe {
 
 void set_malloc_arenas(long arenas) {
-  if (arenas > 0) ::mallopt(M_ARENA_MAX, static_cast<int>(arenas));
+  if (arenas > 0 && !mallctl) ::mallopt(M_ARENA_MAX, static_cast<int>(arenas));
 }
+
+namespace {
+
+// The heap's free pages back to the OS: glibc's malloc_trim, or a purge of every jemalloc arena.
+void release_free_memory() {
+  if (mallctl) {
+    // MALLCTL_ARENAS_ALL (4096): every arena's unused dirty pages go back to the OS.
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+  } else {
+    ::malloc_trim(0);
+  }
+}
+
+}  // namespace
 
 MemoryTrimmer::MemoryTrimmer(std::chrono::milliseconds interval) {
   if (interval.count() <= 0) return;
   thread_ = named_thread("fp-trim", [this, interval] {
     std::unique_lock lock(mu_);
-    while (!wake_.wait_for(lock, interval, [this] { return stop_; })) ::malloc_trim(0);
+    while (!wake_.wait_for(lock, interval, [this] { return stop_; })) release_free_memory();
   });
 }
 

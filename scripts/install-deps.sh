@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates curl python3
   librdkafka-dev libcpp-httplib-dev libcurl4-openssl-dev libpugixml-dev libsqlite3-dev
-  libspdlog-dev nlohmann-json3-dev googletest libgtest-dev zlib1g-dev libssl-dev
+  libspdlog-dev nlohmann-json3-dev googletest libgtest-dev zlib1g-dev libssl-dev libjemalloc-dev
 )
 # Tools the test suite uses beyond the build: compose file check, Kafka CLI, browser, gdb (the
 # browser tests print a hung feedpipe's threads), `ip` (network

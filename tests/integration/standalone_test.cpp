@@ -354,6 +354,16 @@ TEST_F(StandaloneTest, SigtermHandsBackJobsInFlightAndExitsZeroWithinTheDrainTim
   EXPECT_EQ(integrity_check(dir_.file("feedpipe.db")), "ok");
 }
 
+// The binary runs on the malloc its build chose (CMake's FEEDPIPE_MALLOC; common/memory_trimmer.h):
+// jemalloc by default, glibc's in the sanitizer builds.
+TEST_F(StandaloneTest, RunsOnTheMallocItsBuildChose) {
+  std::ifstream maps("/proc/" + std::to_string(process_->pid()) + "/maps");
+  std::stringstream contents;
+  contents << maps.rdbuf();
+  const bool on_jemalloc = contents.str().find("/libjemalloc.so") != std::string::npos;
+  EXPECT_EQ(on_jemalloc, FEEDPIPE_LINKS_JEMALLOC == 1) << feedpipe_binary();
+}
+
 // A batch runs from its first job taken. Its jobs are written as running only once they have
 // gone --job-running-after-ms without an outcome; a job done sooner goes from queued straight to
 // its outcome, a row update fewer.
