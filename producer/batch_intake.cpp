@@ -1,8 +1,10 @@
 #include "producer/batch_intake.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/clock.h"
@@ -38,23 +40,47 @@ std::optional<KnownFeed> feed_with_url(Database& db, const std::string& url, con
   return feed;
 }
 
-// The feed of a submitted URL (created when new) and its normalized URL, or why it cannot be
-// fetched. Looks up first: feeds are usually refreshed again and again, and inside the write
-// transaction nobody else can insert the URL in between. A URL submitted exactly as a feed
-// stores it is normalized already (normalizing is idempotent), so a feed refreshed again skips
-// the URL parser.
-std::optional<std::pair<std::string, KnownFeed>> feed_of(Database& db, const std::string& raw, const std::string& now,
-                                                        std::string* why) {
-  if (auto feed = feed_with_url(db, raw, now)) return std::pair{raw, std::move(*feed)};
-  auto url = normalize_feed_url(raw, why);
-  if (!url) return std::nullopt;
-  std::optional<KnownFeed> feed;
-  if (*url != raw) feed = feed_with_url(db, *url, now);  // another spelling of a known feed
-  if (!feed) {
-    db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, *url).run();
-    feed = KnownFeed{db.last_insert_rowid(), "", "", ""};
+// A submitted URL resolved to its feed before any job is written: a stored feed, or the
+// normalized URL of a feed to create, or why it cannot be fetched.
+struct Resolved {
+  std::string url;                 // normalized; empty when not fetchable
+  std::optional<KnownFeed> feed;   // stored already
+  std::string why;                 // not fetchable: the reason
+  int32_t partition = 0;           // of feed.refresh.jobs, where its job message goes
+};
+
+// Looks up first: feeds are usually refreshed again and again, and inside the write transaction
+// nobody else can insert the URL in between. A URL submitted exactly as a feed stores it is
+// normalized already (normalizing is idempotent), so a feed refreshed again skips the URL parser.
+Resolved resolve(Database& db, const std::string& raw, const std::string& now) {
+  Resolved r;
+  if ((r.feed = feed_with_url(db, raw, now))) {
+    r.url = raw;
+    return r;
   }
-  return std::pair{std::move(*url), std::move(*feed)};
+  auto url = normalize_feed_url(raw, &r.why);
+  if (!url) return r;
+  r.url = std::move(*url);
+  if (r.url != raw) r.feed = feed_with_url(db, r.url, now);  // another spelling of a known feed
+  return r;
+}
+
+// The order in which the jobs (and new feeds) are written: partition by partition, each in
+// submitted order, then the URLs that cannot be fetched. A consumer takes a partition's
+// messages in runs, so the outcomes a writer records together then touch neighbouring rows of
+// `jobs` and `feeds` instead of one row per page.
+std::vector<size_t> write_order(std::vector<Resolved>& resolved, const JobPartitioner& partition_of) {
+  std::vector<size_t> order(resolved.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (!partition_of) return order;
+  for (Resolved& r : resolved)
+    if (!r.url.empty()) r.partition = partition_of(r.url);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const Resolved &x = resolved[a], &y = resolved[b];
+    if (x.url.empty() != y.url.empty()) return y.url.empty();
+    return x.partition < y.partition;
+  });
+  return order;
 }
 
 }  // namespace
@@ -80,7 +106,8 @@ std::string new_batch_id() {
 
 std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
                                                  const std::string& idempotency_key,
-                                                 const std::string& body) {
+                                                 const std::string& body,
+                                                 const JobPartitioner& partition_of) {
   const std::string hash = idempotency_key.empty() ? "" : fnv1a_hex(body);
   std::optional<Refusal> refusal;
   CreatedBatch created;
@@ -110,34 +137,46 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
         .bind_text_or_null(5, hash)
         .bind_text_or_null(6, request.callback_url)
         .run();
+    std::vector<Resolved> resolved;
+    resolved.reserve(request.feeds.size());
+    for (const std::string& raw : request.feeds) resolved.push_back(resolve(db, raw, now));
     std::vector<JobOutcome> invalid;
+    std::unordered_map<std::string, int64_t> created_feeds;  // by URL: a new feed named twice
     std::unordered_set<int64_t> feeds_seen;
     bool duplicate_feeds = false;
-    for (size_t pos = 0; pos < request.feeds.size(); ++pos) {
-      const std::string& raw = request.feeds[pos];
-      std::string why;
-      auto feed = feed_of(db, raw, now, &why);
+    created.jobs.reserve(request.feeds.size());
+    for (size_t pos : write_order(resolved, partition_of)) {
+      Resolved& r = resolved[pos];
       std::optional<int64_t> feed_id;
-      if (feed) {
-        feed_id = feed->second.id;
+      if (!r.url.empty()) {
+        if (!r.feed) {
+          auto [it, is_new] = created_feeds.try_emplace(r.url, 0);
+          if (is_new) {
+            db.prepare("INSERT INTO feeds (url) VALUES (?)").bind(1, r.url).run();
+            it->second = db.last_insert_rowid();
+          }
+          r.feed = KnownFeed{it->second, "", "", ""};
+        }
+        feed_id = r.feed->id;
         duplicate_feeds |= !feeds_seen.insert(*feed_id).second;
       }
       db.prepare("INSERT INTO jobs (batch_id, position, url, feed_id) VALUES (?, ?, ?, ?)")
           .bind(1, created.batch_id)
           .bind(2, static_cast<int64_t>(pos))
-          .bind(3, raw)
+          .bind(3, request.feeds[pos])
           .bind(4, feed_id)
           .run();
       int64_t job_id = db.last_insert_rowid();
-      if (feed) {
-        KnownFeed& known = feed->second;
-        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), std::move(feed->first),
-                                known.id, known.etag, known.last_modified, known.not_before});
+      if (feed_id) {
+        KnownFeed& known = *r.feed;
+        created.jobs.push_back({job_id, created.batch_id, static_cast<int64_t>(pos), std::move(r.url),
+                                known.id, std::move(known.etag), std::move(known.last_modified),
+                                std::move(known.not_before)});
       } else {
         JobOutcome o;
         o.job_id = job_id;
         o.status = JobStatus::failed;
-        o.error = "invalid feed URL: " + why;
+        o.error = "invalid feed URL: " + r.why;
         invalid.push_back(std::move(o));
       }
     }

@@ -4,6 +4,7 @@
 // strings that are not fetchable URLs.
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <optional>
 #include <variant>
 #include <string>
@@ -22,11 +23,16 @@ struct CreatedBatch {
   bool replayed = false;           // an Idempotency-Key repeat: nothing new was written
 };
 
-// Writes the batch. With an idempotency key, a repeat of the same body returns the first batch
+// The partition of feed.refresh.jobs a job message keyed by this (normalized) feed URL goes to.
+using JobPartitioner = std::function<int32_t(const std::string& url)>;
+
+// Writes the batch. With `partition_of`, the jobs are numbered partition by partition (see
+// write_order in the .cpp); without it, in submitted order. With an idempotency key, a repeat of the same body returns the first batch
 // (replayed) and another body under the same key is a 422 Refusal.
 std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
                                                  const std::string& idempotency_key,
-                                                 const std::string& body);
+                                                 const std::string& body,
+                                                 const JobPartitioner& partition_of = {});
 
 std::string new_batch_id();  // time-ordered: sorts by creation time
 

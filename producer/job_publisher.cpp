@@ -4,10 +4,15 @@
 
 #include <algorithm>
 
+#include <librdkafka/rdkafka.h>
+
 #include "common/db_pool.h"
 #include "common/thread_name.h"
 
 namespace feedpipe::producer {
+namespace {
+constexpr std::chrono::seconds kPartitionCountRefresh{60};
+}  // namespace
 
 JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
   kafka_ = std::make_unique<KafkaProducer>(
@@ -122,7 +127,14 @@ void JobPublisher::republish(bool all_open) {
 
 void JobPublisher::run() {
   auto next_sweep = std::chrono::steady_clock::now() + settings_.sweep_interval;
+  auto next_partition_count = std::chrono::steady_clock::now();
   while (!stop_) {
+    if (std::chrono::steady_clock::now() >= next_partition_count) {
+      refresh_partition_count();
+      // Read again now and then: an operator may add partitions to the topic.
+      next_partition_count = std::chrono::steady_clock::now() +
+                             (job_partitions_ ? kPartitionCountRefresh : std::chrono::seconds(1));
+    }
     {
       std::unique_lock lock(mu_);
       wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_.load() || acked_.size() >= 1000; });
@@ -137,6 +149,22 @@ void JobPublisher::run() {
       spdlog::error("outbox: {}", e.what());
     }
   }
+}
+
+void JobPublisher::refresh_partition_count() {
+  try {
+    job_partitions_ = partition_count(kafka_->handle(), std::string(kJobsTopic), 2000);
+  } catch (const std::exception& e) {
+    spdlog::debug("partition count of {} not read: {}", kJobsTopic, e.what());
+  }
+}
+
+std::function<int32_t(const std::string&)> JobPublisher::partitioner() const {
+  const int32_t partitions = job_partitions_;
+  if (partitions <= 0) return {};
+  return [partitions](const std::string& url) {
+    return rd_kafka_msg_partitioner_consistent(nullptr, url.data(), url.size(), partitions, nullptr, nullptr);
+  };
 }
 
 bool JobPublisher::broker_reachable() {

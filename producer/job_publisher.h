@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,10 @@ class JobPublisher {
   void publish_events(const std::vector<EventMessage>& events);
 
   bool broker_reachable();
+
+  // Where librdkafka's default partitioner (CRC32 of the key) puts the job message of a feed URL,
+  // from the partition count last read from the broker; empty while that is not known.
+  std::function<int32_t(const std::string& url)> partitioner() const;
   uint64_t acknowledged() const { return acknowledged_; }
 
  private:
@@ -54,6 +59,7 @@ class JobPublisher {
   void run();
   void record_acknowledgements();
   void republish(bool all_open);
+  void refresh_partition_count();
 
   PublisherSettings settings_;
   std::unique_ptr<KafkaProducer> kafka_;
@@ -62,6 +68,7 @@ class JobPublisher {
   std::vector<int64_t> acked_;                // acknowledged, not yet recorded
   std::unordered_set<int64_t> in_flight_;     // produced, no delivery report yet
   std::atomic<uint64_t> acknowledged_{0};
+  std::atomic<int32_t> job_partitions_{0};  // 0: not read yet
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -146,7 +146,7 @@ void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
   Database& db = thread_db(settings_.db_path);
   db.set_cache_kib(Database::kWriterCacheKib);  // a batch of thousands of feeds touches many pages
   auto result = create_batch(db, request,
-                             req.get_header_value("Idempotency-Key"), req.body);
+                             req.get_header_value("Idempotency-Key"), req.body, publisher_.partitioner());
   db.set_cache_kib(Database::kDefaultCacheKib);
   if (auto* refusal = std::get_if<Refusal>(&result)) {
     send_error(res, refusal->status, refusal->code, refusal->message);

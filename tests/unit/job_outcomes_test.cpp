@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -371,6 +372,45 @@ TEST_F(JobOutcomesTest, SameFeedTwiceInABatchSharesTheOutcome) {
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(nlohmann::json::parse(events[1].data)["position"], 1);
   EXPECT_TRUE(record_outcomes(*db_, {ok(batch.jobs[1].job_id, {})}).empty());
+}
+
+// With the jobs topic's partitioner, a batch's jobs (and the feeds it creates) are numbered
+// partition by partition, so that the outcomes of one partition's run are neighbouring rows;
+// positions, URLs and shared feeds stay as submitted, and unfetchable URLs come last.
+TEST_F(JobOutcomesTest, JobsAndNewFeedsAreNumberedPartitionByPartitionKeepingTheirPositions) {
+  const int64_t known = create({"http://a.test/p0-c"}).jobs[0].feed_id;
+  const std::vector<std::string> feeds{"http://a.test/p1-a", "mailto:x@y.test", "http://a.test/p0-b",
+                                       "HTTP://A.TEST:80/p1-a", "http://a.test/p0-c", "http://a.test/p1-d"};
+  // The digit after "/p": partition 0 or 1.
+  auto partition_of = [](const std::string& url) { return url[url.find("/p") + 2] - '0'; };
+  auto batch = std::get<producer::CreatedBatch>(producer::create_batch(*db_, {feeds}, "", "body", partition_of));
+
+  std::vector<int64_t> positions;
+  auto q = db_->prepare("SELECT position, url FROM jobs WHERE batch_id = ? ORDER BY id");
+  q.bind(1, batch.batch_id);
+  while (q.step()) {
+    positions.push_back(q.int64(0));
+    EXPECT_EQ(q.text(1), feeds[q.int64(0)]);  // the URL as submitted, at its position
+  }
+  q.reset();
+  EXPECT_EQ(positions, (std::vector<int64_t>{2, 4, 0, 3, 5, 1}));
+
+  ASSERT_EQ(batch.jobs.size(), 5u);  // to publish, in the order of their ids
+  for (size_t i = 1; i < batch.jobs.size(); ++i) EXPECT_LT(batch.jobs[i - 1].job_id, batch.jobs[i].job_id);
+  std::map<int64_t, JobMessage> at;
+  for (const JobMessage& job : batch.jobs) at[job.position] = job;
+  EXPECT_EQ(at[0].feed_id, at[3].feed_id);  // two spellings of one new feed
+  EXPECT_EQ(at[3].url, "http://a.test/p1-a");
+  EXPECT_EQ(at[4].feed_id, known);
+  // New feeds in the jobs' order: partition 0's before partition 1's.
+  EXPECT_LT(known, at[2].feed_id);
+  EXPECT_LT(at[2].feed_id, at[0].feed_id);
+  EXPECT_LT(at[0].feed_id, at[5].feed_id);
+
+  ASSERT_EQ(batch.events.size(), 1u);  // the unfetchable URL's failure
+  EXPECT_EQ(nlohmann::json::parse(batch.events[0].data)["position"], 1);
+  auto snap = batch_snapshot(*db_, batch.batch_id);
+  for (size_t pos = 0; pos < feeds.size(); ++pos) EXPECT_EQ((*snap)["jobs"][pos]["url"], feeds[pos]) << pos;
 }
 
 TEST_F(JobOutcomesTest, InvalidUrlsFailAtSubmitAndCanCompleteTheBatch) {

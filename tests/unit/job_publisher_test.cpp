@@ -1,6 +1,8 @@
 // The outbox: acknowledgements recorded, unacknowledged and stuck jobs published again.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
 #include <thread>
 
 #include "common/db_pool.h"
@@ -13,8 +15,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Reads job messages from every partition of the jobs topic.
-std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::chrono::milliseconds timeout) {
+// Reads job messages from every partition of the jobs topic (and, if asked, the partition of each).
+std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::chrono::milliseconds timeout,
+                                  std::vector<int32_t>* partitions = nullptr) {
   KafkaSettings k;
   k.brokers = brokers;
   auto conf = make_conf(k, consumer_client(k, "test reader", "job-publisher-test"));
@@ -29,8 +32,9 @@ std::vector<JobMessage> read_jobs(const std::string& brokers, size_t want, std::
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (jobs.size() < want && std::chrono::steady_clock::now() < deadline) {
     std::unique_ptr<RdKafka::Message> m(c->consume(100));
-    if (m->err() == RdKafka::ERR_NO_ERROR)
-      jobs.push_back(job_message_from_json({static_cast<const char*>(m->payload()), m->len()}));
+    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    jobs.push_back(job_message_from_json({static_cast<const char*>(m->payload()), m->len()}));
+    if (partitions) partitions->push_back(m->partition());
   }
   c->close();
   return jobs;
@@ -84,6 +88,44 @@ TEST(JobPublisher, RecordsAcknowledgementsAndRepublishesStuckJobs) {
     EXPECT_EQ(resent[0].not_before, "2999-01-01T00:00:00Z");
     publisher.stop();
   }
+}
+
+// The intake numbers a batch's jobs partition by partition (see create_batch); the partitioner it
+// is given must put each job where Kafka's producer does, or the order is only a guess.
+TEST(JobPublisher, ItsPartitionerPlacesEveryJobWhereKafkaPutsIt) {
+  static EmbeddedBroker broker;
+  testing::TempDb tmp;
+  Database& db = thread_db(tmp.path());
+  PublisherSettings settings{tmp.path(), KafkaSettings{}, 100ms, false, 300000ms};
+  settings.kafka.brokers = broker.bootstrap();
+  JobPublisher publisher(settings);
+  EXPECT_FALSE(publisher.partitioner());  // the partition count is read by the outbox thread
+  publisher.start();
+  ASSERT_TRUE(testing::wait_until([&] { return bool(publisher.partitioner()); }, 10s));
+  auto partition_of = publisher.partitioner();
+
+  std::vector<std::string> urls;
+  for (int i = 0; i < 60; ++i) urls.push_back("http://feeds.test/" + std::to_string(i) + ".xml");
+  auto created = std::get<CreatedBatch>(create_batch(db, {urls}, "", "", partition_of));
+  publisher.publish(created.jobs);
+  std::vector<int32_t> partitions;
+  auto jobs = read_jobs(broker.bootstrap(), urls.size(), 10s, &partitions);
+  ASSERT_EQ(jobs.size(), urls.size());
+  std::map<int64_t, int32_t> partition_by_job;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(partitions[i], partition_of(jobs[i].url)) << jobs[i].url;
+    partition_by_job[jobs[i].job_id] = partitions[i];
+  }
+  // In job id order, the partitions never go back: each partition's jobs are one run of ids.
+  std::set<int32_t> used;
+  int32_t last = -1;
+  for (const auto& [job_id, partition] : partition_by_job) {
+    EXPECT_GE(partition, last) << "job " << job_id;
+    last = partition;
+    used.insert(partition);
+  }
+  EXPECT_GT(used.size(), 3u);  // 60 URLs over 12 partitions
+  publisher.stop();
 }
 
 }  // namespace
