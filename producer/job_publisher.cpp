@@ -11,7 +11,25 @@
 
 namespace feedpipe::producer {
 namespace {
+
 constexpr std::chrono::seconds kPartitionCountRefresh{60};
+
+using PartitionerFn = int32_t (*)(const rd_kafka_topic_t*, const void*, size_t, int32_t, void*, void*);
+
+// The partitioner the jobs producer runs with (librdkafka's `partitioner`, default
+// consistent_random), as a function of the key; nullptr when placement is random. The *_random
+// variants differ from their plain ones only for an empty key, and a feed URL never is.
+PartitionerFn configured_partitioner(const KafkaSettings& kafka) {
+  std::string name = "consistent_random";
+  for (const KafkaProperty& p : kafka.file_properties)
+    if (p.name == "partitioner") name = p.value;
+  if (auto it = kafka.extra.find("partitioner"); it != kafka.extra.end()) name = it->second;
+  if (name == "consistent" || name == "consistent_random") return rd_kafka_msg_partitioner_consistent;
+  if (name == "murmur2" || name == "murmur2_random") return rd_kafka_msg_partitioner_murmur2;
+  if (name == "fnv1a" || name == "fnv1a_random") return rd_kafka_msg_partitioner_fnv1a;
+  return nullptr;
+}
+
 }  // namespace
 
 JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
@@ -161,9 +179,10 @@ void JobPublisher::refresh_partition_count() {
 
 std::function<int32_t(const std::string&)> JobPublisher::partitioner() const {
   const int32_t partitions = job_partitions_;
-  if (partitions <= 0) return {};
-  return [partitions](const std::string& url) {
-    return rd_kafka_msg_partitioner_consistent(nullptr, url.data(), url.size(), partitions, nullptr, nullptr);
+  PartitionerFn place = configured_partitioner(settings_.kafka);
+  if (partitions <= 0 || !place) return {};
+  return [partitions, place](const std::string& url) {
+    return place(nullptr, url.data(), url.size(), partitions, nullptr, nullptr);
   };
 }
 

@@ -52,6 +52,7 @@ class JobPublisher {
   // Where librdkafka's default partitioner (CRC32 of the key) puts the job message of a feed URL,
   // from the partition count last read from the broker; empty while that is not known.
   std::function<int32_t(const std::string& url)> partitioner() const;
+  int32_t job_partitions() const { return job_partitions_; }  // 0 until read from the broker
   uint64_t acknowledged() const { return acknowledged_; }
 
  private:

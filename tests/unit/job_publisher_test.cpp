@@ -92,12 +92,13 @@ TEST(JobPublisher, RecordsAcknowledgementsAndRepublishesStuckJobs) {
 
 // The intake numbers a batch's jobs partition by partition (see create_batch); the partitioner it
 // is given must put each job where Kafka's producer does, or the order is only a guess.
-TEST(JobPublisher, ItsPartitionerPlacesEveryJobWhereKafkaPutsIt) {
-  static EmbeddedBroker broker;
+void expect_each_job_where_kafka_puts_it(const std::string& configured_partitioner) {
+  EmbeddedBroker broker;
   testing::TempDb tmp;
   Database& db = thread_db(tmp.path());
   PublisherSettings settings{tmp.path(), KafkaSettings{}, 100ms, false, 300000ms};
   settings.kafka.brokers = broker.bootstrap();
+  if (!configured_partitioner.empty()) settings.kafka.extra["partitioner"] = configured_partitioner;
   JobPublisher publisher(settings);
   EXPECT_FALSE(publisher.partitioner());  // the partition count is read by the outbox thread
   publisher.start();
@@ -125,6 +126,25 @@ TEST(JobPublisher, ItsPartitionerPlacesEveryJobWhereKafkaPutsIt) {
     used.insert(partition);
   }
   EXPECT_GT(used.size(), 3u);  // 60 URLs over 12 partitions
+  publisher.stop();
+}
+
+TEST(JobPublisher, ItsPartitionerPlacesEveryJobWhereKafkaPutsIt) { expect_each_job_where_kafka_puts_it(""); }
+
+TEST(JobPublisher, ItsPartitionerFollowsTheConfiguredOne) {
+  expect_each_job_where_kafka_puts_it("murmur2_random");  // the Java client's placement
+}
+
+TEST(JobPublisher, ARandomPartitionerLeavesTheJobsInSubmittedOrder) {
+  EmbeddedBroker broker;
+  testing::TempDb tmp;
+  PublisherSettings settings{tmp.path(), KafkaSettings{}, 100ms, false, 300000ms};
+  settings.kafka.brokers = broker.bootstrap();
+  settings.kafka.extra["partitioner"] = "random";
+  JobPublisher publisher(settings);
+  publisher.start();
+  ASSERT_TRUE(testing::wait_until([&] { return publisher.job_partitions() > 0; }, 10s));
+  EXPECT_FALSE(publisher.partitioner());
   publisher.stop();
 }
 
