@@ -413,6 +413,20 @@ TEST_F(JobOutcomesTest, JobsAndNewFeedsAreNumberedPartitionByPartitionKeepingThe
   for (size_t pos = 0; pos < feeds.size(); ++pos) EXPECT_EQ((*snap)["jobs"][pos]["url"], feeds[pos]) << pos;
 }
 
+// The intake writes without foreign-key checks (its rows refer to what it has just written or
+// read); the connection checks them again afterwards.
+TEST_F(JobOutcomesTest, TheIntakeLeavesForeignKeyChecksOnAsItFoundThem) {
+  auto batch = create({"http://a.test/1"});
+  auto orphan = [&] {
+    db_->prepare("INSERT INTO jobs (batch_id, position, url) VALUES ('no-such-batch', 0, 'http://a.test/')").run();
+  };
+  EXPECT_THROW(orphan(), DbError);
+  db_->exec("PRAGMA foreign_keys=OFF");
+  create({"http://a.test/2"});
+  EXPECT_NO_THROW(orphan());  // left off, as it was
+  db_->exec("PRAGMA foreign_keys=ON");
+}
+
 TEST_F(JobOutcomesTest, InvalidUrlsFailAtSubmitAndCanCompleteTheBatch) {
   auto batch = create({"mailto:x@y.test", "   "});
   EXPECT_TRUE(batch.jobs.empty());
