@@ -26,9 +26,10 @@ struct CreatedBatch {
 // The partition of feed.refresh.jobs a job message keyed by this (normalized) feed URL goes to.
 using JobPartitioner = std::function<int32_t(const std::string& url)>;
 
-// Writes the batch. With `partition_of`, the jobs are numbered partition by partition (see
-// write_order in the .cpp); without it, in submitted order. With an idempotency key, a repeat of the same body returns the first batch
-// (replayed) and another body under the same key is a 422 Refusal.
+// Writes the batch. With `partition_of`, the jobs (and the feeds it creates) are numbered
+// partition by partition (see write_order in the .cpp); without it, in submitted order. With an
+// idempotency key, a repeat of the same body returns the first batch (replayed) and another body
+// under the same key is a 422 Refusal.
 std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
                                                  const std::string& idempotency_key,
                                                  const std::string& body,
