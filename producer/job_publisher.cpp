@@ -4,8 +4,6 @@
 
 #include <algorithm>
 
-#include <librdkafka/rdkafka.h>
-
 #include "common/db_pool.h"
 #include "common/thread_name.h"
 
@@ -32,7 +30,8 @@ PartitionerFn configured_partitioner(const KafkaSettings& kafka) {
 
 }  // namespace
 
-JobPublisher::JobPublisher(PublisherSettings settings) : settings_(std::move(settings)) {
+JobPublisher::JobPublisher(PublisherSettings settings)
+    : settings_(std::move(settings)), place_(configured_partitioner(settings_.kafka)) {
   kafka_ = std::make_unique<KafkaProducer>(
       settings_.kafka, producer_client(settings_.kafka, "jobs producer"),
       [this](uint64_t opaque, RdKafka::ErrorCode err) { on_delivery(opaque, err); },
@@ -179,7 +178,7 @@ void JobPublisher::refresh_partition_count() {
 
 std::function<int32_t(const std::string&)> JobPublisher::partitioner() const {
   const int32_t partitions = job_partitions_;
-  PartitionerFn place = configured_partitioner(settings_.kafka);
+  PartitionerFn place = place_;
   if (partitions <= 0 || !place) return {};
   return [partitions, place](const std::string& url) {
     return place(nullptr, url.data(), url.size(), partitions, nullptr, nullptr);

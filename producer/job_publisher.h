@@ -13,6 +13,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
+
 #include "common/kafka.h"
 #include "common/model.h"
 
@@ -49,8 +51,9 @@ class JobPublisher {
 
   bool broker_reachable();
 
-  // Where librdkafka's default partitioner (CRC32 of the key) puts the job message of a feed URL,
-  // from the partition count last read from the broker; empty while that is not known.
+  // Where the jobs producer's partitioner (librdkafka's `partitioner`, as configured) puts the job
+  // message of a feed URL, from the partition count last read from the broker; empty while that
+  // is not known, or when placement is random.
   std::function<int32_t(const std::string& url)> partitioner() const;
   int32_t job_partitions() const { return job_partitions_; }  // 0 until read from the broker
   uint64_t acknowledged() const { return acknowledged_; }
@@ -70,6 +73,8 @@ class JobPublisher {
   std::unordered_set<int64_t> in_flight_;     // produced, no delivery report yet
   std::atomic<uint64_t> acknowledged_{0};
   std::atomic<int32_t> job_partitions_{0};  // 0: not read yet
+  // librdkafka's partitioner function as configured; nullptr when placement is random.
+  int32_t (*place_)(const rd_kafka_topic_t*, const void*, size_t, int32_t, void*, void*) = nullptr;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
