@@ -16,11 +16,14 @@ void set_malloc_arenas(long arenas) {
 
 namespace {
 
-// The heap's free pages back to the OS: glibc's malloc_trim, or a purge of every jemalloc arena.
+// The heap's free pages back to the OS: glibc's malloc_trim, or jemalloc's decay of every arena.
 void release_free_memory() {
   if (mallctl) {
-    // MALLCTL_ARENAS_ALL (4096): every arena's unused dirty pages go back to the OS.
-    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+    // MALLCTL_ARENAS_ALL (4096): every arena hands back the pages that have stayed unused longer
+    // than its dirty_decay_ms (1 s, commands/main.cpp). A purge of every unused page (until
+    // session 14) also gave back pages freed a moment before, which the next transfers took
+    // again; with the decay, resident memory grew less over 20 batches (BENCHMARKS.md).
+    mallctl("arena.4096.decay", nullptr, nullptr, nullptr, 0);
   } else {
     ::malloc_trim(0);
   }
