@@ -22,7 +22,7 @@ void release_free_memory() {
     // MALLCTL_ARENAS_ALL (4096): every arena hands back the pages that have stayed unused longer
     // than its dirty_decay_ms (1 s, commands/main.cpp). A purge of every unused page (until
     // session 14) also gave back pages freed a moment before, which the next transfers took
-    // again; with the decay, resident memory grew less over 20 batches (BENCHMARKS.md).
+    // again. Resident memory after 20 batches is the same with either (BENCHMARKS.md, session 14).
     mallctl("arena.4096.decay", nullptr, nullptr, nullptr, 0);
   } else {
     ::malloc_trim(0);
