@@ -12,12 +12,10 @@ namespace {
 
 constexpr std::chrono::seconds kPartitionCountRefresh{60};
 
-using PartitionerFn = int32_t (*)(const rd_kafka_topic_t*, const void*, size_t, int32_t, void*, void*);
-
 // The partitioner the jobs producer runs with (librdkafka's `partitioner`, default
 // consistent_random), as a function of the key; nullptr when placement is random. The *_random
 // variants differ from their plain ones only for an empty key, and a feed URL never is.
-PartitionerFn configured_partitioner(const KafkaSettings& kafka) {
+JobPublisher::PartitionerFn configured_partitioner(const KafkaSettings& kafka) {
   std::string name = "consistent_random";
   for (const KafkaProperty& p : kafka.file_properties)
     if (p.name == "partitioner") name = p.value;
@@ -178,7 +176,7 @@ void JobPublisher::refresh_partition_count() {
 
 std::function<int32_t(const std::string&)> JobPublisher::partitioner() const {
   const int32_t partitions = job_partitions_;
-  PartitionerFn place = place_;
+  const PartitionerFn place = place_;
   if (partitions <= 0 || !place) return {};
   return [partitions, place](const std::string& url) {
     return place(nullptr, url.data(), url.size(), partitions, nullptr, nullptr);

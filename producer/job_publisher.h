@@ -38,6 +38,9 @@ struct PublisherSettings {
 
 class JobPublisher {
  public:
+  // librdkafka's partitioner function type (rd_kafka_msg_partitioner_consistent and its kin).
+  using PartitionerFn = int32_t (*)(const rd_kafka_topic_t*, const void*, size_t, int32_t, void*, void*);
+
   explicit JobPublisher(PublisherSettings settings);
   ~JobPublisher();
 
@@ -74,7 +77,7 @@ class JobPublisher {
   std::atomic<uint64_t> acknowledged_{0};
   std::atomic<int32_t> job_partitions_{0};  // 0: not read yet
   // librdkafka's partitioner function as configured; nullptr when placement is random.
-  int32_t (*place_)(const rd_kafka_topic_t*, const void*, size_t, int32_t, void*, void*) = nullptr;
+  PartitionerFn place_ = nullptr;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
