@@ -384,4 +384,25 @@ std::optional<JobStatus> job_status(Database& db, int64_t job_id) {
   return job_status_from_string(q.text(0));
 }
 
+std::vector<JobFetchState> job_fetch_states(Database& db, const std::vector<int64_t>& job_ids) {
+  std::vector<JobFetchState> states(job_ids.size());
+  if (job_ids.empty()) return states;
+  std::string ids = "[";
+  for (int64_t id : job_ids) ids += std::to_string(id) + ",";
+  ids.back() = ']';
+  // k.key is the id's index in the array.
+  auto q = db.prepare(
+      "SELECT k.key, j.status, f.etag, f.last_modified, f.next_fetch_at "
+      "FROM json_each(?1) k JOIN jobs j ON j.id = k.value LEFT JOIN feeds f ON f.id = j.feed_id");
+  q.bind(1, ids);
+  while (q.step()) {
+    JobFetchState& s = states.at(static_cast<size_t>(q.int64(0)));
+    s.status = job_status_from_string(q.text(1));
+    s.etag = q.text(2);
+    s.last_modified = q.text(3);
+    s.next_fetch_at = q.text(4);
+  }
+  return states;
+}
+
 }  // namespace feedpipe

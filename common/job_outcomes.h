@@ -66,4 +66,16 @@ void mark_jobs_running(Database& db, const std::vector<int64_t>& job_ids);
 // The job's status, or nullopt when there is no such job.
 std::optional<JobStatus> job_status(Database& db, int64_t job_id);
 
+// What a consumer needs before it fetches a job: is the job still open, and what its feed's last
+// fetch said (validators for a conditional GET, a Retry-After's next fetch time).
+struct JobFetchState {
+  std::optional<JobStatus> status;  // nullopt: no such job
+  std::string etag, last_modified;
+  std::string next_fetch_at;  // RFC 3339 UTC, empty when the feed may be fetched now
+};
+
+// The state of each job in `job_ids`, in the same order, read with one statement (one read
+// transaction for the lot, which is most of what a read costs).
+std::vector<JobFetchState> job_fetch_states(Database& db, const std::vector<int64_t>& job_ids);
+
 }  // namespace feedpipe

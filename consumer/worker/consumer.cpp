@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <optional>
 #include <unordered_map>
 
 #include "common/clock.h"
@@ -144,88 +143,90 @@ class Consumer::Loop {
 
   void step() {
     now_text_.clear();
-    RunningMarks started;
     const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
+    arrivals_.clear();
     member_->read(
         timeout, [&] { return offsets_.in_flight() < settings_.max_backlog; },
-        [&](RdKafka::Message& msg) { take(msg, started); });
-    if (writer_) writer_->mark_running(std::move(started));
+        [&](RdKafka::Message& msg) { arrive(msg); });
+    take_arrivals();
     // With the backlog full and nothing in curl, the writer has the jobs: wait for it in curl's
     // poll (woken by new results) instead of spinning, which starved the writer of a core.
     auto wait = std::chrono::milliseconds(fetcher_.pending() || !reading ? 10 : 0);
     for (auto& result : fetcher_.poll(wait)) finish(std::move(result));
   }
 
-  void take(RdKafka::Message& msg, RunningMarks& started) {
+  void arrive(RdKafka::Message& msg) {
     int32_t partition = msg.partition();
     int64_t offset = msg.offset();
     offsets_.taken(partition, offset);
     ++taken_;
-    JobMessage job;
     try {
-      job = job_message_from_json(std::string_view(static_cast<const char*>(msg.payload()), msg.len()));
+      arrivals_.push_back({job_message_from_json(std::string_view(static_cast<const char*>(msg.payload()), msg.len())),
+                           partition, offset, std::chrono::steady_clock::now()});
     } catch (const std::exception& e) {
       spdlog::warn("skipping message at {}[{}]@{}: {}", kJobsTopic, partition, offset, e.what());
       offsets_.done(partition, offset);
-      return;
     }
-    fetcher::FetchRequest request;
-    std::string not_before;
-    std::optional<JobStatus> status =
-        local() ? read_job_state(job, request, not_before) : job_state_from_message(job, request, not_before);
-    if (!status || is_final(*status)) {
+  }
+
+  // The jobs read in this step: their state is read in one go, then each is fetched, shares a
+  // fetch in flight, or is skipped.
+  void take_arrivals() {
+    if (arrivals_.empty()) return;
+    std::vector<JobFetchState> states = local() ? read_job_states() : job_states_from_messages();
+    RunningMarks started;
+    for (size_t i = 0; i < arrivals_.size(); ++i) take(std::move(arrivals_[i]), states[i], started);
+    if (writer_) writer_->mark_running(std::move(started));
+  }
+
+  void take(Waiting&& arrival, JobFetchState& state, RunningMarks& started) {
+    const JobMessage& job = arrival.job;
+    if (!state.status || is_final(*state.status)) {
       // Already recorded (a redelivery), or a job this database does not know.
-      if (!status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
-      offsets_.done(partition, offset);
+      if (!state.status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
+      offsets_.done(arrival.partition, arrival.offset);
       return;
     }
     started.job_ids.push_back(job.job_id);
     if (started.batch_ids.empty() || started.batch_ids.back() != job.batch_id) started.batch_ids.push_back(job.batch_id);
     auto [it, first] = waiting_.try_emplace(job.feed_id);
-    it->second.push_back({std::move(job), partition, offset, std::chrono::steady_clock::now()});
+    it->second.push_back(std::move(arrival));
     if (!first) return;  // the feed is already being fetched: share that fetch
+    // RFC 3339 UTC strings of one format compare as times do.
+    if (!state.next_fetch_at.empty() && state.next_fetch_at > now_text())
+      return refuse_until_retry_after(it->first, state.next_fetch_at);
+    fetcher::FetchRequest request;
     request.tag = static_cast<uint64_t>(it->first);
     request.url = it->second.front().job.url;
-    if (!not_before.empty()) return refuse_until_retry_after(it->first, not_before);
+    request.etag = std::move(state.etag);
+    request.last_modified = std::move(state.last_modified);
     fetcher_.add(std::move(request));
     ++fetches_;
   }
 
-  // One read for both: is the job still open, and what does the feed's last fetch say.
-  std::optional<JobStatus> read_job_state(const JobMessage& job, fetcher::FetchRequest& request,
-                                          std::string& not_before) {
-    Database& db = thread_db(settings_.db_path);
-    auto q = db.prepare(
-        "SELECT j.status, f.etag, f.last_modified, f.next_fetch_at "
-        "FROM jobs j LEFT JOIN feeds f ON f.id = ?2 WHERE j.id = ?1");
-    q.bind(1, job.job_id).bind(2, job.feed_id);
-    std::optional<JobStatus> status;
-    if (q.step()) {
-      status = job_status_from_string(q.text(0));
-      request.etag = q.text(1);
-      request.last_modified = q.text(2);
-      // RFC 3339 UTC strings of one format compare as times do.
-      if (std::string next = q.text(3); !next.empty() && next > now_text()) not_before = std::move(next);
+  std::vector<JobFetchState> read_job_states() {
+    std::vector<int64_t> ids;
+    ids.reserve(arrivals_.size());
+    for (const Waiting& a : arrivals_) ids.push_back(a.job.job_id);
+    return job_fetch_states(thread_db(settings_.db_path), ids);
+  }
+
+  // Without a database the job message says it all; whether the job is still open is the
+  // recorder's question (it leaves a final job as it is).
+  std::vector<JobFetchState> job_states_from_messages() {
+    std::vector<JobFetchState> states(arrivals_.size());
+    for (size_t i = 0; i < arrivals_.size(); ++i) {
+      const JobMessage& job = arrivals_[i].job;
+      states[i] = {JobStatus::queued, job.etag, job.last_modified, job.not_before};
     }
-    q.reset();
-    return status;
+    return states;
   }
 
   // The time as RFC 3339 text, formatted at most once per step (not once per job).
   const std::string& now_text() {
     if (now_text_.empty()) now_text_ = now_rfc3339();
     return now_text_;
-  }
-
-  // Without a database the job message says it all; whether the job is still open is the
-  // recorder's question (it leaves a final job as it is).
-  std::optional<JobStatus> job_state_from_message(const JobMessage& job, fetcher::FetchRequest& request,
-                                                  std::string& not_before) {
-    request.etag = job.etag;
-    request.last_modified = job.last_modified;
-    if (!job.not_before.empty() && job.not_before > now_text()) not_before = job.not_before;
-    return JobStatus::queued;
   }
 
   // The feed's server answered an earlier fetch with 429/503 and a Retry-After that has not
@@ -319,6 +320,7 @@ class Consumer::Loop {
   std::unique_ptr<OutcomePublisher> publisher_;  // without one
   std::unique_ptr<GroupMember> member_;  // after offsets_, which it uses
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
+  std::vector<Waiting> arrivals_;  // read in this step, not yet taken
   std::string now_text_;  // see now_text()
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> taken_{0}, fetches_{0};

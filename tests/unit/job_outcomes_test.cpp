@@ -316,6 +316,36 @@ TEST_F(JobOutcomesTest, JobsOfAKnownFeedCarryItsValidatorsAndRetryAfter) {
   EXPECT_GT(second.jobs[1].not_before, now_rfc3339());
 }
 
+// What a consumer reads before it fetches: one statement for many jobs, answered in the order
+// asked (repeats included), with nothing for an unknown job.
+TEST_F(JobOutcomesTest, FetchStatesOfManyJobsComeInTheOrderAsked) {
+  auto first = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
+  JobOutcome refused;
+  refused.job_id = first.jobs[1].job_id;
+  refused.status = JobStatus::failed;
+  refused.http_status = 503;
+  refused.retry_after_s = 3600;
+  record_outcomes(*db_, {ok(first.jobs[0].job_id, {}), refused});
+  auto second = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
+  const int64_t unknown = second.jobs[2].job_id + 1000;
+
+  auto states = job_fetch_states(*db_, {second.jobs[2].job_id, unknown, first.jobs[0].job_id,
+                                        second.jobs[0].job_id, second.jobs[1].job_id, second.jobs[0].job_id});
+  ASSERT_EQ(states.size(), 6u);
+  EXPECT_EQ(states[0].status, JobStatus::queued);
+  EXPECT_TRUE(states[0].etag.empty());
+  EXPECT_TRUE(states[0].next_fetch_at.empty());
+  EXPECT_FALSE(states[1].status);
+  EXPECT_EQ(states[2].status, JobStatus::ok);
+  EXPECT_EQ(states[3].status, JobStatus::queued);
+  EXPECT_EQ(states[3].etag, "\"e1\"");
+  EXPECT_TRUE(states[3].next_fetch_at.empty());
+  EXPECT_EQ(states[4].status, JobStatus::queued);
+  EXPECT_GT(states[4].next_fetch_at, now_rfc3339());
+  EXPECT_EQ(states[5].etag, states[3].etag);
+  EXPECT_TRUE(job_fetch_states(*db_, {}).empty());
+}
+
 TEST_F(JobOutcomesTest, RedeliveredOutcomeChangesNothing) {
   auto batch = create({"http://a.test/1", "http://a.test/2"});
   auto outcome = ok(batch.jobs[0].job_id, {{"g1", "http://a.test/1", "One", "", "", "", "", ""}});
