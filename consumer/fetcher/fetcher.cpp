@@ -113,6 +113,7 @@ std::once_flag curl_init_once;
 struct Fetcher::Impl {
   struct Job {
     FetchRequest request;
+    Impl* fetcher = nullptr;
     const FetchSettings* settings = nullptr;
     const AddressPolicy* policy = nullptr;
     std::string host;  // scheme://host:port of the request, for the per-host limit
@@ -177,6 +178,13 @@ struct Fetcher::Impl {
   // the transfers themselves with hundreds in flight.
   int epoll_fd = -1;
   int wake_fd = -1;  // an eventfd in the epoll set, for wakeup()
+  // What the epoll set holds for each socket libcurl named, by socket number.
+  struct Watch {
+    uint32_t events = 0;  // as registered in epoll_fd; 0: not in the set
+    bool ours = false;    // opened by on_open_socket and closed by on_close_socket
+    bool parked = false;  // libcurl stopped watching it: an idle connection kept for reuse
+  };
+  std::vector<Watch> watches;
   std::optional<Clock::time_point> curl_timer;
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -230,22 +238,54 @@ struct Fetcher::Impl {
 
   // --- libcurl callbacks (must not throw) ---
 
+  Watch& watch(curl_socket_t fd) {
+    if (static_cast<size_t>(fd) >= watches.size()) watches.resize(static_cast<size_t>(fd) + 1);
+    return watches[static_cast<size_t>(fd)];
+  }
+
+  // A socket of ours stays in the epoll set while libcurl keeps its connection for the next
+  // transfer, which then costs no epoll_ctl (three of them per transfer otherwise, and system
+  // calls are dear on a virtual machine). wait_for_sockets drops it should it stir while idle.
+  // Sockets libcurl opens itself (its resolver's) are added and removed as it says, every time:
+  // one closed without a word could come back under the same number.
   static int on_socket(CURL*, curl_socket_t fd, int what, void* user, void*) {
     auto* self = static_cast<Impl*>(user);
-    if (what == CURL_POLL_REMOVE) {
-      epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if already closed
+    try {
+      Watch& w = self->watch(fd);
+      if (what == CURL_POLL_REMOVE) {
+        if (w.ours && w.events != 0) {
+          w.parked = true;
+        } else {
+          epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, nullptr);  // fails harmlessly if already closed
+          w.events = 0;
+        }
+        return 0;
+      }
+      const uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+      w.parked = false;
+      if (w.ours && w.events == events) return 0;
+      epoll_event ev{};
+      ev.events = events;
+      ev.data.fd = fd;
+      // Not ours, the set may know the number or not (a socket closed and reopened by libcurl).
+      const int op = w.ours && w.events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+      if (epoll_ctl(self->epoll_fd, op, fd, &ev) != 0 && !(op == EPOLL_CTL_MOD && errno == ENOENT &&
+                                                            epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0)) {
+        spdlog::warn("fetcher: cannot watch socket {}: {}", fd, std::strerror(errno));
+        w.events = 0;
+        return -1;  // libcurl fails the transfers on it
+      }
+      w.events = events;
       return 0;
+    } catch (...) {
+      return -1;
     }
-    epoll_event ev{};
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
-    // A socket number can be new to the set, or known (also one closed and reopened by curl).
-    if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT &&
-        epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      spdlog::warn("fetcher: cannot watch socket {}: {}", fd, std::strerror(errno));
-      return -1;  // libcurl fails the transfers on it
-    }
-    return 0;
+  }
+
+  static int on_close_socket(void* user, curl_socket_t fd) {
+    auto* self = static_cast<Impl*>(user);
+    if (static_cast<size_t>(fd) < self->watches.size()) self->watches[static_cast<size_t>(fd)] = Watch{};
+    return close(fd);  // which also takes it out of the epoll set
   }
 
   static int on_timer(CURLM*, long timeout_ms, void* user) {
@@ -351,7 +391,15 @@ struct Fetcher::Impl {
         return CURL_SOCKET_BAD;
       }
     }
-    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    curl_socket_t fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd == CURL_SOCKET_BAD) return fd;
+    try {
+      job->fetcher->watch(fd) = Watch{0, true, false};
+    } catch (...) {
+      close(fd);
+      return CURL_SOCKET_BAD;
+    }
+    return fd;
   }
 
   // --- job lifecycle ---
@@ -359,6 +407,7 @@ struct Fetcher::Impl {
   void add(FetchRequest request) {
     auto job = std::make_unique<Job>();
     job->request = std::move(request);
+    job->fetcher = this;
     job->host = host_of(job->request.url);
     job->settings = &settings;
     job->policy = &policy;
@@ -433,6 +482,8 @@ struct Fetcher::Impl {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Impl::on_write);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, settings.max_redirects > 0 ? 1L : 0L);
@@ -708,6 +759,13 @@ struct Fetcher::Impl {
         while (read(wake_fd, &count, sizeof count) > 0) {
         }
         woken_now = true;
+        continue;
+      }
+      if (static_cast<size_t>(fd) < watches.size() && watches[static_cast<size_t>(fd)].parked) {
+        // An idle connection stirred (its server closed it, most likely). libcurl is not
+        // watching it and finds out when it next tries to reuse it; until then, stop waking up.
+        epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+        watches[static_cast<size_t>(fd)] = Watch{0, true, false};
         continue;
       }
       const uint32_t e = events[i].events;

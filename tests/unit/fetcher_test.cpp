@@ -99,6 +99,9 @@ class FetcherTest : public ::testing::Test {
       res.status = 503;
       res.set_header("Retry-After", http_date(std::time(nullptr) + 7200));
     });
+    server_.Get("/peer-port", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(std::to_string(req.remote_port), "text/plain");
+    });
     server_.Get("/redirect", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/hop"); });
     server_.Get("/hop", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/feed", 301); });
     server_.Get("/loop", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/loop"); });
@@ -610,6 +613,40 @@ TEST_F(FetcherTest, AllowedNetworkRedirectingElsewhereIsRefusedAtTheSecondHop) {
   EXPECT_EQ(hits_["/feed"].load(), 0);  // the server on 127.0.0.1 saw none of it
   allowed.stop();
   thread.join();
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
+}
+
+// The fetcher keeps an idle connection's socket in its epoll set for the next transfer. When the
+// server closes that connection (its keep-alive ends after 1 s here) the socket turns readable
+// for good: the fetcher must stop watching it rather than wake up for it again and again, and
+// the next fetch must connect anew.
+TEST_F(FetcherTest, AnIdleConnectionIsReusedUntilItsServerClosesIt) {
+  Fetcher f(settings());
+  auto peer_port = [&] {
+    f.add(FetchRequest{1, url("/peer-port"), "", ""});
+    auto results = run(f, 1);
+    EXPECT_EQ(results.size(), 1u);
+    if (results.empty()) return std::string();
+    EXPECT_EQ(results[0].status, FetchStatus::ok) << results[0].error;
+    return results[0].body;
+  };
+  const std::string first = peer_port();
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(peer_port(), first);
+
+  const double cpu_before = thread_cpu_seconds();
+  const auto idle_until = std::chrono::steady_clock::now() + 2500ms;
+  while (std::chrono::steady_clock::now() < idle_until) EXPECT_TRUE(f.poll(100ms).empty());
+  EXPECT_LT(thread_cpu_seconds() - cpu_before, 1.0) << "the idle wait spun";
+
+  const std::string after = peer_port();
+  EXPECT_FALSE(after.empty());
+  EXPECT_NE(after, first);
 }
 
 TEST_F(FetcherTest, WakeupInterruptsPoll) {
