@@ -16,18 +16,28 @@ namespace {
 std::atomic<uint64_t> g_busy_retries{0};
 std::atomic<uint64_t> g_checkpoints{0};
 
-// Writers of one process take turns on a mutex per database file before they ask SQLite for the
-// write lock. SQLite's own wait is a sleep in steps of up to 100 ms, so a writer that lost the
-// race slept on after the winner committed: the two writers of a standalone process left the
-// file idle between their transactions. Other processes still meet at SQLite's lock.
-std::mutex& write_turn(const std::string& path) {
+}  // namespace
+
+struct Database::SharedFile {
+  // Writers of one process take turns on a mutex per database file before they ask SQLite for the
+  // write lock. SQLite's own wait is a sleep in steps of up to 100 ms, so a writer that lost the
+  // race slept on after the winner committed: the two writers of a standalone process left the
+  // file idle between their transactions. Other processes still meet at SQLite's lock.
+  std::mutex write_turn;
+  // The WAL's size in pages when a connection last decided to checkpoint it (see on_wal_commit).
+  std::atomic<int> checkpointed_at_pages{0};
+};
+
+Database::SharedFile& Database::shared_file(const std::string& path) {
   static std::mutex registry_mu;
-  static std::map<std::string, std::unique_ptr<std::mutex>> turns;
+  static std::map<std::string, std::unique_ptr<Database::SharedFile>> files;
   std::lock_guard lock(registry_mu);
-  auto& turn = turns[path];
-  if (!turn) turn = std::make_unique<std::mutex>();
-  return *turn;
+  auto& file = files[path];
+  if (!file) file = std::make_unique<Database::SharedFile>();
+  return *file;
 }
+
+namespace {
 
 [[noreturn]] void throw_error(sqlite3* db, int rc, std::string_view what) {
   throw DbError(rc, std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
@@ -102,7 +112,7 @@ void set_sqlite_memory_limit(int64_t bytes) {
     spdlog::warn("SQLite memory statistics stay on: configured after the first connection opened");
 }
 
-Database::Database(const std::string& path, int busy_timeout_ms) : path_(path) {
+Database::Database(const std::string& path, int busy_timeout_ms) : path_(path), shared_(&shared_file(path)) {
   int rc = sqlite3_open_v2(path.c_str(), &db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -176,7 +186,16 @@ Statement Database::prepare(const char* sql) {
 
 int Database::on_wal_commit(void* self_ptr, sqlite3*, const char*, int wal_pages) {
   auto* self = static_cast<Database*>(self_ptr);
-  if (wal_pages < kCheckpointPages) return SQLITE_OK;
+  std::atomic<int>& checkpointed_at = self->shared_->checkpointed_at_pages;
+  int last = checkpointed_at.load();
+  if (wal_pages < last) {  // fewer pages than then: the WAL started over since
+    checkpointed_at.compare_exchange_strong(last, 0);
+    last = 0;
+  }
+  if (wal_pages - last < kCheckpointPages) return SQLITE_OK;
+  // Of the connections that see the same growth at once, one checkpoints.
+  if (!checkpointed_at.compare_exchange_strong(last, wal_pages) && wal_pages < kCheckpointInTurnPages)
+    return SQLITE_OK;
   if (self->in_write_turn_ && wal_pages < kCheckpointInTurnPages)
     self->checkpoint_due_ = true;  // write() runs it after the turn
   else
@@ -192,9 +211,8 @@ void Database::checkpoint() {
 }
 
 void Database::write(const std::function<void()>& body) {
-  if (!write_turn_) write_turn_ = &write_turn(path_);
   {
-    std::lock_guard turn(*write_turn_);
+    std::lock_guard turn(shared_->write_turn);
     struct InTurn {
       bool& flag;
       explicit InTurn(bool& f) : flag(f) { flag = true; }

@@ -100,10 +100,14 @@ class Database {
   sqlite3* handle() { return db_; }
   static uint64_t busy_retries();  // process-wide count of retried write transactions
 
-  // SQLite's automatic checkpoint, moved out of the write turn: a commit that leaves the WAL at
-  // kCheckpointPages or more is followed by a PASSIVE checkpoint, which write() runs once it has
-  // handed the turn on, so the process's next writer does not wait for it. Past
-  // kCheckpointInTurnPages (checkpoints that ran beside writes could not finish, and the WAL only
+  // SQLite's automatic checkpoint, paced by the WAL's growth and moved out of the write turn. A
+  // commit that leaves the WAL kCheckpointPages past the size at which this process last
+  // checkpointed it (or past its start) is followed by a PASSIVE checkpoint, which write() runs once
+  // it has handed the turn on, so the process's next writer does not wait for it. (SQLite's own
+  // runs after every commit once the WAL holds 1,000 pages. A PASSIVE checkpoint leaves the frames
+  // a reader still uses, so with readers coming and going the WAL seldom started over, and nearly
+  // every commit was followed by a checkpoint and its fdatasync.)
+  // Past kCheckpointInTurnPages (checkpoints that ran beside writes could not finish, and the WAL only
   // starts over once one has) the checkpoint runs within the turn, as SQLite's own does; the WAL
   // can still pass that limit by what other writers commit while a checkpoint outside the turn runs.
   static constexpr int kCheckpointPages = 1000;  // SQLite's default wal_autocheckpoint
@@ -116,7 +120,9 @@ class Database {
   void write_in_turn(const std::function<void()>& body);
 
   std::string path_;
-  std::mutex* write_turn_ = nullptr;  // shared by this process's connections to path_
+  struct SharedFile;  // what this process's connections to one file share
+  static SharedFile& shared_file(const std::string& path);
+  SharedFile* shared_ = nullptr;  // of path_
   sqlite3* db_ = nullptr;
   bool in_write_turn_ = false;
   bool checkpoint_due_ = false;

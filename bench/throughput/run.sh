@@ -97,7 +97,8 @@ PY
   # Outcomes per writer transaction, where the shape's HTTP port serves the writers' metrics.
   curl -s "127.0.0.1:$FP_PORT/metrics" | awk -v shape="$shape" '
     /^feedpipe_outcome_group_size_sum/ {sum = $2} /^feedpipe_outcome_group_size_count/ {n = $2}
-    END {if (n) printf "  %s writers, both passes: %d transactions, %.1f outcomes each\n", shape, n, sum / n}' || true
+    /^feedpipe_sqlite_checkpoints_total/ {ck = $2}
+    END {if (n) printf "  %s writers, both passes: %d transactions, %.1f outcomes each, %d WAL checkpoints\n", shape, n, sum / n, ck}' || true
   results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"written\": [$w0, $w1, $w2], \"rss_kb\": $(rss_total_kb)}")
   stop_feedpipe
 }

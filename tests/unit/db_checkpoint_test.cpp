@@ -60,6 +60,32 @@ TEST_F(DatabaseCheckpoint, OverlappingWritersKeepTheWalBounded) {
   EXPECT_LT(wal_bytes(), static_cast<off_t>(2 * Database::kCheckpointInTurnPages) * (kPageBytes + 24));
 }
 
+// A reader that holds its snapshot keeps a PASSIVE checkpoint from finishing, so the WAL cannot
+// start over: checkpoints then follow the WAL's growth, one per kCheckpointPages, not every commit
+// (SQLite's own automatic checkpoint runs at each one). Once the reader is gone the WAL starts over.
+TEST_F(DatabaseCheckpoint, AReaderHoldingTheWalGetsACheckpointPerThresholdOfGrowthNotPerCommit) {
+  fill(*db_, 10);
+  Database reader(path_);
+  reader.exec("BEGIN");
+  auto read = reader.prepare("SELECT count(*) FROM filler");
+  ASSERT_TRUE(read.step());
+  read.reset();  // the read transaction stays open until COMMIT
+
+  const uint64_t before = Database::checkpoints();
+  fill(*db_, Database::kCheckpointPages);  // a row's page and the pages above it: frames per commit
+  const uint64_t while_held = Database::checkpoints() - before;
+  const off_t frames = (wal_bytes() - 32) / (kPageBytes + 24);  // the WAL has not started over
+  ASSERT_GT(frames, 2 * Database::kCheckpointPages);
+  EXPECT_GE(while_held, static_cast<uint64_t>(frames / Database::kCheckpointPages - 1));
+  EXPECT_LE(while_held, static_cast<uint64_t>(frames / Database::kCheckpointPages));
+
+  reader.exec("COMMIT");
+  fill(*db_, Database::kCheckpointPages);
+  auto wal_frames = db_->prepare("PRAGMA wal_checkpoint(PASSIVE)");
+  ASSERT_TRUE(wal_frames.step());
+  EXPECT_LT(wal_frames.int64(1), Database::kCheckpointPages + 20) << "frames in the WAL: it did not start over";
+}
+
 // A commit outside write() (a statement in autocommit mode) checkpoints at once, as SQLite would.
 TEST_F(DatabaseCheckpoint, CommitsOutsideWriteCheckpointToo) {
   const uint64_t before = Database::checkpoints();
