@@ -34,6 +34,16 @@ class JobOutcomesTest : public testing::MigratedDbTest {
     o.fetch = FeedFetch{"http://a.test/final", "\"e1\"", "", "Title", "http://a.test/", std::move(items)};
     return o;
   }
+
+  // A 429 or 503 whose Retry-After asks for `retry_after_s` seconds of peace.
+  static JobOutcome refused(int64_t job_id, long http_status, int64_t retry_after_s) {
+    JobOutcome o;
+    o.job_id = job_id;
+    o.status = JobStatus::failed;
+    o.http_status = http_status;
+    o.retry_after_s = retry_after_s;
+    return o;
+  }
 };
 
 // prepare(const char*) finds statements by address: text that changes at the same address
@@ -302,12 +312,7 @@ TEST_F(JobOutcomesTest, JobsOfAKnownFeedCarryItsValidatorsAndRetryAfter) {
   EXPECT_TRUE(first.jobs[0].etag.empty());
   auto outcome = ok(first.jobs[0].job_id, {});
   outcome.fetch->last_modified = "Mon, 01 Jan 2024 12:00:00 GMT";
-  JobOutcome refused;
-  refused.job_id = first.jobs[1].job_id;
-  refused.status = JobStatus::failed;
-  refused.http_status = 429;
-  refused.retry_after_s = 3600;
-  record_outcomes(*db_, {outcome, refused});
+  record_outcomes(*db_, {outcome, refused(first.jobs[1].job_id, 429, 3600)});
   auto second = create({"http://a.test/1", "http://a.test/2"});
   EXPECT_EQ(second.jobs[0].etag, "\"e1\"");
   EXPECT_EQ(second.jobs[0].last_modified, "Mon, 01 Jan 2024 12:00:00 GMT");
@@ -320,12 +325,7 @@ TEST_F(JobOutcomesTest, JobsOfAKnownFeedCarryItsValidatorsAndRetryAfter) {
 // asked (repeats included), with nothing for an unknown job.
 TEST_F(JobOutcomesTest, FetchStatesOfManyJobsComeInTheOrderAsked) {
   auto first = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
-  JobOutcome refused;
-  refused.job_id = first.jobs[1].job_id;
-  refused.status = JobStatus::failed;
-  refused.http_status = 503;
-  refused.retry_after_s = 3600;
-  record_outcomes(*db_, {ok(first.jobs[0].job_id, {}), refused});
+  record_outcomes(*db_, {ok(first.jobs[0].job_id, {}), refused(first.jobs[1].job_id, 503, 3600)});
   auto second = create({"http://a.test/1", "http://a.test/2", "http://a.test/3"});
   const int64_t unknown = second.jobs[2].job_id + 1000;
 
