@@ -145,7 +145,6 @@ class Consumer::Loop {
     now_text_.clear();
     const bool reading = offsets_.in_flight() < settings_.max_backlog;
     int timeout = reading && fetcher_.pending() == 0 ? 50 : 0;  // wait only when curl is idle
-    arrivals_.clear();
     member_->read(
         timeout, [&] { return offsets_.in_flight() < settings_.max_backlog; },
         [&](RdKafka::Message& msg) { arrive(msg); });
@@ -171,12 +170,15 @@ class Consumer::Loop {
   }
 
   // The jobs read in this step: their state is read in one go, then each is fetched, shares a
-  // fetch in flight, or is skipped.
+  // fetch in flight, or is skipped. Should the read fail (the database busy or gone), the jobs
+  // wait for the next step's read.
   void take_arrivals() {
     if (arrivals_.empty()) return;
     std::vector<JobFetchState> states = local() ? read_job_states() : job_states_from_messages();
+    std::vector<Waiting> arrivals;
+    arrivals.swap(arrivals_);
     RunningMarks started;
-    for (size_t i = 0; i < arrivals_.size(); ++i) take(std::move(arrivals_[i]), states[i], started);
+    for (size_t i = 0; i < arrivals.size(); ++i) take(std::move(arrivals[i]), states[i], started);
     if (writer_) writer_->mark_running(std::move(started));
   }
 
@@ -320,7 +322,7 @@ class Consumer::Loop {
   std::unique_ptr<OutcomePublisher> publisher_;  // without one
   std::unique_ptr<GroupMember> member_;  // after offsets_, which it uses
   std::unordered_map<int64_t, std::vector<Waiting>> waiting_;  // by feed id
-  std::vector<Waiting> arrivals_;  // read in this step, not yet taken
+  std::vector<Waiting> arrivals_;  // read from Kafka, not yet taken
   std::string now_text_;  // see now_text()
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> taken_{0}, fetches_{0};
