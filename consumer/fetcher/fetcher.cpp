@@ -114,8 +114,6 @@ struct Fetcher::Impl {
   struct Job {
     FetchRequest request;
     Impl* fetcher = nullptr;
-    const FetchSettings* settings = nullptr;
-    const AddressPolicy* policy = nullptr;
     std::string host;  // scheme://host:port of the request, for the per-host limit
     Clock::time_point started, deadline;
     int attempts = 0;
@@ -302,7 +300,7 @@ struct Fetcher::Impl {
     size_t n = size * count;
     job->answer_begun = true;
     if (job->status >= 300) return n;  // an error page: not kept, so it cannot hide the HTTP status
-    if (job->body.size() + n > job->settings->max_body_bytes) {
+    if (job->body.size() + n > job->fetcher->settings.max_body_bytes) {
       job->body_exceeded = true;
       return 0;  // aborts the transfer with CURLE_WRITE_ERROR
     }
@@ -329,7 +327,7 @@ struct Fetcher::Impl {
       std::string_view line = trim(std::string_view(data, n));
       job->answer_begun = true;
       if (line.empty()) {  // the end of a head: is another one awaited?
-        bool followed = job->status >= 300 && job->status < 400 && job->has_location && job->settings->max_redirects > 0;
+        bool followed = job->status >= 300 && job->status < 400 && job->has_location && job->fetcher->settings.max_redirects > 0;
         if ((job->status >= 100 && job->status < 200) || followed) job->answer_begun = false;
         return n;
       }
@@ -363,7 +361,7 @@ struct Fetcher::Impl {
       else if (iequals(name, "Retry-After")) job->retry_after_s = parse_retry_after(value);
       else if (iequals(name, "Location")) job->has_location = !value.empty();
       else if (iequals(name, "Content-Length") && job->status >= 200 && job->status < 300 &&
-               announces_more_than(value, job->settings->max_body_bytes)) {
+               announces_more_than(value, job->fetcher->settings.max_body_bytes)) {
         // Over the cap before a byte of it arrives (even compressed, such a body would be over
         // it decoded): fail now rather than read to the cap or, for a server that lies about the
         // length, to the timeout.
@@ -382,7 +380,7 @@ struct Fetcher::Impl {
     auto* job = static_cast<Job*>(user);
     if (purpose == CURLSOCKTYPE_IPCXN) {
       try {
-        if (auto refusal = job->policy->refusal(&address->addr)) {
+        if (auto refusal = job->fetcher->policy.refusal(&address->addr)) {
           job->refused = std::move(*refusal);
           spdlog::trace("fetcher: tag {} {}: {}", job->request.tag, job->request.url, job->refused);
           return CURL_SOCKET_BAD;
@@ -409,8 +407,6 @@ struct Fetcher::Impl {
     job->request = std::move(request);
     job->fetcher = this;
     job->host = host_of(job->request.url);
-    job->settings = &settings;
-    job->policy = &policy;
     job->started = Clock::now();
     job->deadline = job->started + milliseconds(settings.job_deadline_ms);
     queue.push_back(std::move(job));
@@ -765,7 +761,9 @@ struct Fetcher::Impl {
         // An idle connection stirred (its server closed it, most likely). libcurl is not
         // watching it and finds out when it next tries to reuse it; until then, stop waking up.
         epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
-        watches[static_cast<size_t>(fd)] = Watch{0, true, false};
+        Watch& watch = watches[static_cast<size_t>(fd)];
+        watch.events = 0;
+        watch.parked = false;
         continue;
       }
       const uint32_t e = events[i].events;

@@ -183,16 +183,17 @@ class Consumer::Loop {
   }
 
   void take(Waiting&& arrival, JobFetchState& state, RunningMarks& started) {
-    const JobMessage& job = arrival.job;
     if (!state.status || is_final(*state.status)) {
       // Already recorded (a redelivery), or a job this database does not know.
-      if (!state.status) spdlog::warn("job {} of batch {} is not in the database; skipped", job.job_id, job.batch_id);
+      if (!state.status)
+        spdlog::warn("job {} of batch {} is not in the database; skipped", arrival.job.job_id, arrival.job.batch_id);
       offsets_.done(arrival.partition, arrival.offset);
       return;
     }
-    started.job_ids.push_back(job.job_id);
-    if (started.batch_ids.empty() || started.batch_ids.back() != job.batch_id) started.batch_ids.push_back(job.batch_id);
-    auto [it, first] = waiting_.try_emplace(job.feed_id);
+    started.job_ids.push_back(arrival.job.job_id);
+    if (started.batch_ids.empty() || started.batch_ids.back() != arrival.job.batch_id)
+      started.batch_ids.push_back(arrival.job.batch_id);
+    auto [it, first] = waiting_.try_emplace(arrival.job.feed_id);
     it->second.push_back(std::move(arrival));
     if (!first) return;  // the feed is already being fetched: share that fetch
     // RFC 3339 UTC strings of one format compare as times do.
