@@ -210,7 +210,7 @@ void Database::checkpoint() {
     ++g_checkpoints;
 }
 
-void Database::write(const std::function<void()>& body) {
+void Database::write(const std::function<void()>& body, DueCheckpoint due) {
   {
     std::lock_guard turn(shared_->write_turn);
     struct InTurn {
@@ -220,7 +220,7 @@ void Database::write(const std::function<void()>& body) {
     } in_turn(in_write_turn_);
     write_in_turn(body);
   }
-  if (checkpoint_due_) checkpoint();
+  if (due == DueCheckpoint::run) run_due_checkpoint();
 }
 
 void Database::write_in_turn(const std::function<void()>& body) {

@@ -92,7 +92,16 @@ class Database {
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT. When the database is busy the whole body is
   // rolled back and run again (with backoff) so a concurrent writer never fails a caller;
   // any other exception rolls back and propagates.
-  void write(const std::function<void()>& body);
+  //
+  // A commit can leave a checkpoint due (see kCheckpointPages), which write() runs once it has
+  // handed the turn on. A caller with something more urgent to do first (publishing the jobs or
+  // events it has just committed) passes DueCheckpoint::leave and calls run_due_checkpoint() after;
+  // if it never does, this connection's next write() runs it.
+  enum class DueCheckpoint { run, leave };
+  void write(const std::function<void()>& body, DueCheckpoint due = DueCheckpoint::run);
+  void run_due_checkpoint() {
+    if (checkpoint_due_) checkpoint();
+  }
   // Runs `body` in a read transaction (one consistent snapshot).
   void read(const std::function<void()>& body);
 

@@ -362,13 +362,14 @@ void mark_jobs_running_in_transaction(Database& db, const RunningMarks& marks) {
 }  // namespace
 
 std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts, const RunningMarks& newly_running) {
+                                          OutcomeCounts* counts, const RunningMarks& newly_running,
+                                          Database::DueCheckpoint due) {
   std::vector<EventMessage> events;
   db.write([&] {
     if (counts) *counts = {};  // a retried transaction counts again from zero
     mark_jobs_running_in_transaction(db, newly_running);
     events = record_outcomes_in_transaction(db, outcomes, counts);
-  });
+  }, due);
   return events;
 }
 

@@ -56,8 +56,10 @@ struct RunningMarks {
 
 // Same, in a transaction of its own (retried when the database is busy); `counts` is reset first.
 // `newly_running` is first written, as mark_jobs_running() does, in the same transaction.
+// `due`: whether a checkpoint the commit makes due runs before this returns (Database::write).
 std::vector<EventMessage> record_outcomes(Database& db, const std::vector<JobOutcome>& outcomes,
-                                          OutcomeCounts* counts = nullptr, const RunningMarks& newly_running = {});
+                                          OutcomeCounts* counts = nullptr, const RunningMarks& newly_running = {},
+                                          Database::DueCheckpoint due = Database::DueCheckpoint::run);
 
 // Marks queued jobs as running (and their batches as running); already running or final
 // jobs are left alone.

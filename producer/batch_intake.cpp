@@ -213,7 +213,7 @@ std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchReques
         .bind(2, created.batch_id)
         .run();
     if (!invalid.empty()) created.events = record_outcomes_in_transaction(db, invalid);
-  });
+  }, Database::DueCheckpoint::leave);
   if (refusal) return *refusal;
   return created;
 }

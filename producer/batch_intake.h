@@ -29,7 +29,8 @@ using JobPartitioner = std::function<int32_t(const std::string& url)>;
 // Writes the batch. With `partition_of`, the jobs (and the feeds it creates) are numbered
 // partition by partition (see write_order in the .cpp); without it, in submitted order. With an
 // idempotency key, a repeat of the same body returns the first batch (replayed) and another body
-// under the same key is a 422 Refusal.
+// under the same key is a 422 Refusal. A checkpoint the commit makes due is left for the caller
+// to run once the jobs are published (Database::run_due_checkpoint).
 std::variant<CreatedBatch, Refusal> create_batch(Database& db, const BatchRequest& request,
                                                  const std::string& idempotency_key,
                                                  const std::string& body,

@@ -156,6 +156,9 @@ void Producer::post_batch(const httplib::Request& req, httplib::Response& res) {
   if (!created.replayed) {
     publisher_.publish(created.jobs);
     publisher_.publish_events(created.events);
+    // A batch of thousands of feeds writes thousands of pages, and its commit usually makes a
+    // checkpoint due: it runs once the jobs are on their way rather than hold them up.
+    db.run_due_checkpoint();
     spdlog::info("batch {} accepted: {} feed(s)", created.batch_id, request.feeds.size());
     for (const auto& ev : created.events)
       if (ev.type == "batch.completed")

@@ -182,7 +182,9 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
     try {
       // One transaction: the jobs taken long enough ago become running, these finish.
       OutcomeCounts counts;
-      std::vector<EventMessage> events = record_outcomes(db, outcomes, &counts, running);
+      // A checkpoint this commit makes due waits until the events are on their way.
+      std::vector<EventMessage> events =
+          record_outcomes(db, outcomes, &counts, running, Database::DueCheckpoint::leave);
       running = {};
       for (size_t i = 0; events_ && i < events.size(); ++i) {
         const EventMessage& ev = events[i];
@@ -211,6 +213,7 @@ void OutcomeWriter::write_group(std::vector<JobOutcome>& outcomes, std::vector<J
       }
       count_and_log_events(events, counts);
       written_ += outcomes.size();
+      db.run_due_checkpoint();
       return;
     } catch (const std::exception& e) {
       // The offsets stay uncommitted, so the jobs are redelivered if this process goes away.

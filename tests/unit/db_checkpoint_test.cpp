@@ -86,6 +86,36 @@ TEST_F(DatabaseCheckpoint, AReaderHoldingTheWalGetsACheckpointPerThresholdOfGrow
   EXPECT_LT(wal_frames.int64(1), Database::kCheckpointPages + 20) << "frames in the WAL: it did not start over";
 }
 
+// A writer with something more urgent than the checkpoint its commit made due (publishing what it
+// committed) leaves it, and runs it after; if it never does, its next write() does.
+TEST_F(DatabaseCheckpoint, ACheckpointLeftDueRunsWhenTheWriterSaysOrAtItsNextWrite) {
+  // Each checkpoint copies the whole WAL, which then starts over: the commits alternate between
+  // sizes, as the growth is counted from the size of the last checkpoint's (see on_wal_commit).
+  auto one_big_commit = [this](int pages, Database::DueCheckpoint due) {
+    db_->write([&] {
+      for (int i = 0; i < pages; ++i)
+        db_->exec("INSERT INTO filler (data) VALUES (randomblob(3000))");
+    }, due);
+  };
+  uint64_t before = Database::checkpoints();
+  one_big_commit(Database::kCheckpointPages + 100, Database::DueCheckpoint::leave);
+  EXPECT_EQ(Database::checkpoints(), before);
+  db_->run_due_checkpoint();
+  EXPECT_EQ(Database::checkpoints(), before + 1);
+  db_->run_due_checkpoint();  // nothing due any more
+  EXPECT_EQ(Database::checkpoints(), before + 1);
+
+  before = Database::checkpoints();
+  one_big_commit(Database::kCheckpointPages * 5 / 2, Database::DueCheckpoint::leave);
+  EXPECT_EQ(Database::checkpoints(), before);
+  fill(*db_, 1);
+  EXPECT_EQ(Database::checkpoints(), before + 1);
+
+  before = Database::checkpoints();
+  one_big_commit(Database::kCheckpointPages + 100, Database::DueCheckpoint::run);
+  EXPECT_EQ(Database::checkpoints(), before + 1);
+}
+
 // A commit outside write() (a statement in autocommit mode) checkpoints at once, as SQLite would.
 TEST_F(DatabaseCheckpoint, CommitsOutsideWriteCheckpointToo) {
   const uint64_t before = Database::checkpoints();
