@@ -273,12 +273,17 @@ int consumer(int argc, char** argv) {
   ShutdownSignal signal(shutdown_limits(s));
   MemoryTrimmer trimmer = memory_policy(s);
   KafkaSettings kafka = kafka_settings(s);  // a bad --kafka-config stops here, before any work
+  // Each start-up step says when it begins: one that hangs (a locked database, a broker that does
+  // not answer) shows in the log as the last line.
+  spdlog::info("consumer starting: {}Kafka topics at {}",
+               s.str("db").empty() ? "" : "database schema of " + s.str("db") + ", ", kafka.brokers);
   if (!s.str("db").empty())
     migrate_database(s.str("db"));
   else
     spdlog::info("consumer without --db: outcomes go to topic {}; a `feedpipe recorder --db FILE` must run "
                  "to record them", kOutcomesTopic);
   ensure_topics(kafka);
+  spdlog::info("consumer joining the group {}", kConsumerGroup);
   consumer::Consumer worker(consumer_settings(s, kafka));
   // Callbacks are sent by the process that records batch completions: with --db, this one.
   std::unique_ptr<callbacks::CallbackSender> callback_sender;

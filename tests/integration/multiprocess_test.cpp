@@ -109,7 +109,8 @@ TEST_F(MultiProcessTest, BothBroadcastersStreamEveryJobOnceAndAThirdConsumerReba
   ASSERT_TRUE(wait_until([&] { return feeds_.total_requests() >= 300 + 100; }, 30s));
   int third_port = free_port();
   consumers_.push_back(start("consumer", {"--http", address(third_port)}));
-  ASSERT_TRUE(wait_ready(third_port, 30s)) << consumers_.back()->log();
+  // 60 s: CI once saw an ASan consumer not ready after 30 s here, its log still empty.
+  ASSERT_TRUE(wait_ready(third_port, 60s)) << consumers_.back()->log();
   feeds_.hold_requests(false);
   streams = watch_on_both(second, 90s);
   for (const auto& s : streams) expect_complete_stream(s, 300);
