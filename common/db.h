@@ -4,6 +4,7 @@
 // whole when another process holds the write lock, so SQLITE_BUSY never escapes to callers.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -108,6 +109,9 @@ class Database {
   const std::string& path() const { return path_; }
   sqlite3* handle() { return db_; }
   static uint64_t busy_retries();  // process-wide count of retried write transactions
+  // Process-wide time spent waiting for a lock another connection held (another process's writer,
+  // mostly): SQLite's busy handler.
+  static double busy_wait_seconds();
 
   // SQLite's automatic checkpoint, paced by the WAL's growth and moved out of the write turn. A
   // commit that leaves the WAL kCheckpointPages past the size at which this process last
@@ -125,6 +129,10 @@ class Database {
 
  private:
   static int on_wal_commit(void* self, sqlite3* db, const char* schema, int wal_pages);
+  // SQLite's busy handler. Its own (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 … up to 100 ms
+  // between tries, so a writer of one process kept sleeping for milliseconds after another
+  // process's writer had committed. This one polls at 50 µs, doubling to 1 ms, until busy_timeout_.
+  static int on_busy(void* self, int attempts_before);
   void checkpoint();
   void write_in_turn(const std::function<void()>& body);
 
@@ -135,6 +143,8 @@ class Database {
   sqlite3* db_ = nullptr;
   bool in_write_turn_ = false;
   bool checkpoint_due_ = false;
+  std::chrono::milliseconds busy_timeout_{0};
+  std::chrono::steady_clock::time_point busy_since_;
   sqlite3_stmt* cached_statement(const std::string& sql);
 
   std::unordered_map<std::string, sqlite3_stmt*> statements_;

@@ -101,6 +101,10 @@ void process_metrics(std::ostringstream& out) {
   out << "# HELP feedpipe_sqlite_busy_retries_total Write transactions retried because the database was busy.\n"
       << "# TYPE feedpipe_sqlite_busy_retries_total counter\nfeedpipe_sqlite_busy_retries_total "
       << Database::busy_retries() << "\n";
+  out << "# HELP feedpipe_sqlite_busy_wait_seconds_total Time spent waiting for SQLite locks held by other "
+         "connections (other processes' writers, mostly).\n"
+      << "# TYPE feedpipe_sqlite_busy_wait_seconds_total counter\nfeedpipe_sqlite_busy_wait_seconds_total "
+      << number(Database::busy_wait_seconds()) << "\n";
   out << "# HELP feedpipe_sqlite_checkpoints_total WAL checkpoints run by this process's connections.\n"
       << "# TYPE feedpipe_sqlite_checkpoints_total counter\nfeedpipe_sqlite_checkpoints_total "
       << Database::checkpoints() << "\n";

@@ -61,6 +61,7 @@ start_feedpipe() {
   fp=$!
   pids+=($fp)
   fp_pids=($fp)
+  writer_ports=("$FP_PORT")
   wait_ready "$FP_PORT" "$work/feedpipe.log"
 }
 
@@ -69,7 +70,7 @@ start_feedpipe() {
 # broadcaster on $FP_STREAM_PORT, on $work/SHAPE.db (a database of its own, so every shape starts cold).
 #   start_roles        one host: consumer --db, broadcaster --db;
 #   start_roles many   many hosts: recorder --db, consumers without a database, broadcaster --api.
-# Sets fp_pids to every one of them.
+# Sets fp_pids to every one of them, writer_ports to the HTTP ports of those that write outcomes.
 start_roles() {
   local brokers common i cport shape=${1:-one}
   "$FEEDPIPE_BIN" kafka-mock --log-level warn > "$work/brokers" 2> "$work/kafka-mock.log" &
@@ -96,6 +97,7 @@ start_roles() {
     pids+=($!)
     fp_pids+=($!)
     wait_ready "$cport" "$work/recorder.log"
+    writer_ports=("$cport")
     fetch_db=()
     edge_source=(--api "http://127.0.0.1:$FP_PORT")
   fi
@@ -112,6 +114,7 @@ start_roles() {
     fp_pids+=($!)
   done
   for i in "${!cports[@]}"; do wait_ready "${cports[i]}" "$work/consumer$((i + 1)).log"; done
+  [[ $shape == many ]] || writer_ports=("${cports[@]}")
   "$FEEDPIPE_BIN" broadcaster --http "127.0.0.1:$FP_STREAM_PORT" "${common[@]}" "${edge_source[@]}" \
     > "$work/broadcaster.log" 2>&1 &
   pids+=($!)

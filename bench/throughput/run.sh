@@ -94,11 +94,11 @@ for label, a, b in (("first", snaps[0], snaps[1]), ("second", snaps[1], snaps[2]
     used = sorted(((b[k] - a.get(k, 0)) / tick, k) for k in b if b[k] - a.get(k, 0) > 0)
     print(f"  {shape} {label} pass, CPU s by thread: " + ", ".join(f"{k} {s:.2f}" for s, k in reversed(used)))
 PY
-  # Outcomes per writer transaction, where the shape's HTTP port serves the writers' metrics.
-  curl -s "127.0.0.1:$FP_PORT/metrics" | awk -v shape="$shape" '
-    /^feedpipe_outcome_group_size_sum/ {sum = $2} /^feedpipe_outcome_group_size_count/ {n = $2}
-    /^feedpipe_sqlite_checkpoints_total/ {ck = $2}
-    END {if (n) printf "  %s writers, both passes: %d transactions, %.1f outcomes each, %d WAL checkpoints\n", shape, n, sum / n, ck}' || true
+  # Outcomes per writer transaction, summed over the processes that write them (writer_ports).
+  for p in "${writer_ports[@]}"; do curl -s "127.0.0.1:$p/metrics"; done | awk -v shape="$shape" '
+    /^feedpipe_outcome_group_size_sum/ {sum += $2} /^feedpipe_outcome_group_size_count/ {n += $2}
+    /^feedpipe_sqlite_checkpoints_total/ {ck += $2} /^feedpipe_sqlite_busy_wait_seconds_total/ {busy += $2}
+    END {if (n) printf "  %s writers, both passes: %d transactions, %.1f outcomes each, %d WAL checkpoints, %.2f s waiting for another process'"'"'s lock\n", shape, n, sum / n, ck, busy}' || true
   results+=("{\"shape\": \"$shape\", \"first\": $first, \"second\": $second, \"cpu\": [$c0, $c1, $c2], \"written\": [$w0, $w1, $w2], \"rss_kb\": $(rss_total_kb)}")
   stop_feedpipe
 }

@@ -25,6 +25,7 @@ TEST(Metrics, RendersPrometheusTextFormat) {
   EXPECT_NE(text.find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(text.find("feedpipe_sqlite_busy_retries_total "), std::string::npos);
   EXPECT_NE(text.find("feedpipe_sqlite_checkpoints_total "), std::string::npos);
+  EXPECT_NE(text.find("feedpipe_sqlite_busy_wait_seconds_total "), std::string::npos);
 }
 
 }  // namespace
