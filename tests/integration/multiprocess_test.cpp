@@ -190,6 +190,38 @@ TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
   for (const auto& s : streams) expect_complete_stream(s, 50);
 }
 
+// A consumer reads its jobs' state from SQLite before it fetches them. When that read fails (here
+// the table is briefly gone), the jobs it took from Kafka wait for its next read: none is lost, and
+// none is fetched twice.
+TEST_F(MultiProcessTest, JobsWhoseStateReadFailsWaitForTheConsumersNextRead) {
+  for (auto& c : consumers_) {
+    c->kill(SIGTERM);
+    EXPECT_EQ(c->wait_exit(30s), 0) << c->log();
+  }
+  consumers_.clear();
+  const int port = free_port();
+  consumers_.push_back(start("consumer", {"--http", address(port)}));
+  Process& consumer = *consumers_.back();
+  ASSERT_TRUE(wait_ready(port, 60s)) << consumer.log();
+
+  consumer.kill(SIGSTOP);  // takes the batch only once the table is gone
+  const std::string batch = submit_batch(producer_port_, feed_urls(9000, 20));
+  // The producer's outbox has recorded Kafka's acknowledgements (it writes to `jobs` too).
+  ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM jobs WHERE published = 0") == 0; }, 30s));
+  Database(db()).exec("ALTER TABLE jobs RENAME TO jobs_away");
+  consumer.kill(SIGCONT);
+  ASSERT_TRUE(wait_until([&] { return consumer.log().find("no such table: jobs") != std::string::npos; }, 30s))
+      << consumer.log();
+  std::this_thread::sleep_for(300ms);  // a few more failed reads
+  Database(db()).exec("ALTER TABLE jobs_away RENAME TO jobs");
+
+  auto streams = watch_on_both(batch, 60s);
+  for (const auto& s : streams) expect_complete_stream(s, 20);
+  expect_snapshot_agrees(batch, streams[0]);
+  EXPECT_EQ(feeds_.total_requests(), 20);
+  EXPECT_TRUE(consumer.running()) << consumer.log();
+}
+
 TEST_F(MultiProcessTest, EveryCommandListsItsSettings) {
   for (std::string role : {"standalone", "producer", "consumer", "broadcaster", "recorder", "migrate", "kafka-mock", "parse", "submit"}) {
     Process help(role, {role, "--help"}, dir_.file(role + "-help.log"));
