@@ -1,8 +1,11 @@
 #include "common/model.h"
 
+#include <charconv>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 
+#include "common/json_fields.h"
 #include "common/logging.h"
 
 namespace feedpipe {
@@ -157,13 +160,59 @@ std::string serialize(const EventMessage& m) {
   return s;
 }
 
+namespace {
+
+// A string value as written without escapes or anything but printable ASCII (batch ids, event
+// types): its text between the quotes.
+std::optional<std::string_view> plain_string(std::string_view raw) {
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;
+  raw = raw.substr(1, raw.size() - 2);
+  for (char c : raw)
+    if (c == '\\' || c == '"' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x80)
+      return std::nullopt;
+  return raw;
+}
+
+// A non-negative integer as JSON writes it.
+std::optional<int64_t> plain_integer(std::string_view raw) {
+  if (raw.empty() || (raw.size() > 1 && raw.front() == '0')) return std::nullopt;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), value);
+  if (ec != std::errc() || end != raw.data() + raw.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+// The event messages serialize() writes, read at every event by every broadcaster: the four fields
+// split out without a tree, `data` kept as its raw text (checked to be JSON). Anything else (other
+// fields, escapes, repeats) is left to the full parser, which reads it or says what is wrong.
+std::optional<EventMessage> plain_event_message(std::string_view payload) {
+  std::optional<std::string_view> batch_id, type, data;
+  std::optional<int64_t> seq;
+  bool plain = split_json_object(payload, [&](std::string_view key, std::string_view raw) {
+    if (key == "batch_id" && !batch_id) return (batch_id = plain_string(raw)).has_value();
+    if (key == "event" && !type) return (type = plain_string(raw)).has_value();
+    if (key == "seq" && !seq) return (seq = plain_integer(raw)).has_value();
+    if (key == "data" && !data) return (data = raw).has_value();
+    return false;
+  });
+  if (!plain || !batch_id || !type || !seq || !data || !nlohmann::json::accept(*data)) return std::nullopt;
+  return EventMessage{std::string(*batch_id), *seq, std::string(*type), std::string(*data)};
+}
+
+}  // namespace
+
 EventMessage event_message_from_json(std::string_view payload) {
+  if (auto plain = plain_event_message(payload)) return std::move(*plain);
   auto j = nlohmann::json::parse(payload, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw std::invalid_argument("event message is not a JSON object");
   try {
     EventMessage m;
     m.batch_id = j.at("batch_id").get<std::string>();
-    m.seq = j.at("seq").get<int64_t>();
+    // An integer that fits: converting a float or a larger number to int64_t is undefined.
+    const auto& seq = j.at("seq");
+    if (!seq.is_number_integer() || (seq.is_number_unsigned() && seq.get<uint64_t>() > INT64_MAX))
+      throw std::invalid_argument("event message has a \"seq\" that is not an integer of 64 bits: " + seq.dump());
+    m.seq = seq.get<int64_t>();
     m.type = j.at("event").get<std::string>();
     m.data = j.at("data").dump();
     return m;

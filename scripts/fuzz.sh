@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 dir="${BUILD_DIR:-build-fuzz}"
-targets=(${FUZZ_TARGETS:-fuzz_feed_parser fuzz_batch_request fuzz_request_head fuzz_outcome_message})
+targets=(${FUZZ_TARGETS:-fuzz_feed_parser fuzz_batch_request fuzz_request_head fuzz_outcome_message fuzz_event_message})
 rss_limit="${FUZZ_RSS_LIMIT_MB:-2048}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"
 max_len="${FUZZ_MAX_LEN:-65536}"

@@ -2,9 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "common/config.h"
+#include "common/json_fields.h"
 #include "common/model.h"
 #include "common/url.h"
 #include "consumer/worker/offset_tracker.h"
@@ -90,6 +94,57 @@ TEST(KafkaMessages, JobAndEventMessagesReadBackAsWritten) {
   EXPECT_EQ(read.seq, 3);
   EXPECT_EQ(read.type, "job.completed");
   EXPECT_EQ(nlohmann::json::parse(read.data), nlohmann::json::parse(event.data));
+}
+
+TEST(KafkaMessages, EventMessagesKeepTheirDataAsWrittenAndOtherSpellingsStillParse) {
+  const EventMessage event{"01ab", 3, "job.completed",
+                           R"({"position":2,"url":"http://a.test/f?x=\"}\"","progress":{"total":4,"done":3}})"};
+  EventMessage read = event_message_from_json(serialize(event));
+  EXPECT_EQ(read.batch_id, "01ab");
+  EXPECT_EQ(read.seq, 3);
+  EXPECT_EQ(read.type, "job.completed");
+  EXPECT_EQ(read.data, event.data);  // byte for byte: what SQLite stored, as replays send it
+
+  read = event_message_from_json(
+      R"( { "data" : {"a": [1, "}]"]} , "seq":5, "event":"job.failed", "batch_id":"b1" } )");
+  EXPECT_EQ(read.batch_id, "b1");
+  EXPECT_EQ(read.seq, 5);
+  EXPECT_EQ(read.type, "job.failed");
+  EXPECT_EQ(read.data, R"({"a": [1, "}]"]})");
+  // Escapes, other fields, a repeated field: the full parser's readings.
+  EXPECT_EQ(event_message_from_json(R"({"batch_id":"b\u0031","seq":1,"event":"e","data":{}})").batch_id, "b1");
+  EXPECT_EQ(event_message_from_json(R"({"batch_id":"b","seq":1,"event":"e","data":{},"x":[1]})").data, "{}");
+  EXPECT_EQ(event_message_from_json(R"({"batch_id":"a","batch_id":"b","seq":1,"event":"e","data":{}})").batch_id, "b");
+
+  for (const char* bad : {R"({"batch_id":"b","seq":1,"event":"e","data":{"a":}})",
+                          R"({"batch_id":"b","seq":1,"event":"e","data":{}} x)",
+                          R"({"batch_id":"b","seq":1,"event":"e","data":{},})",
+                          R"({"batch_id":"b","seq":1,"event":"e"})",
+                          R"({"batch_id":"b","seq":"1","event":"e","data":{}})",
+                          R"({"batch_id":"b","seq":7.0,"event":"e","data":{}})",
+                          R"({"batch_id":"b","seq":21666666666666666666,"event":"e","data":{}})",
+                          R"({"batch_id":"b","seq":9223372036854775808,"event":"e","data":{}})",
+                          R"({"batch_id":"b)", "[]", ""})
+    EXPECT_THROW(event_message_from_json(bad), std::invalid_argument) << bad;
+}
+
+TEST(JsonFields, SplitsAnObjectsTopLevelIntoKeysAndRawValues) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  auto collect = [&](std::string_view key, std::string_view raw) {
+    fields.emplace_back(key, raw);
+    return true;
+  };
+  ASSERT_TRUE(split_json_object(R"({"k":"a\"}b", "o" :{"x":"}"},"n":-1.5e3,"t":true,"l":[1,[2]]})", collect));
+  std::vector<std::pair<std::string, std::string>> expected{
+      {"k", R"("a\"}b")"}, {"o", R"({"x":"}"})"}, {"n", "-1.5e3"}, {"t", "true"}, {"l", "[1,[2]]"}};
+  EXPECT_EQ(fields, expected);
+  fields.clear();
+  EXPECT_TRUE(split_json_object(" {} ", collect));
+  EXPECT_TRUE(fields.empty());
+  for (const char* not_split : {R"({"a\u0062":1})", R"({"a":1,})", R"({"a":1} {})", R"({"a":"1})",
+                                R"({"a":{"b":1})", R"({"a" 1})", R"(["a"])", ""})
+    EXPECT_FALSE(split_json_object(not_split, collect)) << not_split;
+  EXPECT_FALSE(split_json_object(R"({"a":1,"b":2})", [](std::string_view key, std::string_view) { return key != "b"; }));
 }
 
 TEST(KafkaMessages, JobMessagesCarryTheFeedsValidatorsAndOldOnesStillParse) {
