@@ -186,17 +186,23 @@ std::optional<int64_t> plain_integer(std::string_view raw) {
 // split out without a tree, `data` kept as its raw text (checked to be JSON). Anything else (other
 // fields, escapes, repeats) is left to the full parser, which reads it or says what is wrong.
 std::optional<EventMessage> plain_event_message(std::string_view payload) {
-  std::optional<std::string_view> batch_id, type, data;
-  std::optional<int64_t> seq;
-  bool plain = split_json_object(payload, [&](std::string_view key, std::string_view raw) {
-    if (key == "batch_id" && !batch_id) return (batch_id = plain_string(raw)).has_value();
-    if (key == "event" && !type) return (type = plain_string(raw)).has_value();
-    if (key == "seq" && !seq) return (seq = plain_integer(raw)).has_value();
-    if (key == "data" && !data) return (data = raw).has_value();
+  struct {
+    std::optional<std::string_view> batch_id, type, data;
+    std::optional<int64_t> seq;
+  } f;
+  // One captured reference: std::function keeps it without a heap allocation per event.
+  bool plain = split_json_object(payload, [&f](std::string_view key, std::string_view raw) {
+    if (key == "batch_id" && !f.batch_id) return (f.batch_id = plain_string(raw)).has_value();
+    if (key == "event" && !f.type) return (f.type = plain_string(raw)).has_value();
+    if (key == "seq" && !f.seq) return (f.seq = plain_integer(raw)).has_value();
+    if (key == "data" && !f.data) {
+      f.data = raw;
+      return true;
+    }
     return false;
   });
-  if (!plain || !batch_id || !type || !seq || !data || !nlohmann::json::accept(*data)) return std::nullopt;
-  return EventMessage{std::string(*batch_id), *seq, std::string(*type), std::string(*data)};
+  if (!plain || !f.batch_id || !f.type || !f.seq || !f.data || !nlohmann::json::accept(*f.data)) return std::nullopt;
+  return EventMessage{std::string(*f.batch_id), *f.seq, std::string(*f.type), std::string(*f.data)};
 }
 
 }  // namespace

@@ -78,8 +78,7 @@ fi
 
 if [[ -f compose.yaml ]]; then
   step "compose file"
-  docker-compose -f compose.yaml config -q
-  # Each role gets the time its shutdown may take before Docker kills it.
+  # Valid, and each role gets the time its shutdown may take before Docker kills it.
   docker-compose -f compose.yaml config | python3 scripts/check_compose_stop.py
 fi
 

@@ -31,6 +31,14 @@ class MultiProcessTest : public ::testing::Test {
   }
 
   std::string db() const { return dir_.file("feedpipe.db"); }
+  // Every consumer leaves the group cleanly (exit 0): the jobs then wait in Kafka.
+  void stop_consumers() {
+    for (auto& c : consumers_) {
+      c->kill(SIGTERM);
+      EXPECT_EQ(c->wait_exit(30s), 0) << c->log();
+    }
+    consumers_.clear();
+  }
   static std::string address(int port) { return "127.0.0.1:" + std::to_string(port); }
 
   std::unique_ptr<Process> start(const std::string& role, std::vector<std::string> extra) {
@@ -177,11 +185,7 @@ TEST_F(MultiProcessTest, SigtermEndsStreamsWithRetryAndTheProducerRefusesBatches
 }
 
 TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
-  for (auto& c : consumers_) {
-    c->kill(SIGTERM);
-    EXPECT_EQ(c->wait_exit(30s), 0) << c->log();
-  }
-  consumers_.clear();
+  stop_consumers();
   std::string batch = submit_batch(producer_port_, feed_urls(5000, 50));
   std::this_thread::sleep_for(1s);
   EXPECT_EQ(get_json(producer_port_, "/v1/batches/" + batch)["done"], 0);
@@ -194,11 +198,7 @@ TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
 // the table is briefly gone), the jobs it took from Kafka wait for its next read: none is lost, and
 // none is fetched twice.
 TEST_F(MultiProcessTest, JobsWhoseStateReadFailsWaitForTheConsumersNextRead) {
-  for (auto& c : consumers_) {
-    c->kill(SIGTERM);
-    EXPECT_EQ(c->wait_exit(30s), 0) << c->log();
-  }
-  consumers_.clear();
+  stop_consumers();
   const int port = free_port();
   consumers_.push_back(start("consumer", {"--http", address(port)}));
   Process& consumer = *consumers_.back();
