@@ -78,6 +78,13 @@ metrics::Gauge& assigned_partitions() {
                         "Partitions of feed.refresh.jobs assigned to this process's consumers.");
 }
 
+metrics::Gauge& consumer_lag() {
+  return metrics::gauge("feedpipe_kafka_consumer_lag",
+                        "Job messages not yet finished on the partitions of feed.refresh.jobs assigned to this "
+                        "process's consumers: log end offset less the group's committed offset, as "
+                        "kafka-consumer-groups.sh reports LAG.");
+}
+
 }  // namespace
 
 class Consumer::Loop {
@@ -96,7 +103,7 @@ class Consumer::Loop {
         settings_.kafka,
         GroupMemberOptions{"consumer", std::string(kJobsTopic), settings_.group_id, "group consumer",
                            settings_.max_read_ahead, "jobs will be redelivered and skipped",
-                           [](int64_t n) { assigned_partitions().add(n); }},
+                           [](int64_t n) { assigned_partitions().add(n); }, &consumer_lag()},
         offsets_);
   }
 
@@ -116,7 +123,6 @@ class Consumer::Loop {
       }
       if (std::chrono::steady_clock::now() >= next_commit) {
         member_->commit_finished();
-        update_lag();
         next_commit = std::chrono::steady_clock::now() + settings_.commit_interval;
       }
     }
@@ -263,25 +269,6 @@ class Consumer::Loop {
       given.job_id = w.job.job_id;
       writer_->submit(std::move(given), ref);
     }
-  }
-
-  // Messages on this member's partitions not yet read, from librdkafka's cached high watermarks.
-  void update_lag() {
-    static auto& lag = metrics::gauge("feedpipe_kafka_consumer_lag",
-                                      "Job messages on this consumer's partitions not yet read.");
-    RdKafka::KafkaConsumer& kafka = member_->kafka();
-    std::vector<RdKafka::TopicPartition*> parts;
-    if (kafka.assignment(parts) != RdKafka::ERR_NO_ERROR) return;
-    kafka.position(parts);
-    int64_t total = 0;
-    for (auto* tp : parts) {
-      int64_t low = 0, high = 0;
-      if (kafka.get_watermark_offsets(tp->topic(), tp->partition(), &low, &high) != RdKafka::ERR_NO_ERROR) continue;
-      int64_t pos = tp->offset() >= 0 ? tp->offset() : low;
-      if (high > pos) total += high - pos;
-    }
-    RdKafka::TopicPartition::destroy(parts);
-    lag.set(total);
   }
 
   // Every wait here is bounded: the fetches by the drain timeout, Kafka (the last commits, the

@@ -27,6 +27,7 @@ GroupMember::GroupMember(const KafkaSettings& k, GroupMemberOptions options, Off
   auto rc = kafka_->subscribe({options_.topic});
   if (rc != RdKafka::ERR_NO_ERROR)
     throw KafkaError("cannot subscribe to " + options_.topic + ": " + RdKafka::err2str(rc));
+  if (options_.lag_gauge) lag_ = std::make_unique<LagWatcher>(*kafka_, *options_.lag_gauge, options_.lag_interval);
 }
 
 GroupMember::~GroupMember() = default;
@@ -85,6 +86,7 @@ void GroupMember::finish_joining(std::chrono::steady_clock::time_point deadline)
 
 void GroupMember::close(std::chrono::milliseconds timeout) {
   closing_ = true;
+  if (lag_) lag_->stop();
   commit(offsets_.to_commit(), false);  // close waits for it
   close_consumer(kafka_, timeout, "the " + options_.role);
 }

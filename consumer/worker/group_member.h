@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "common/kafka.h"
+#include "common/metrics.h"
+#include "consumer/worker/lag_watcher.h"
 #include "consumer/worker/offset_tracker.h"
 #include "consumer/worker/read_ahead.h"
 
@@ -30,6 +32,8 @@ struct GroupMemberOptions {
   size_t max_read_ahead = 16384;
   std::string redelivery_note;  // what a failed commit means, for the log
   std::function<void(int64_t)> on_partitions_changed;  // +n assigned, -n revoked
+  metrics::Gauge* lag_gauge = nullptr;  // where its lag goes (see LagWatcher); none: not measured
+  std::chrono::milliseconds lag_interval{2000};
 };
 
 class GroupMember : public RdKafka::RebalanceCb {
@@ -63,6 +67,7 @@ class GroupMember : public RdKafka::RebalanceCb {
   OffsetTracker& offsets_;
   ReadAhead read_ahead_;
   std::unique_ptr<RdKafka::KafkaConsumer> kafka_;
+  std::unique_ptr<LagWatcher> lag_;  // after kafka_, which it uses
   std::atomic<bool> joined_{false};
   bool closing_ = false;  // the loop's thread only (rebalance_cb runs there)
 };

@@ -38,7 +38,10 @@ class Recorder::Loop {
     member_ = std::make_unique<GroupMember>(
         settings_.kafka,
         GroupMemberOptions{"recorder", std::string(kOutcomesTopic), settings_.group_id, "recorder consumer",
-                           settings_.max_read_ahead, "outcomes will be read again and change nothing", nullptr},
+                           settings_.max_read_ahead, "outcomes will be read again and change nothing", nullptr,
+                           &metrics::gauge("feedpipe_kafka_recorder_lag",
+                                           "Outcome messages not yet recorded on the partitions of feed.refresh.outcomes "
+                                           "assigned to this recorder: log end offset less the group's committed offset.")},
         offsets_);
   }
 

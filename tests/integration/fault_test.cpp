@@ -156,16 +156,6 @@ TEST_F(FaultTest, ConsumerStoppedWhileJoiningItsGroupExitsCleanly) {
   EXPECT_EQ(consumer->wait_exit(30s), 0) << consumer->log();
 }
 
-// A gauge of a process's /metrics, or -1 when it is absent.
-int64_t metric(int port, const std::string& name) {
-  httplib::Client client("127.0.0.1", port);
-  auto res = client.Get("/metrics");
-  if (!res || res->status != 200) return -1;
-  auto at = res->body.find("\n" + name + " ");
-  if (at == std::string::npos) return -1;
-  return std::stoll(res->body.substr(at + name.size() + 2));
-}
-
 // A consumer whose backlog is full stops reading jobs but keeps serving its group: a replica added
 // then gets its share of the partitions within the rebalance, and the busy one keeps the rest. (A
 // member that stopped polling Kafka held the rebalance up and was dropped from the group; a

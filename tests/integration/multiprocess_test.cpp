@@ -194,6 +194,28 @@ TEST_F(MultiProcessTest, BatchWaitsInKafkaUntilAConsumerStarts) {
   for (const auto& s : streams) expect_complete_stream(s, 50);
 }
 
+// What an operator scales consumers on: a consumer's lag counts every job not finished on its
+// partitions, keeps counting new ones while the consumer is saturated (its fetches held, its
+// read-ahead full, its partitions paused: librdkafka's cached watermarks then stand still), and
+// falls to zero once the jobs are done.
+TEST_F(MultiProcessTest, AConsumersLagCountsItsBacklogWhileItIsSaturatedAndFallsToZeroWhenDone) {
+  stop_consumers();
+  feeds_.hold_requests(true);
+  const int port = free_port();
+  consumers_.push_back(start("consumer", {"--http", address(port), "--fetch-max-in-flight", "4",
+                                          "--consumer-max-read-ahead", "4"}));
+  ASSERT_TRUE(wait_ready(port)) << consumers_.back()->log();
+  const std::string lag = "feedpipe_kafka_consumer_lag";
+  std::string first = submit_batch(producer_port_, feed_urls(6000, 40));
+  EXPECT_TRUE(wait_until([&] { return metric(port, lag) == 40; }, 10s)) << metric(port, lag);
+  std::string second = submit_batch(producer_port_, feed_urls(6100, 60));
+  EXPECT_TRUE(wait_until([&] { return metric(port, lag) == 100; }, 10s)) << metric(port, lag);
+  feeds_.hold_requests(false);
+  for (const auto& batch : {first, second})
+    EXPECT_TRUE(wait_until([&] { return get_json(producer_port_, "/v1/batches/" + batch)["status"] == "completed"; }, 60s));
+  EXPECT_TRUE(wait_until([&] { return metric(port, lag) == 0; }, 10s)) << metric(port, lag);
+}
+
 // A consumer reads its jobs' state from SQLite before it fetches them. When that read fails (here
 // the table is briefly gone), the jobs it took from Kafka wait for its next read: none is lost, and
 // none is fetched twice.

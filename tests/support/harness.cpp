@@ -401,6 +401,15 @@ nlohmann::json get_json(int port, const std::string& path, int* status) {
   return nlohmann::json::parse(res->body, nullptr, false);
 }
 
+int64_t metric(int port, const std::string& name) {
+  httplib::Client client("127.0.0.1", port);
+  auto res = client.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  auto at = res->body.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(res->body.substr(at + name.size() + 2));
+}
+
 void expect_complete_stream(const SseResult& stream, size_t total) {
   ASSERT_EQ(stream.events.size(), total + 1) << "expected every job event and batch.completed";
   std::set<int64_t> positions;

@@ -121,6 +121,8 @@ SseResult read_sse(int port, const std::string& path, std::chrono::milliseconds 
 // POST /v1/batches with the given feeds; returns the batch id (fails the test otherwise).
 std::string submit_batch(int port, const std::vector<std::string>& feeds);
 nlohmann::json get_json(int port, const std::string& path, int* status = nullptr);
+// A metric without labels from the process's /metrics, or -1 when it is absent or no answer came.
+int64_t metric(int port, const std::string& name);
 
 // The first column of the first row of `sql` on the SQLite file `db` (opened read-only), or -1.
 int query_int(const std::string& db, const std::string& sql);
