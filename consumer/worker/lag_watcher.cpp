@@ -16,7 +16,8 @@ struct Partitions {
 
 }  // namespace
 
-std::optional<int64_t> measure_lag(RdKafka::KafkaConsumer& kafka, std::chrono::milliseconds timeout) {
+std::optional<int64_t> measure_lag(RdKafka::KafkaConsumer& kafka, std::chrono::milliseconds timeout,
+                                   const std::function<bool()>& stopping) {
   Partitions parts;
   if (kafka.assignment(parts.list) != RdKafka::ERR_NO_ERROR) return std::nullopt;
   if (parts.list.empty()) return 0;
@@ -25,6 +26,7 @@ std::optional<int64_t> measure_lag(RdKafka::KafkaConsumer& kafka, std::chrono::m
   if (kafka.committed(parts.list, timeout_ms) != RdKafka::ERR_NO_ERROR) return std::nullopt;
   int64_t total = 0;
   for (const RdKafka::TopicPartition* tp : parts.list) {
+    if (stopping()) return std::nullopt;
     int64_t low = 0, high = 0;
     if (kafka.query_watermark_offsets(tp->topic(), tp->partition(), &low, &high, timeout_ms) !=
         RdKafka::ERR_NO_ERROR)
@@ -39,9 +41,9 @@ LagWatcher::LagWatcher(RdKafka::KafkaConsumer& kafka, metrics::Gauge& gauge, std
     : kafka_(kafka), gauge_(gauge) {
   thread_ = named_thread("fp-lag", [this, interval] {
     std::unique_lock lock(mu_);
-    while (!wake_.wait_for(lock, interval, [this] { return stop_; })) {
+    while (!wake_.wait_for(lock, interval, [this] { return stop_.load(); })) {
       lock.unlock();
-      auto lag = measure_lag(kafka_, kRequestTimeout);
+      auto lag = measure_lag(kafka_, kRequestTimeout, [this] { return stop_.load(); });
       lock.lock();
       if (stop_) break;
       if (lag) report(*lag);
@@ -57,7 +59,7 @@ void LagWatcher::stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
-  }
+  }  // under the lock: the thread cannot miss the wake-up between its check and its wait
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }

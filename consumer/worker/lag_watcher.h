@@ -14,7 +14,9 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -25,8 +27,10 @@
 namespace feedpipe::consumer {
 
 // The lag over the consumer's current assignment; nullopt when a broker did not answer within
-// `timeout` (per request) or the assignment could not be read.
-std::optional<int64_t> measure_lag(RdKafka::KafkaConsumer& kafka, std::chrono::milliseconds timeout);
+// `timeout` (per request), the assignment could not be read, or `stopping()` turned true between
+// two requests.
+std::optional<int64_t> measure_lag(RdKafka::KafkaConsumer& kafka, std::chrono::milliseconds timeout,
+                                   const std::function<bool()>& stopping = [] { return false; });
 
 class LagWatcher {
  public:
@@ -34,7 +38,7 @@ class LagWatcher {
 
   LagWatcher(RdKafka::KafkaConsumer& kafka, metrics::Gauge& gauge, std::chrono::milliseconds interval);
   ~LagWatcher();  // stop()
-  // Ends the thread (within one request's timeout) and takes this member's lag out of the gauge.
+  // Ends the thread (within one request's timeout: it stops between requests) and takes this member's lag out of the gauge.
   // Before the consumer closes.
   void stop();
 
@@ -49,7 +53,7 @@ class LagWatcher {
   int64_t reported_ = 0;  // this member's part of the gauge; the watcher's thread only
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
