@@ -12,14 +12,13 @@
 // Thread-safe: librdkafka's calls used here may run beside the member's loop.
 #include <librdkafka/rdkafkacpp.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <string>
 #include <thread>
 
 #include "common/metrics.h"

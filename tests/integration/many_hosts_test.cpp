@@ -274,14 +274,10 @@ class ManyHostsTest : public ::testing::Test {
     return ready;
   }
 
-  int fetch_host_metric(int port, const std::string& series) {
-    std::string text;
-    net_.in_namespace([&] {
-      auto res = httplib::Client("127.0.0.1", port).Get("/metrics");
-      if (res) text = "\n" + res->body;
-    });
-    auto pos = text.find("\n" + series + " ");
-    return pos == std::string::npos ? -1 : std::atoi(text.c_str() + pos + series.size() + 2);
+  int64_t fetch_host_metric(int port, const std::string& series) {
+    int64_t value = -1;
+    net_.in_namespace([&] { value = metric(port, series); });
+    return value;
   }
 
   std::vector<std::string> feed_urls(int first, int count) {
@@ -389,9 +385,9 @@ TEST_F(ManyHostsTest, FetchHostWithoutTheDatabaseRecordsEveryJobOnceAcrossALinkO
   // Both consumers hold partitions before the first batch (a rebalance mid-batch would hand
   // fetched jobs over again).
   ASSERT_TRUE(wait_until([&] {
-    int total = 0;
+    int64_t total = 0;
     for (int port : consumer_ports) {
-      int n = fetch_host_metric(port, "feedpipe_consumer_assigned_partitions");
+      int64_t n = fetch_host_metric(port, "feedpipe_consumer_assigned_partitions");
       if (n <= 0) return false;
       total += n;
     }
